@@ -1,0 +1,75 @@
+"""Input validation shared by layers, ops and kernel wrappers.
+
+Every error names who complained (a layer or an op) and the shapes involved,
+so a user can find the bad call without a debugger. Compiled code only ever
+sees arrays that passed through here.
+"""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_device_array(x):
+    """True for numba.cuda device arrays (anything with a CUDA array interface)."""
+    return hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray)
+
+
+def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False):
+    """Return x as a C-contiguous float32/float64 array, or raise ValueError.
+
+    Integer, bool and float16 arrays are refused rather than cast silently
+    (a uint8 image fed unscaled is a bug worth hearing about). Non-contiguous
+    arrays are copied to C order: that is the documented cast.
+    """
+    if is_device_array(x):
+        return x
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{who}: {what} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(
+            f"{who}: {what} must be float32 or float64, got {x.dtype} of shape {x.shape} "
+            f"(cast it, e.g. x.astype(np.float32))")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            hint = f" {layout}" if layout else ""
+            raise ValueError(f"{who}: expected {want}{hint} {what}, got shape {x.shape}")
+    if not allow_empty and x.ndim > 0 and x.shape[0] == 0:
+        raise ValueError(f"{who}: empty batch, {what} shape {x.shape}")
+    if x.ndim > 0 and 0 in x.shape[1:]:
+        raise ValueError(f"{who}: {what} has a zero-sized dimension, shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def pair(who, name, v, minimum):
+    """Normalise an int or a 2-tuple to (a, b), each >= minimum."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{who}: {name} must be an int or a pair, got {v!r}")
+        a, b = v
+    else:
+        a = b = v
+    for e in (a, b):
+        if isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer)):
+            raise ValueError(f"{who}: {name} must be an int or a pair of ints, got {v!r}")
+        if e < minimum:
+            raise ValueError(f"{who}: {name} must be >= {minimum}, got {v!r}")
+    return int(a), int(b)
+
+
+def conv_output_hw(who, in_hw, kernel, stride, pad):
+    """(OH, OW) of a sliding window, or ValueError when the window does not fit."""
+    (H, W), (kh, kw), (sh, sw), (ph, pw) = in_hw, kernel, stride, pad
+    if kh > H + 2 * ph or kw > W + 2 * pw:
+        raise ValueError(
+            f"{who}: kernel {kh}x{kw} is larger than the padded input "
+            f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, pad {ph},{pw})")
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def check_finite(who, x, what="input"):
+    """ValueError when x holds NaN or Inf."""
+    if not np.isfinite(x).all():
+        bad = int(x.size - np.isfinite(x).sum())
+        raise ValueError(f"{who}: {what} of shape {x.shape} has {bad} NaN/Inf values")

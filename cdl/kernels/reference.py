@@ -1,0 +1,118 @@
+"""Slow, obvious NumPy versions of the kernels: the oracles of the tests.
+
+Written for clarity, not speed; nothing here is called by layers. Shapes and
+conventions are those of the fast kernels (NCHW; max pooling pads with -inf;
+average pooling divides by the full window).
+"""
+import numpy as np
+
+
+def pad_nchw(x, ph, pw, value=0.0):
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def out_hw(H, W, kh, kw, sh, sw, ph, pw):
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def im2col(x, kh, kw, sh=1, sw=1, ph=0, pw=0):
+    """The book's util.im2col: a Python loop over the KH*KW kernel positions."""
+    N, C, H, W = x.shape
+    oh, ow = out_hw(H, W, kh, kw, sh, sw, ph, pw)
+    img = pad_nchw(x, ph, pw)
+    col = np.zeros((N, C, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            col[:, :, i, j] = img[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * oh * ow, -1)
+
+
+def col2im(col, x_shape, kh, kw, sh=1, sw=1, ph=0, pw=0):
+    """The book's util.col2im (overlaps add up)."""
+    N, C, H, W = x_shape
+    oh, ow = out_hw(H, W, kh, kw, sh, sw, ph, pw)
+    col = col.reshape(N, oh, ow, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * ph + sh - 1, W + 2 * pw + sw - 1), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            img[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += col[:, :, i, j]
+    return img[:, :, ph:H + ph, pw:W + pw]
+
+
+def conv2d_forward(x, W, b, sh=1, sw=1, ph=0, pw=0):
+    """Direct convolution: one einsum per kernel position, float64 accumulation."""
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    oh, ow = out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
+    img = pad_nchw(x.astype(np.float64), ph, pw)
+    y = np.zeros((N, F, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            patch = img[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+            y += np.einsum("nchw,fc->nfhw", patch, W[:, :, i, j].astype(np.float64))
+    if b is not None:
+        y += np.asarray(b, dtype=np.float64)[None, :, None, None]
+    return y
+
+
+def conv2d_backward(dout, x, W, sh=1, sw=1, ph=0, pw=0):
+    """(dx, dW, db) of the direct convolution, float64."""
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    oh, ow = out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
+    dout = dout.astype(np.float64)
+    img = pad_nchw(x.astype(np.float64), ph, pw)
+    dimg = np.zeros_like(img)
+    dW = np.zeros((F, C, kh, kw))
+    for i in range(kh):
+        for j in range(kw):
+            sl = (slice(None), slice(None), slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw))
+            dW[:, :, i, j] = np.einsum("nfhw,nchw->fc", dout, img[sl])
+            dimg[sl] += np.einsum("nfhw,fc->nchw", dout, W[:, :, i, j].astype(np.float64))
+    dx = dimg[:, :, ph:ph + H, pw:pw + Wd]
+    return dx, dW, dout.sum(axis=(0, 2, 3))
+
+
+def _windows(x, kh, kw, sh, sw, ph, pw, fill):
+    """All windows as an array (N, C, OH, OW, KH*KW), padding filled with fill."""
+    N, C, H, W = x.shape
+    oh, ow = out_hw(H, W, kh, kw, sh, sw, ph, pw)
+    img = pad_nchw(x.astype(np.float64), ph, pw, fill)
+    win = np.empty((N, C, oh, ow, kh * kw))
+    for i in range(kh):
+        for j in range(kw):
+            win[..., i * kw + j] = img[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+    return win
+
+
+def maxpool2d_forward(x, kh, kw, sh, sw, ph=0, pw=0):
+    return _windows(x, kh, kw, sh, sw, ph, pw, -np.inf).max(axis=-1)
+
+
+def maxpool2d_backward(dout, x, kh, kw, sh, sw, ph=0, pw=0):
+    """Gradient routed to the first maximum of each window (ties: lowest index)."""
+    N, C, H, W = x.shape
+    win = _windows(x, kh, kw, sh, sw, ph, pw, -np.inf)
+    arg = win.argmax(axis=-1)
+    dimg = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    oh, ow = arg.shape[2:]
+    for a in range(oh):
+        for b in range(ow):
+            i, j = np.divmod(arg[:, :, a, b], kw)
+            n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+            np.add.at(dimg, (n, c, a * sh + i, b * sw + j), dout[:, :, a, b])
+    return dimg[:, :, ph:ph + H, pw:pw + W]
+
+
+def avgpool2d_forward(x, kh, kw, sh, sw, ph=0, pw=0):
+    return _windows(x, kh, kw, sh, sw, ph, pw, 0.0).sum(axis=-1) / (kh * kw)
+
+
+def avgpool2d_backward(dout, x_shape, kh, kw, sh, sw, ph=0, pw=0):
+    N, C, H, W = x_shape
+    oh, ow = dout.shape[2:]
+    dimg = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    for i in range(kh):
+        for j in range(kw):
+            dimg[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dout / (kh * kw)
+    return dimg[:, :, ph:ph + H, pw:pw + W]

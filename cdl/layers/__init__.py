@@ -1,0 +1,14 @@
+"""Layers, one module per family; every class follows ``cdl.layers.base.Layer``."""
+from cdl.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
+from cdl.layers.base import Layer
+from cdl.layers.conv import Conv2D
+from cdl.layers.dense import Affine, Flatten
+from cdl.layers.loss import Loss, MeanSquaredError, SoftmaxCrossEntropy
+from cdl.layers.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+
+__all__ = [
+    "Layer", "Loss",
+    "Affine", "Flatten", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Step", "Softmax",
+    "SoftmaxCrossEntropy", "MeanSquaredError",
+]

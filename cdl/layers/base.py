@@ -1,0 +1,96 @@
+"""The layer protocol every cdl layer follows.
+
+    y  = layer.forward(x, train=True)   # caches what backward needs
+    dx = layer.backward(dout)           # fills layer.grads, never modifies dout
+
+``params`` and ``grads`` are dicts of name -> array with the same keys and
+shapes. A layer reads its parameters from ``self.params`` at every call, so
+optimizers update them in place and loaders may replace them. ``buffers``
+holds state that is saved with a model but not trained (BatchNorm's running
+statistics). ``trainable = False`` freezes a layer: containers leave its
+parameters out of the ``params`` they hand to an optimizer.
+
+``config()`` returns the constructor arguments (JSON values only), so that a
+saved model can be rebuilt without executing anything from the file.
+"""
+import abc
+
+import numpy as np
+
+from cdl._checks import check_float
+
+_REGISTRY = {}
+
+
+def registered_layers():
+    """Layer classes by name, as ``cdl.load`` rebuilds them."""
+    return dict(_REGISTRY)
+
+
+class Layer(abc.ABC):
+    """Base class: forward, backward, params, grads, buffers, config."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTRY[cls.__name__] = cls
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
+        self.trainable = True
+
+    @abc.abstractmethod
+    def forward(self, x, train=True):
+        """Return the layer's output for x; cache what backward needs when train."""
+
+    @abc.abstractmethod
+    def backward(self, dout):
+        """Return dL/dx for dout = dL/dy; fill self.grads."""
+
+    def config(self):
+        """Constructor keyword arguments, JSON-serialisable."""
+        return {}
+
+    def children(self):
+        """Sub-layers of a container, in flat-name order (none for plain layers)."""
+        return []
+
+    def astype(self, dtype):
+        """Cast params, grads and buffers to dtype (float32 or float64), in place."""
+        dtype = np.dtype(dtype)
+        for store in (self.params, self.grads, self.buffers):
+            for k, v in store.items():
+                store[k] = np.ascontiguousarray(v, dtype=dtype)
+        return self
+
+    def _cached(self, value):
+        """What forward cached for backward, or a clear error when it never ran."""
+        if value is None:
+            raise RuntimeError(f"{self.name}: backward called before forward(x, train=True)")
+        return value
+
+    def _check_dout(self, dout, shape):
+        """dout as a float array of the forward output's shape, or a ValueError."""
+        dout = check_float(self.name, dout, what="dout")
+        if dout.shape != tuple(shape):
+            raise ValueError(f"{self.name}: dout has shape {dout.shape}, "
+                             f"but the forward output had shape {tuple(shape)}")
+        return dout
+
+    def _zero_grads(self):
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{self.name}({args})"
+
+
+def compute_dtype(*arrays):
+    """The dtype a layer computes in: float64 if any operand is, else float32."""
+    return np.result_type(*[a.dtype for a in arrays])

@@ -1,0 +1,77 @@
+"""2-D convolution layer."""
+import numpy as np
+
+from cdl import init as _init
+from cdl._checks import check_float, conv_output_hw, pair
+from cdl.backend import kernels_for
+from cdl.layers.base import Layer, compute_dtype
+from cdl.layers.dense import _positive_int
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation). x (N, C, H, W) -> y (N, F, OH, OW).
+
+    y[n, f] = sum_c x[n, c] * W[f, c] + b[f] over KH x KW windows, with
+    OH = (H + 2*PH - KH) // SH + 1 (likewise OW). W (F, C, KH, KW), b (F,).
+    kernel_size, stride and pad take an int or an (h, w) pair.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0,
+                 init="he_normal", bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_channels = _positive_int("Conv2D", "in_channels", in_channels)
+        self.out_channels = _positive_int("Conv2D", "out_channels", out_channels)
+        self.kernel_size = pair("Conv2D", "kernel_size", kernel_size, 1)
+        self.stride = pair("Conv2D", "stride", stride, 1)
+        self.pad = pair("Conv2D", "pad", pad, 0)
+        self.bias = bool(bias)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.params["W"] = _init.get(init)(shape, rng, dtype)
+        if self.bias:
+            self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self._zero_grads()
+        self._x = None
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "pad": list(self.pad), "bias": self.bias}
+
+    def _describe(self):
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel {self.kernel_size}, "
+                f"stride {self.stride}, pad {self.pad})")
+
+    def output_shape(self, x_shape):
+        """(N, F, OH, OW) for an input of shape x_shape, or ValueError."""
+        if len(x_shape) != 4:
+            raise ValueError(f"{self._describe()}: expected 4-D (N, C, H, W) input, "
+                             f"got shape {tuple(x_shape)}")
+        if x_shape[1] != self.in_channels:
+            raise ValueError(f"{self._describe()}: input of shape {tuple(x_shape)} has "
+                             f"{x_shape[1]} channels, expected {self.in_channels}")
+        oh, ow = conv_output_hw(self._describe(), x_shape[2:], self.kernel_size,
+                                self.stride, self.pad)
+        return x_shape[0], self.out_channels, oh, ow
+
+    def forward(self, x, train=True):
+        x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
+        self._y_shape = self.output_shape(x.shape)
+        W, b = self.params["W"], self.params.get("b")
+        dtype = compute_dtype(x, W)
+        x, W = x.astype(dtype, copy=False), W.astype(dtype, copy=False)
+        y = kernels_for(x).conv2d_forward(x, W, b, self.stride, self.pad)
+        if train:
+            self._x = x
+        return y
+
+    def backward(self, dout):
+        x = self._cached(self._x)
+        dout = self._check_dout(dout, self._y_shape)
+        W = self.params["W"]
+        dx, dW, db = kernels_for(dout).conv2d_backward(
+            dout.astype(x.dtype, copy=False), x, W.astype(x.dtype, copy=False),
+            self.stride, self.pad, self.bias)
+        self.grads["W"] = dW.astype(W.dtype, copy=False)
+        if self.bias:
+            self.grads["b"] = db.astype(W.dtype, copy=False)
+        return dx

@@ -1,0 +1,92 @@
+"""Pooling layers: max, average and global average over NCHW."""
+import numpy as np
+
+from cdl._checks import check_float, conv_output_hw, pair
+from cdl.backend import kernels_for
+from cdl.layers.base import Layer
+
+
+class _Pool2D(Layer):
+    """Shared geometry of the windowed pools: pool_size, stride (default pool_size), pad."""
+
+    def __init__(self, pool_size, stride=None, pad=0):
+        super().__init__()
+        who = type(self).__name__
+        self.pool_size = pair(who, "pool_size", pool_size, 1)
+        self.stride = pair(who, "stride", self.pool_size if stride is None else stride, 1)
+        self.pad = pair(who, "pad", pad, 0)
+        if any(p > k // 2 for p, k in zip(self.pad, self.pool_size)):
+            raise ValueError(f"{who}: pad {self.pad} must be at most half the pool size "
+                             f"{self.pool_size}, or some windows would hold only padding")
+        self._x_shape = None
+
+    def config(self):
+        return {"pool_size": list(self.pool_size), "stride": list(self.stride),
+                "pad": list(self.pad)}
+
+    def _prepare(self, x):
+        """(x, y) with x validated and y allocated (N, C, OH, OW) in x's dtype."""
+        x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
+        oh, ow = conv_output_hw(f"{self.name}{self.pool_size}", x.shape[2:],
+                                self.pool_size, self.stride, self.pad)
+        return x, np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
+
+    def _geometry(self):
+        return (*self.pool_size, *self.stride, *self.pad)
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling. x (N, C, H, W) -> y (N, C, OH, OW); padding acts as -inf."""
+
+    def forward(self, x, train=True):
+        x, y = self._prepare(x)
+        argmax = np.empty(y.shape, dtype=np.int32)
+        kernels_for(x).maxpool2d_forward(x, *self._geometry(), y, argmax)
+        if train:
+            self._x_shape, self._argmax = x.shape, argmax
+        return y
+
+    def backward(self, dout):
+        x_shape = self._cached(self._x_shape)
+        dout = self._check_dout(dout, self._argmax.shape)
+        dx = np.zeros(x_shape, dtype=dout.dtype)
+        kernels_for(dout).maxpool2d_backward(dout, self._argmax, dx)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling. x (N, C, H, W) -> y (N, C, OH, OW); divides by the full window."""
+
+    def forward(self, x, train=True):
+        x, y = self._prepare(x)
+        kernels_for(x).avgpool2d_forward(x, *self._geometry(), y)
+        if train:
+            self._x_shape, self._y_shape = x.shape, y.shape
+        return y
+
+    def backward(self, dout):
+        x_shape = self._cached(self._x_shape)
+        dout = self._check_dout(dout, self._y_shape)
+        dx = np.zeros(x_shape, dtype=dout.dtype)
+        kernels_for(dout).avgpool2d_backward(dout, *self._geometry(), dx)
+        return dx
+
+
+class GlobalAvgPool2D(Layer):
+    """Global average pooling. x (N, C, H, W) -> y (N, C), the mean of each plane."""
+
+    def __init__(self):
+        super().__init__()
+        self._x_shape = None
+
+    def forward(self, x, train=True):
+        x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
+        self._x_shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(self, dout):
+        N, C, H, W = self._cached(self._x_shape)
+        dout = self._check_dout(dout, (N, C))
+        dx = np.empty((N, C, H, W), dtype=dout.dtype)
+        dx[...] = (dout / (H * W))[:, :, None, None]
+        return dx

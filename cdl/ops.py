@@ -1,0 +1,47 @@
+"""Public array operations: im2col and col2im in the book's layout.
+
+    col = im2col(x, kh, kw, stride, pad)       # (N*OH*OW, C*KH*KW)
+    dx  = col2im(col, x.shape, kh, kw, stride, pad)
+
+col2im is the exact adjoint of im2col: <im2col(x), c> == <x, col2im(c)>,
+so windows that overlap (stride < kernel) add up. stride and pad take an int
+or an (h, w) pair.
+"""
+import numpy as np
+
+from cdl._checks import check_float, conv_output_hw, pair
+from cdl.kernels import im2col as _k
+
+
+def _geometry(who, x_shape, kh, kw, stride, pad):
+    kh, kw = pair(who, "kernel size", (kh, kw), 1)
+    sh, sw = pair(who, "stride", stride, 1)
+    ph, pw = pair(who, "pad", pad, 0)
+    oh, ow = conv_output_hw(who, x_shape[2:], (kh, kw), (sh, sw), (ph, pw))
+    return kh, kw, sh, sw, ph, pw, oh, ow
+
+
+def im2col(x, kh, kw, stride=1, pad=0):
+    """Unfold sliding windows. x (N, C, H, W) -> col (N*OH*OW, C*KH*KW)."""
+    x = check_float("im2col", x, ndim=4, layout="(N, C, H, W)")
+    g = _geometry("im2col", x.shape, kh, kw, stride, pad)
+    return _k.im2col(x, *g)
+
+
+def col2im(col, x_shape, kh, kw, stride=1, pad=0):
+    """Fold columns back, summing overlaps. col (N*OH*OW, C*KH*KW) -> (N, C, H, W)."""
+    col = check_float("col2im", col, ndim=2, what="col")
+    x_shape = tuple(int(s) for s in x_shape)
+    if len(x_shape) != 4 or min(x_shape) <= 0:
+        raise ValueError(f"col2im: x_shape must be a positive (N, C, H, W), got {x_shape}")
+    kh, kw, sh, sw, ph, pw, oh, ow = _geometry("col2im", x_shape, kh, kw, stride, pad)
+    N, C = x_shape[:2]
+    want = (N * oh * ow, C * kh * kw)
+    if col.shape != want:
+        raise ValueError(f"col2im: col of shape {col.shape} does not match x_shape {x_shape} "
+                         f"with a {kh}x{kw} kernel, stride {sh},{sw}, pad {ph},{pw}: "
+                         f"expected {want}")
+    return _k.col2im(col, x_shape, kh, kw, sh, sw, ph, pw, oh, ow)
+
+
+__all__ = ["im2col", "col2im"]

@@ -1,0 +1,174 @@
+"""Mini-batch training loop with evaluation, history, callbacks and a progress bar.
+
+    trainer = Trainer(net, optim.Adam(lr=1e-3), batch_size=100, epochs=10, seed=0)
+    history = trainer.fit(x_train, t_train, validation_data=(x_test, t_test))
+    history["loss"], history["train_acc"], history["val_acc"]
+
+Each epoch shuffles the training set with the trainer's own generator (same
+seed, same batches), runs ``loss -> backward -> update`` per batch, then
+evaluates. A NaN or Inf in a batch or in the loss stops training with an
+error naming the epoch and the batch. Callbacks see every batch and epoch
+and may set ``trainer.stop_training = True``.
+"""
+import sys
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cdl._checks import check_float
+
+
+class Callback:
+    """Hooks called by ``Trainer.fit``; override the ones you need."""
+
+    def on_train_begin(self, trainer):
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, trainer, epoch):
+        """Before epoch ``epoch`` (1-based)."""
+
+    def on_batch_end(self, trainer, batch, logs):
+        """After a batch's update; logs has "loss"."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        """After evaluation; logs has this epoch's history entries."""
+
+    def on_train_end(self, trainer):
+        """After the last epoch (or an early stop)."""
+
+
+class Trainer:
+    """Train a model with an optimizer on mini-batches.
+
+    model       a Sequential (``loss``, ``backward``, ``params``, ``grads``, ``accuracy``)
+    optimizer   anything with ``update(params, grads)``
+    batch_size  samples per update; the last, smaller batch of an epoch is kept
+    epochs      passes over the training set
+    seed        seeds the shuffling (and ``augment``), independent of weight init
+    callbacks   list of Callback
+    augment     optional ``f(x, t, rng) -> (x, t)`` applied to training batches only
+    eval_samples  evaluate train accuracy on at most this many training samples
+    verbose     print a line per epoch; ``progress`` shows a tqdm bar per epoch
+                (None: only when stderr is a terminal)
+    """
+
+    def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
+                 callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
+                 verbose=True, progress=None, out=None):
+        if int(batch_size) < 1:
+            raise ValueError(f"Trainer: batch_size must be >= 1, got {batch_size}")
+        if int(epochs) < 0:
+            raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
+        self.model, self.optimizer = model, optimizer
+        self.batch_size, self.epochs = int(batch_size), int(epochs)
+        self.rng = np.random.default_rng(seed)
+        self.callbacks = list(callbacks)
+        self.augment = augment
+        self.eval_samples, self.eval_batch_size = eval_samples, eval_batch_size
+        self.verbose, self.progress = verbose, progress
+        self.out = out if out is not None else sys.stdout
+        self.history = {}
+        self.epoch = 0
+        self.stop_training = False
+
+    def _call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def fit(self, x, t, validation_data=None):
+        """Train for ``epochs`` epochs; returns the history dict of per-epoch lists."""
+        x = check_float("Trainer.fit", x, ndim=range(2, 8), what="training data")
+        t = np.asarray(t)
+        if len(t) != len(x):
+            raise ValueError(f"Trainer.fit: {len(t)} targets for {len(x)} samples "
+                             f"(x {x.shape}, t {t.shape})")
+        if validation_data is not None:
+            xv, tv = validation_data
+            xv = check_float("Trainer.fit", xv, ndim=x.ndim, what="validation data")
+            if len(tv) != len(xv):
+                raise ValueError(f"Trainer.fit: {len(tv)} validation targets for "
+                                 f"{len(xv)} samples")
+            validation_data = (xv, np.asarray(tv))
+        self.stop_training = False
+        self._call("on_train_begin")
+        first = self.epoch + 1
+        self._last_epoch = first + self.epochs - 1
+        for epoch in range(first, first + self.epochs):
+            self.epoch = epoch
+            self._call("on_epoch_begin", epoch)
+            start = time.perf_counter()
+            loss = self._train_epoch(x, t, epoch)
+            logs = {"epoch": epoch, "loss": loss}
+            logs.update(self.evaluate(x, t, validation_data))
+            logs["time"] = time.perf_counter() - start
+            for k, v in logs.items():
+                self.history.setdefault(k, []).append(v)
+            self._call("on_epoch_end", epoch, logs)
+            if self.verbose:
+                print(self._format(logs), file=self.out, flush=True)
+            if self.stop_training:
+                break
+        self._call("on_train_end")
+        return self.history
+
+    def _train_epoch(self, x, t, epoch):
+        order = self.rng.permutation(len(x))
+        n_batches = -(-len(x) // self.batch_size)
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
+                   disable=(None if self.progress is None else not self.progress),
+                   file=sys.stderr)
+        total, seen = 0.0, 0
+        try:
+            for b in range(n_batches):
+                idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                xb, tb = x[idx], t[idx]
+                if self.augment is not None:
+                    xb, tb = self.augment(xb, tb, self.rng)
+                if not np.isfinite(xb).all():
+                    raise FloatingPointError(
+                        f"Trainer: NaN or Inf in the input at epoch {epoch}, batch {b + 1} "
+                        f"(samples {np.sort(idx)[:5].tolist()}...); clean the data")
+                loss = self.model.loss(xb, tb)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(
+                        f"Trainer: loss is {loss} at epoch {epoch}, batch {b + 1}; the model "
+                        f"diverged (try a smaller learning rate)")
+                self.model.backward()
+                self.optimizer.update(self.model.params, self.model.grads)
+                total += loss * len(idx)
+                seen += len(idx)
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                self._call("on_batch_end", b + 1, {"loss": loss})
+                if self.stop_training:
+                    break
+        finally:
+            bar.close()
+        return total / max(seen, 1)
+
+    def evaluate(self, x, t, validation_data=None):
+        """{"train_acc": ..., and with validation data "val_loss", "val_acc"}."""
+        n = len(x) if self.eval_samples is None else min(len(x), self.eval_samples)
+        logs = {"train_acc": self.model.accuracy(x[:n], t[:n], self.eval_batch_size)}
+        if validation_data is not None:
+            xv, tv = validation_data
+            logs["val_loss"] = self._loss(xv, tv)
+            logs["val_acc"] = self.model.accuracy(xv, tv, self.eval_batch_size)
+        return logs
+
+    def _loss(self, x, t):
+        """Mean loss over a data set in inference mode, batched."""
+        total = 0.0
+        for i in range(0, len(x), self.eval_batch_size):
+            xb, tb = x[i:i + self.eval_batch_size], t[i:i + self.eval_batch_size]
+            y = self.model.predict(xb)
+            total += self.model.loss_layer.forward(y, tb) * len(xb)
+        return total / len(x)
+
+    def _format(self, logs):
+        parts = [f"epoch {logs['epoch']:>3}/{self._last_epoch}", f"loss {logs['loss']:.4f}", f"train acc {logs['train_acc']:.4f}"]
+        if "val_acc" in logs:
+            parts += [f"val loss {logs['val_loss']:.4f}", f"val acc {logs['val_acc']:.4f}"]
+        parts.append(f"{logs['time']:.1f}s")
+        return "  ".join(parts)

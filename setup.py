@@ -1,0 +1,19 @@
+"""Builds the Cython extension cdl._im2col; everything else is in pyproject.toml."""
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# OpenMP across the batch on gcc/clang-on-Linux; portable flags only (no -march=native:
+# a wheel built so dies with an illegal instruction on an older CPU).
+openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+
+ext = Extension(
+    "cdl._im2col",
+    ["csrc/im2col.pyx"],
+    extra_compile_args=["-O3", *openmp],
+    extra_link_args=openmp,
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(ext_modules=cythonize([ext], language_level=3))

@@ -1,0 +1,73 @@
+"""Pooling kernels (through the layers' allocation) against the NumPy reference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdl import layers as L
+from cdl.kernels import reference as ref
+
+
+@st.composite
+def pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    H = draw(st.integers(max(1, kh - 2 * ph), 9))
+    W = draw(st.integers(max(1, kw - 2 * pw), 9))
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W), (kh, kw), (sh, sw), (ph, pw)
+
+
+def _distinct(shape, rng, dtype):
+    """Values with no ties, so the argmax is unambiguous."""
+    return (rng.permutation(np.prod(shape)).reshape(shape) * 0.25 - 3).astype(dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]))
+def test_maxpool_matches_reference(case, dtype):
+    shape, k, s, p = case
+    rng = np.random.default_rng(0)
+    x = _distinct(shape, rng, dtype)
+    layer = L.MaxPool2D(k, stride=s, pad=p)
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, ref.maxpool2d_forward(x, *k, *s, *p))
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    dx = layer.backward(dout)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref.maxpool2d_backward(dout, x, *k, *s, *p), rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]))
+def test_avgpool_matches_reference(case, dtype):
+    shape, k, s, p = case
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    layer = L.AvgPool2D(k, stride=s, pad=p)
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, ref.avgpool2d_forward(x, *k, *s, *p), rtol=1e-5, atol=1e-6)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(layer.backward(dout), ref.avgpool2d_backward(dout, shape, *k, *s, *p),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_maxpool_padding_never_wins():
+    x = -np.ones((1, 1, 2, 2), np.float32) * 5
+    y = L.MaxPool2D(2, stride=1, pad=1).forward(x)
+    assert (y == -5).all()
+
+
+def test_maxpool_nan_stays_in_bounds():
+    x = np.full((1, 1, 4, 4), np.nan, np.float32)
+    layer = L.MaxPool2D(2)
+    assert np.isnan(layer.forward(x)).all()
+    dx = layer.backward(np.ones((1, 1, 2, 2), np.float32))
+    assert dx.sum() == 4
+
+
+@pytest.mark.parametrize("shape,k,s", [((1, 1, 1, 1), 1, 1), ((1, 2, 5, 5), 3, 2), ((2, 1, 4, 6), 2, 3)])
+def test_pool_edge_cases(shape, k, s):
+    x = _distinct(shape, np.random.default_rng(2), np.float64)
+    np.testing.assert_array_equal(L.MaxPool2D(k, s).forward(x), ref.maxpool2d_forward(x, k, k, s, s))
+    np.testing.assert_allclose(L.AvgPool2D(k, s).forward(x), ref.avgpool2d_forward(x, k, k, s, s))

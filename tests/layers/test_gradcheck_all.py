@@ -1,0 +1,76 @@
+"""Every exported layer passes a float64 numerical gradient check (dx and params).
+
+CASES maps each layer class name to (factory, input); a meta-test fails when
+a layer exported by cdl.layers has no case here.
+"""
+import inspect
+
+import numpy as np
+import pytest
+
+from cdl import layers as L
+from cdl.gradcheck import check_layer
+
+
+def away_from_zero(shape, seed=0):
+    """Random values with |x| >= 0.1: no input sits on a ReLU or Step kink."""
+    r = np.random.default_rng(seed)
+    x = r.uniform(0.1, 1.5, shape)
+    return x * r.choice([-1.0, 1.0], shape)
+
+
+def distinct(shape, seed=0):
+    """No ties within any pooling window (spacing 0.05 >> the finite-difference step)."""
+    r = np.random.default_rng(seed)
+    return r.permutation(int(np.prod(shape))).reshape(shape) * 0.05 - 1.0
+
+
+CASES = {
+    "Affine": [(lambda: L.Affine(12, 5), away_from_zero((3, 12))),
+               (lambda: L.Affine(2 * 3 * 2, 4, bias=False), away_from_zero((2, 2, 3, 2)))],
+    "Conv2D": [(lambda: L.Conv2D(2, 3, 3, pad=1), away_from_zero((2, 2, 5, 5))),
+               (lambda: L.Conv2D(3, 2, (2, 3), stride=(2, 1), pad=(0, 1)), away_from_zero((1, 3, 5, 4))),
+               (lambda: L.Conv2D(2, 2, 1, stride=3, bias=False), away_from_zero((2, 2, 7, 7)))],
+    "MaxPool2D": [(lambda: L.MaxPool2D(2), distinct((2, 2, 4, 4))),
+                  (lambda: L.MaxPool2D(3, stride=2, pad=1), distinct((1, 2, 5, 5)))],
+    "AvgPool2D": [(lambda: L.AvgPool2D(2), away_from_zero((2, 2, 4, 4))),
+                  (lambda: L.AvgPool2D(3, stride=2, pad=1), away_from_zero((1, 2, 5, 6)))],
+    "GlobalAvgPool2D": [(lambda: L.GlobalAvgPool2D(), away_from_zero((2, 3, 3, 4)))],
+    "Flatten": [(lambda: L.Flatten(), away_from_zero((2, 3, 2, 2)))],
+    "ReLU": [(lambda: L.ReLU(), away_from_zero((3, 7)))],
+    "LeakyReLU": [(lambda: L.LeakyReLU(0.1), away_from_zero((3, 7)))],
+    "Sigmoid": [(lambda: L.Sigmoid(), away_from_zero((3, 7)) * 3)],
+    "Tanh": [(lambda: L.Tanh(), away_from_zero((3, 7)))],
+    "Step": [(lambda: L.Step(), away_from_zero((3, 7)))],
+    "Softmax": [(lambda: L.Softmax(), away_from_zero((4, 6)))],
+}
+
+
+def exported_layers():
+    return sorted(name for name, obj in vars(L).items()
+                  if inspect.isclass(obj) and issubclass(obj, L.Layer) and obj is not L.Layer)
+
+
+def test_every_exported_layer_has_a_case():
+    missing = [name for name in exported_layers() if name not in CASES]
+    assert not missing, f"add gradient-check cases for {missing}"
+
+
+@pytest.mark.parametrize("name,i", [(n, i) for n, cs in CASES.items() for i in range(len(cs))])
+def test_gradcheck(name, i):
+    factory, x = CASES[name][i]
+    layer = factory()
+    grads = check_layer(layer, x)
+    assert set(grads) == {"x", *layer.params}
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    class Broken(L.ReLU):
+        def backward(self, dout):
+            return super().backward(dout) * 1.01
+    with pytest.raises(AssertionError, match="gradient check failed"):
+        check_layer(Broken(), away_from_zero((2, 5)))
+
+
+def test_random_direction_mode():
+    check_layer(L.Conv2D(4, 4, 3, pad=1), away_from_zero((2, 4, 6, 6)), directions=6)

@@ -1,0 +1,96 @@
+"""cdl.ops.im2col / col2im against the book's NumPy code, plus the adjoint identity."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdl import ops
+from cdl.kernels import im2col as kim2col
+from cdl.kernels import reference as ref
+
+
+@st.composite
+def geometries(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, kh - 2 * ph), 9))
+    W = draw(st.integers(max(1, kw - 2 * pw), 9))
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (N, C, H, W), (kh, kw), (sh, sw), (ph, pw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(geometries(), st.sampled_from([np.float32, np.float64]))
+def test_im2col_matches_book(g, dtype):
+    shape, (kh, kw), (sh, sw), (ph, pw) = g
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    got = ops.im2col(x, kh, kw, stride=(sh, sw), pad=(ph, pw))
+    want = ref.im2col(x, kh, kw, sh, sw, ph, pw)
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(geometries(), st.sampled_from([np.float32, np.float64]))
+def test_col2im_matches_book_and_is_adjoint(g, dtype):
+    shape, (kh, kw), (sh, sw), (ph, pw) = g
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    col = rng.standard_normal(ref.im2col(x, kh, kw, sh, sw, ph, pw).shape)
+    got = ops.col2im(col.astype(dtype), shape, kh, kw, stride=(sh, sw), pad=(ph, pw))
+    assert got.dtype == dtype
+    want = ref.col2im(col, shape, kh, kw, sh, sw, ph, pw)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    # <im2col(x), col> == <x, col2im(col)>
+    lhs = (ops.im2col(x, kh, kw, (sh, sw), (ph, pw)) * col).sum()
+    rhs = (x * ops.col2im(col, shape, kh, kw, (sh, sw), (ph, pw))).sum()
+    assert np.isclose(lhs, rhs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", [
+    ((1, 1, 5, 5), 1, 1, 1, 0),   # 1x1 kernel
+    ((2, 3, 7, 6), 2, 2, 3, 0),   # stride > kernel
+    ((1, 2, 4, 4), 3, 3, 1, 1),   # padding
+    ((3, 1, 3, 3), 5, 5, 1, 1),   # kernel larger than the image, fits the padded one
+    ((2, 2, 9, 7), 3, 2, 2, 1),   # odd sizes, rectangular kernel
+])
+def test_edge_cases_both_implementations(case):
+    shape, kh, kw, s, p = case
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    want = ref.im2col(x, kh, kw, s, s, p, p)
+    oh, ow = ref.out_hw(*shape[2:], kh, kw, s, s, p, p)
+    got_nb = np.empty_like(want)
+    kim2col._im2col_rows_nb(x, got_nb, kh, kw, s, s, p, p, oh, ow)
+    np.testing.assert_array_equal(ops.im2col(x, kh, kw, s, p), want)
+    np.testing.assert_array_equal(got_nb, want)
+    dx_nb = np.zeros(shape, np.float32)
+    kim2col._col2im_rows_nb(want, dx_nb, kh, kw, s, s, p, p, oh, ow)
+    np.testing.assert_allclose(ops.col2im(want, shape, kh, kw, s, p), dx_nb, rtol=1e-6)
+
+
+def test_extension_is_built():
+    assert kim2col._im2col is not None, "cdl._im2col missing: pip install . builds it"
+
+
+def test_noncontiguous_input_is_copied():
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    xt = x.transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(ops.im2col(xt, 3, 3), ref.im2col(np.ascontiguousarray(xt), 3, 3))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ops.im2col(np.zeros((2, 3, 4), np.float32), 2, 2), "4-D"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.int32), 2, 2), "float32 or float64"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 7, 2, pad=1), "larger than the padded"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, stride=0), "stride"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, stride=-1), "stride"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, pad=-1), "pad"),
+    (lambda: ops.im2col(np.zeros((0, 1, 4, 4), np.float32), 2, 2), "empty batch"),
+    (lambda: ops.col2im(np.zeros((5, 4), np.float32), (1, 1, 4, 4), 2, 2), "does not match"),
+    (lambda: ops.col2im(np.zeros((9, 4), np.float32), (1, 1, 4), 2, 2), "x_shape"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
