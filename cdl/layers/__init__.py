@@ -1,6 +1,7 @@
 """Layers, one module per family; every class follows ``cdl.layers.base.Layer``."""
 from cdl.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
 from cdl.layers.base import Layer
+from cdl.layers.blocks import Chain, Concat, Residual
 from cdl.layers.conv import Conv2D
 from cdl.layers.dense import Affine, Flatten
 from cdl.layers.loss import Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -11,4 +12,5 @@ __all__ = [
     "Affine", "Flatten", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Step", "Softmax",
     "SoftmaxCrossEntropy", "MeanSquaredError",
+    "Chain", "Residual", "Concat",
 ]

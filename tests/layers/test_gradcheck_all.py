@@ -43,6 +43,16 @@ CASES = {
     "Tanh": [(lambda: L.Tanh(), away_from_zero((3, 7)))],
     "Step": [(lambda: L.Step(), away_from_zero((3, 7)))],
     "Softmax": [(lambda: L.Softmax(), away_from_zero((4, 6)))],
+    "Chain": [(lambda: L.Chain(L.Conv2D(2, 3, 3, pad=1), L.Tanh(), L.Conv2D(3, 2, 1)),
+               away_from_zero((2, 2, 4, 4)))],
+    "Residual": [(lambda: L.Residual(L.Conv2D(2, 2, 3, pad=1), L.Tanh(), L.Conv2D(2, 2, 3, pad=1)),
+                  away_from_zero((2, 2, 4, 4))),
+                 (lambda: L.Residual(L.Conv2D(2, 4, 3, stride=2, pad=1), L.Tanh(),
+                                     shortcut=L.Conv2D(2, 4, 1, stride=2)),
+                  away_from_zero((2, 2, 5, 5)))],
+    "Concat": [(lambda: L.Concat(L.Conv2D(3, 2, 1), [L.Conv2D(3, 2, 1), L.Tanh(), L.Conv2D(2, 3, 3, pad=1)],
+                                 [L.AvgPool2D(3, stride=1, pad=1), L.Conv2D(3, 1, 1)]),
+                away_from_zero((2, 3, 4, 4)))],
 }
 
 

@@ -1,8 +1,4 @@
-"""Ready-made architectures, built from cdl layers. Each returns a Sequential.
-
-Builders take the input shape (C, H, W), the number of classes and an
-optional ``rng`` (seed or Generator) for the initial weights.
-"""
+"""Small models for the shipped 8x8 digits: the CNN of ``cdl train`` and an MLP."""
 import math
 
 from cdl import layers as L
@@ -35,5 +31,3 @@ def mlp(input_shape=(1, 8, 8), num_classes=10, hidden=(100, 100), rng=None):
     layers.append(L.Affine(sizes[-1], num_classes, rng=rng))
     return Sequential(layers, loss=L.SoftmaxCrossEntropy())
 
-
-MODELS = {"cnn": small_cnn, "mlp": mlp}

@@ -1,0 +1,11 @@
+"""Ready-made architectures, built from cdl layers. Each builder returns a Sequential.
+
+Builders take the input shape (C, H, W), the number of classes and an
+optional ``rng`` (seed or Generator) for the initial weights. ``MODELS``
+maps the names ``cdl train --model`` accepts to builders.
+"""
+from cdl.models.small import mlp, small_cnn
+
+MODELS = {"cnn": small_cnn, "mlp": mlp}
+
+__all__ = ["MODELS", "small_cnn", "mlp"]
