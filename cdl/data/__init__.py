@@ -1,4 +1,5 @@
-"""Data sets shipped with cdl."""
+"""Data sets: the digits shipped with cdl, and Fashion-MNIST from IDX files."""
 from cdl.data.digits import load_digits
+from cdl.data.idx import fashion_mnist_available, load_fashion_mnist, read_idx
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "load_fashion_mnist", "fashion_mnist_available", "read_idx"]
