@@ -48,9 +48,14 @@ class Sequential:
     ``params`` and ``grads`` are flat dicts of the trainable layers (frozen
     layers, ``trainable = False``, are left out so no optimizer moves them);
     ``state()`` has every parameter and buffer, for saving.
+
+    ``weight_decay`` (e.g. ``cdl.optim.WeightDecay(l2=1e-4)``, anything with
+    ``penalty(layers)`` and ``add_grads(layers)``) adds its penalty to the
+    loss that ``loss`` reports and its gradient to ``grads`` in ``backward``.
+    It is training configuration: ``save`` does not store it.
     """
 
-    def __init__(self, layers, loss=None):
+    def __init__(self, layers, loss=None, weight_decay=None):
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
@@ -58,7 +63,12 @@ class Sequential:
                                  f"cdl Layer")
         if loss is not None and not isinstance(loss, Loss):
             raise ValueError(f"Sequential: loss must be a cdl Loss, got {type(loss).__name__}")
+        if weight_decay is not None and not (hasattr(weight_decay, "penalty")
+                                             and hasattr(weight_decay, "add_grads")):
+            raise ValueError(f"Sequential: weight_decay must have penalty(layers) and "
+                             f"add_grads(layers), got {type(weight_decay).__name__}")
         self.loss_layer = loss
+        self.weight_decay = weight_decay
 
     # -- computing ---------------------------------------------------------
     def forward(self, x, train=False):
@@ -75,10 +85,14 @@ class Sequential:
                                for i in range(0, len(x), batch_size)])
 
     def loss(self, x, t):
-        """Forward in training mode, then the loss against targets t (a float)."""
+        """Forward in training mode, then the loss against targets t, plus the weight
+        decay penalty if any (a float)."""
         if self.loss_layer is None:
             raise RuntimeError("Sequential.loss: the model has no loss; pass loss=... ")
-        return self.loss_layer.forward(self.forward(x, train=True), t)
+        value = self.loss_layer.forward(self.forward(x, train=True), t)
+        if self.weight_decay is not None:
+            value += self.weight_decay.penalty(self.layers)
+        return value
 
     def backward(self, dout=1.0):
         """Fill every layer's grads from the last loss; returns dL/dx."""
@@ -87,6 +101,8 @@ class Sequential:
         d = self.loss_layer.backward(dout)
         for layer in reversed(self.layers):
             d = layer.backward(d)
+        if self.weight_decay is not None:
+            self.weight_decay.add_grads(self.layers)
         return d
 
     def accuracy(self, x, t, batch_size=1000):

@@ -143,3 +143,31 @@ def test_pickled_object_arrays_are_never_loaded(tmp_path):
 def test_sequential_rejects_non_layers():
     with pytest.raises(ValueError, match="not a cdl Layer"):
         cdl.Sequential([L.ReLU(), "relu"])
+
+
+class _ConstantPenalty:
+    """A stand-in regularizer: penalty 3, and 1 added to every gradient."""
+
+    def penalty(self, layers):
+        return 3.0
+
+    def add_grads(self, layers):
+        for layer in layers:
+            for g in layer.grads.values():
+                g += 1.0
+
+
+def test_weight_decay_hook_adds_penalty_and_gradient(rng):
+    net = tiny_net().astype(np.float64)
+    x = rng.standard_normal((3, 1, 4, 4))
+    t = rng.integers(0, 3, 3)
+    plain = net.loss(x, t)
+    net.backward()
+    grads = {k: v.copy() for k, v in net.grads.items()}
+    net.weight_decay = _ConstantPenalty()
+    assert net.loss(x, t) == pytest.approx(plain + 3.0, rel=1e-12)
+    net.backward()
+    for k, g in net.grads.items():
+        np.testing.assert_allclose(g, grads[k] + 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="weight_decay"):
+        cdl.Sequential([L.ReLU()], loss=L.SoftmaxCrossEntropy(), weight_decay=1e-4)
