@@ -3,7 +3,8 @@
     check_layer(layer, x)   # raises AssertionError with the worst entry on failure
 
 The scalar checked is L = sum(forward(x) * dout) for a fixed random dout, so
-dL/dx = backward(dout) and dL/dparam = layer.grads[param]. Every entry of x
+dL/dx = backward(dout) and dL/dparam = layer.grads[param]. Stochastic layers
+are checked as the deterministic function their held noise defines. Every entry of x
 and of each parameter is perturbed by +-h, or, for large arrays, the
 gradient is checked along ``directions`` random unit directions v
 (dL/dx . v against (L(x + h v) - L(x - h v)) / 2h).
@@ -61,8 +62,14 @@ def check_layer(layer, x, atol=1e-5, rtol=1e-4, h=1e-6, seed=0, directions=None,
     directions: None checks every entry; an int checks that many random
     directions per array instead (for large inputs). wrt: names to check
     ("x" and parameter names; default all). Returns the layer's float64 copy
-    of the analytic gradients, {"x": dx, name: grad}.
+    of the analytic gradients, {"x": dx, name: grad}. Stochastic layers
+    (Dropout, ...) keep one noise draw for the whole check (``hold_noise``).
     """
+    with layer.hold_noise():
+        return _check_layer(layer, x, atol, rtol, h, seed, directions, train, wrt)
+
+
+def _check_layer(layer, x, atol, rtol, h, seed, directions, train, wrt):
     rng = np.random.default_rng(seed)
     layer.astype(np.float64)
     x = np.array(x, dtype=np.float64)

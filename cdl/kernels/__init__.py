@@ -7,4 +7,5 @@ versions that the tests use as oracles. im2col/col2im are reached through
 from cdl.kernels.conv import conv2d_backward, conv2d_forward
 from cdl.kernels.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                               maxpool2d_forward)
+from cdl.kernels.norm import batchnorm_apply, batchnorm_backward, batchnorm_forward
 from cdl.kernels.optim import adam_update, sgd_update

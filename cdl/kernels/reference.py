@@ -116,3 +116,42 @@ def avgpool2d_backward(dout, x_shape, kh, kw, sh, sw, ph=0, pw=0):
         for j in range(kw):
             dimg[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dout / (kh * kw)
     return dimg[:, :, ph:ph + H, pw:pw + W]
+
+
+def _bn_axes(x):
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _bn_shape(x, v):
+    return v.reshape(1, -1) if x.ndim == 2 else v.reshape(1, -1, 1, 1)
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """The book's BatchNormalization forward, per feature (N, D) or per channel (N, C, H, W).
+
+    Returns (y, xc, xn, std, mean, var), computed in x's dtype; var is biased.
+    """
+    axes = _bn_axes(x)
+    mu = x.mean(axis=axes, keepdims=True)
+    xc = x - mu
+    var = (xc ** 2).mean(axis=axes, keepdims=True)
+    std = np.sqrt(var + eps)
+    xn = xc / std
+    y = _bn_shape(x, gamma) * xn + _bn_shape(x, beta)
+    return y, xc, xn, std, mu.reshape(-1), var.reshape(-1)
+
+
+def batchnorm_backward(dout, gamma, xc, xn, std):
+    """The book's BatchNormalization backward: (dx, dgamma, dbeta)."""
+    axes = _bn_axes(dout)
+    m = dout.size // dout.shape[1]
+    dbeta = dout.sum(axis=axes)
+    dgamma = (xn * dout).sum(axis=axes)
+    dxn = _bn_shape(dout, gamma) * dout
+    dxc = dxn / std
+    dstd = -((dxn * xc) / (std * std)).sum(axis=axes, keepdims=True)
+    dvar = 0.5 * dstd / std
+    dxc += (2.0 / m) * xc * dvar
+    dmu = dxc.sum(axis=axes, keepdims=True)
+    dx = dxc - dmu / m
+    return dx, dgamma, dbeta

@@ -4,7 +4,9 @@ from cdl.layers.base import Layer
 from cdl.layers.blocks import Chain, Concat, Residual
 from cdl.layers.conv import Conv2D
 from cdl.layers.dense import Affine, Flatten
+from cdl.layers.dropout import DropConnect, Dropout, GaussianNoise
 from cdl.layers.loss import Loss, MeanSquaredError, SoftmaxCrossEntropy
+from cdl.layers.norm import BatchNorm
 from cdl.layers.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 __all__ = [
@@ -13,4 +15,5 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Step", "Softmax",
     "SoftmaxCrossEntropy", "MeanSquaredError",
     "Chain", "Residual", "Concat",
+    "BatchNorm", "Dropout", "DropConnect", "GaussianNoise",
 ]

@@ -12,8 +12,15 @@ parameters out of the ``params`` they hand to an optimizer.
 
 ``config()`` returns the constructor arguments (JSON values only), so that a
 saved model can be rebuilt without executing anything from the file.
+
+Stochastic layers (Dropout, DropConnect, GaussianNoise) draw fresh noise at
+every training forward. Inside ``with layer.hold_noise():`` they reuse the
+noise they drew last (when its shape still fits), so repeated forwards are
+one deterministic function of x and the parameters, as a numerical gradient
+check needs; containers pass the hold on to their children.
 """
 import abc
+import contextlib
 
 import numpy as np
 
@@ -40,6 +47,7 @@ class Layer(abc.ABC):
         self.grads = {}
         self.buffers = {}
         self.trainable = True
+        self._noise_held = False
 
     @abc.abstractmethod
     def forward(self, x, train=True):
@@ -56,6 +64,23 @@ class Layer(abc.ABC):
     def children(self):
         """Sub-layers of a container, in flat-name order (none for plain layers)."""
         return []
+
+    @contextlib.contextmanager
+    def hold_noise(self):
+        """Within the block, this layer and its descendants reuse their last noise draw."""
+        layers, stack = [], [self]
+        while stack:
+            layer = stack.pop()
+            layers.append(layer)
+            stack.extend(layer.children())
+        before = [getattr(layer, "_noise_held", False) for layer in layers]
+        for layer in layers:
+            layer._noise_held = True
+        try:
+            yield self
+        finally:
+            for layer, held in zip(layers, before):
+                layer._noise_held = held
 
     def astype(self, dtype):
         """Cast params, grads and buffers to dtype (float32 or float64), in place."""

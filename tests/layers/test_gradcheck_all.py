@@ -53,7 +53,27 @@ CASES = {
     "Concat": [(lambda: L.Concat(L.Conv2D(3, 2, 1), [L.Conv2D(3, 2, 1), L.Tanh(), L.Conv2D(2, 3, 3, pad=1)],
                                  [L.AvgPool2D(3, stride=1, pad=1), L.Conv2D(3, 1, 1)]),
                 away_from_zero((2, 3, 4, 4)))],
+    "BatchNorm": [(lambda: L.BatchNorm(3), away_from_zero((4, 3, 2, 3))),
+                  (lambda: L.BatchNorm(5), away_from_zero((6, 5))),
+                  (lambda: L.BatchNorm(2), away_from_zero((1, 2, 3, 2))),
+                  (lambda: _frozen_batchnorm(3), away_from_zero((2, 3, 2, 2)))],
+    "Dropout": [(lambda: L.Dropout(0.5, rng=0), away_from_zero((4, 6))),
+                (lambda: L.Dropout(0.3, rng=1), away_from_zero((2, 2, 3, 3)))],
+    "DropConnect": [(lambda: L.DropConnect(L.Affine(6, 4), 0.5, rng=0), away_from_zero((3, 6))),
+                    (lambda: L.DropConnect(L.Conv2D(2, 3, 3, pad=1), 0.3, rng=1),
+                     away_from_zero((2, 2, 4, 4)))],
+    "GaussianNoise": [(lambda: L.GaussianNoise(0.5, rng=0), away_from_zero((3, 5)))],
 }
+
+
+def _frozen_batchnorm(c):
+    """Frozen BatchNorm: normalises with (non-trivial) running statistics in training too."""
+    bn = L.BatchNorm(c)
+    bn.running_mean = np.linspace(-0.5, 0.5, c)
+    bn.running_var = np.linspace(0.5, 2.0, c)
+    bn.params["gamma"][:] = np.linspace(0.5, 1.5, c)
+    bn.trainable = False
+    return bn
 
 
 def exported_layers():

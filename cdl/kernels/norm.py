@@ -1,0 +1,226 @@
+"""Batch-normalization kernels, fused, over x viewed as (N, C, L).
+
+An (N, C, H, W) image batch is viewed as (N, C, H*W) and an (N, D) batch as
+(N, D, 1) — free reshapes, no transposes. Channel c's m = N*L values are
+normalised together (Ioffe & Szegedy 2015, Algorithm 1):
+
+    mean = sum x / m,  var = sum (x - mean)^2 / m   (biased: the batch's own)
+    y    = gamma * (x - mean) / sqrt(var + eps) + beta
+
+Backward (same paper, sec. 3; xhat = (x - mean) * r, r = 1/sqrt(var + eps)):
+
+    dbeta  = sum dout,  dgamma = sum dout * xhat
+    dx     = gamma * r * (dout - dbeta / m - xhat * dgamma / m)
+
+With ``batch_stats=False`` (inference statistics held fixed, as a frozen
+layer uses them) mean and r are constants and dx = gamma * r * dout.
+
+Statistics are accumulated in float64 whatever the input dtype, as shifted
+sums (every value minus the channel's first value, so cancellation stays
+small when |mean| >> std). Four independent accumulators per sum keep the
+loops pipelined without ``fastmath``. The element-wise passes run in the
+input's dtype: per-channel constants are rounded to it through ``coef``, a
+(5, C) scratch array of that dtype. The mean goes in as two parts, hi =
+round(mean) and lo = round(mean - hi), and x - mean as (x - hi) - lo: x - hi
+is exact near the mean (Sterbenz), so a float32 batch with |mean| >> std
+keeps float32 accuracy in x - mean instead of losing it to the rounded mean. Image batches run one channel per
+thread; (N, D) batches (L == 1) run feature-blocks per thread with the
+feature index innermost, so the loops stay contiguous.
+"""
+import numpy as np
+from numba import njit, prange
+
+_BLOCK = 128  # features per thread for (N, D) input
+
+
+@njit(cache=True, inline="always")
+def _split_mean(c, mu, coef):
+    """coef[0, c] = hi = mu rounded to coef's dtype; coef[4, c] = lo = mu - hi, rounded."""
+    coef[0, c] = mu
+    coef[4, c] = mu - coef[0, c]
+
+
+@njit(cache=True, inline="always")
+def _channel_sums(x, c, k):
+    """(sum (x - k), sum (x - k)^2) over channel c of x (N, C, L), float64."""
+    N, _, L = x.shape
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    q0 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    q3 = 0.0
+    L4 = L - L % 4
+    for n in range(N):
+        for i in range(0, L4, 4):
+            d0 = x[n, c, i] - k
+            d1 = x[n, c, i + 1] - k
+            d2 = x[n, c, i + 2] - k
+            d3 = x[n, c, i + 3] - k
+            a0 += d0
+            a1 += d1
+            a2 += d2
+            a3 += d3
+            q0 += d0 * d0
+            q1 += d1 * d1
+            q2 += d2 * d2
+            q3 += d3 * d3
+        for i in range(L4, L):
+            d0 = x[n, c, i] - k
+            a0 += d0
+            q0 += d0 * d0
+    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+
+
+@njit(cache=True, inline="always")
+def _channel_dot(dout, x, c, mu):
+    """(sum dout, sum dout * (x - mu)) over channel c, float64."""
+    N, _, L = x.shape
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    q0 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    q3 = 0.0
+    L4 = L - L % 4
+    for n in range(N):
+        for i in range(0, L4, 4):
+            g0 = np.float64(dout[n, c, i])
+            g1 = np.float64(dout[n, c, i + 1])
+            g2 = np.float64(dout[n, c, i + 2])
+            g3 = np.float64(dout[n, c, i + 3])
+            a0 += g0
+            a1 += g1
+            a2 += g2
+            a3 += g3
+            q0 += g0 * (x[n, c, i] - mu)
+            q1 += g1 * (x[n, c, i + 1] - mu)
+            q2 += g2 * (x[n, c, i + 2] - mu)
+            q3 += g3 * (x[n, c, i + 3] - mu)
+        for i in range(L4, L):
+            g0 = np.float64(dout[n, c, i])
+            a0 += g0
+            q0 += g0 * (x[n, c, i] - mu)
+    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+
+
+@njit(parallel=True, cache=True)
+def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
+    """Training BN. x, y (N, C, L); gamma, beta (C,); writes mean, var (C,) float64.
+
+    coef (5, C) is scratch in y's dtype. var is the biased batch variance.
+    """
+    N, C, L = x.shape
+    m = N * L
+    if L == 1:
+        for blk in prange((C + _BLOCK - 1) // _BLOCK):
+            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+            s1 = np.zeros(c1 - c0)
+            s2 = np.zeros(c1 - c0)
+            for n in range(N):
+                for c in range(c0, c1):
+                    d = np.float64(x[n, c, 0]) - x[0, c, 0]
+                    s1[c - c0] += d
+                    s2[c - c0] += d * d
+            for c in range(c0, c1):
+                d = s1[c - c0] / m
+                mean[c] = x[0, c, 0] + d
+                var[c] = max(s2[c - c0] / m - d * d, 0.0)
+                _split_mean(c, mean[c], coef)
+                coef[1, c] = gamma[c] / np.sqrt(var[c] + eps)
+            for n in range(N):
+                for c in range(c0, c1):
+                    y[n, c, 0] = ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[1, c] + beta[c]
+        return
+    for c in prange(C):
+        k = np.float64(x[0, c, 0])
+        s1, s2 = _channel_sums(x, c, k)
+        d = s1 / m
+        mean[c] = k + d
+        var[c] = max(s2 / m - d * d, 0.0)
+        _split_mean(c, mean[c], coef)
+        coef[1, c] = gamma[c] / np.sqrt(var[c] + eps)
+        hi, lo, sc, b = coef[0, c], coef[4, c], coef[1, c], beta[c]
+        for n in range(N):
+            for i in range(L):
+                y[n, c, i] = ((x[n, c, i] - hi) - lo) * sc + b
+
+
+@njit(parallel=True, cache=True)
+def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
+    """Inference BN. y = gamma * (x - mean) * inv_std + beta with fixed mean, inv_std (C,)."""
+    N, C, L = x.shape
+    for c in range(C):
+        _split_mean(c, mean[c], coef)
+        coef[1, c] = gamma[c] * inv_std[c]
+    if L == 1:
+        for blk in prange((C + _BLOCK - 1) // _BLOCK):
+            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+            for n in range(N):
+                for c in range(c0, c1):
+                    y[n, c, 0] = ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[1, c] + beta[c]
+        return
+    for c in prange(C):
+        hi, lo, sc, b = coef[0, c], coef[4, c], coef[1, c], beta[c]
+        for n in range(N):
+            for i in range(L):
+                y[n, c, i] = ((x[n, c, i] - hi) - lo) * sc + b
+
+
+@njit(parallel=True, cache=True)
+def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
+    """BN backward. dout, x, dx (N, C, L); mean, inv_std (C,); writes dgamma, dbeta (C,) float64.
+
+    batch_stats: mean and inv_std came from this batch (training), so dx
+    carries their dependence on x; False treats them as constants.
+    """
+    N, C, L = x.shape
+    m = N * L
+    if L == 1:
+        for blk in prange((C + _BLOCK - 1) // _BLOCK):
+            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+            sg = np.zeros(c1 - c0)
+            sgx = np.zeros(c1 - c0)
+            for n in range(N):
+                for c in range(c0, c1):
+                    g = np.float64(dout[n, c, 0])
+                    sg[c - c0] += g
+                    sgx[c - c0] += g * (x[n, c, 0] - mean[c])
+            for c in range(c0, c1):
+                _backward_coef(c, sg[c - c0], sgx[c - c0], m, mean, inv_std, gamma,
+                               batch_stats, dgamma, dbeta, coef)
+            for n in range(N):
+                for c in range(c0, c1):
+                    dx[n, c, 0] = (dout[n, c, 0] * coef[1, c]
+                                   + ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[2, c]
+                                   + coef[3, c])
+        return
+    for c in prange(C):
+        sg, sgx = _channel_dot(dout, x, c, mean[c])
+        _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbeta, coef)
+        hi, lo, a, b, s = coef[0, c], coef[4, c], coef[1, c], coef[2, c], coef[3, c]
+        for n in range(N):
+            for i in range(L):
+                dx[n, c, i] = dout[n, c, i] * a + ((x[n, c, i] - hi) - lo) * b + s
+
+
+@njit(cache=True, inline="always")
+def _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbeta, coef):
+    """dgamma, dbeta of channel c; dx = a*dout + b*(x - mean) + s with coef[1..3] = a, b, s."""
+    r = inv_std[c]
+    dbeta[c] = sg
+    dgamma[c] = sgx * r
+    a = gamma[c] * r
+    _split_mean(c, mean[c], coef)
+    coef[1, c] = a
+    if batch_stats:
+        # dx = a * (dout - sg/m - xhat * dgamma/m) with xhat = (x - mean) * r
+        coef[2, c] = -a * r * dgamma[c] / m
+        coef[3, c] = -a * sg / m
+    else:
+        coef[2, c] = 0.0
+        coef[3, c] = 0.0

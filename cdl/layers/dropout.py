@@ -1,0 +1,182 @@
+"""Stochastic regularizers: Dropout, DropConnect and GaussianNoise.
+
+Each draws its noise from a ``numpy.random.Generator``: the ``rng`` given to
+the constructor (a Generator, or an int seed for a private one) or, by
+default, cdl's package generator at the time of the call (``cdl.seed(s)``
+makes a run reproducible). Noise is drawn only in training forwards;
+inference is deterministic. Inside ``layer.hold_noise()`` a layer reuses
+its last draw (see cdl.layers.base), which is how gradient checks see one
+fixed function.
+"""
+import numpy as np
+
+from cdl import init as _init
+from cdl._checks import check_float
+from cdl.layers.base import Layer
+from cdl.layers.conv import Conv2D
+from cdl.layers.dense import Affine
+
+
+def _ratio(who, ratio):
+    if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, (int, float, np.number)) \
+            or not 0.0 <= float(ratio) < 1.0:
+        raise ValueError(f"{who}: ratio must be a number in [0, 1), got {ratio!r}")
+    return float(ratio)
+
+
+class _Stochastic(Layer):
+    """Shared noise plumbing: the generator, and reuse of the last draw while held."""
+
+    def __init__(self, rng):
+        super().__init__()
+        # An int seed gets its own generator now, so its stream continues across calls;
+        # None defers to the package generator at each draw, so cdl.seed() applies later.
+        self._rng = None if rng is None else _init.get_rng(rng)
+        self._noise = None
+
+    def _draw(self, shape, dtype, sample):
+        """sample(rng, shape, dtype), or the last draw when noise is held and it fits."""
+        last = self._noise
+        if self._noise_held and last is not None and last.shape == tuple(shape) \
+                and last.dtype == dtype:
+            return last
+        self._noise = np.ascontiguousarray(sample(_init.get_rng(self._rng), tuple(shape), dtype),
+                                           dtype=dtype)
+        return self._noise
+
+
+def _inverted_mask(ratio):
+    """Sampler of keep-masks scaled by 1/(1 - ratio): E[mask] = 1."""
+    def sample(rng, shape, dtype):
+        keep = rng.random(shape, dtype=np.float32) >= ratio
+        return keep * dtype.type(1.0 / (1.0 - ratio))
+    return sample
+
+
+class Dropout(_Stochastic):
+    """Inverted dropout. x (N, ...) -> y, same shape (Srivastava et al. 2014).
+
+    Training: each activation is kept with probability 1 - ratio and scaled
+    by 1/(1 - ratio), so y = x * mask with E[y] = x; inference is the
+    identity (no rescaling needed). Backward multiplies dout by the same
+    mask. ratio in [0, 1).
+    """
+
+    def __init__(self, ratio=0.5, rng=None):
+        super().__init__(rng)
+        self.ratio = _ratio("Dropout", ratio)
+        self._mask = None
+
+    def config(self):
+        return {"ratio": self.ratio}
+
+    def forward(self, x, train=True):
+        x = check_float(self.name, x, ndim=range(1, 8))
+        if not train:
+            return x
+        self._mask = self._draw(x.shape, x.dtype, _inverted_mask(self.ratio))
+        return x * self._mask
+
+    def backward(self, dout):
+        mask = self._cached(self._mask)
+        return self._check_dout(dout, mask.shape) * mask
+
+
+class GaussianNoise(_Stochastic):
+    """Additive Gaussian noise. x (N, ...) -> y = x + std * e, e ~ N(0, 1), in training only.
+
+    Inference is the identity; dL/dx = dL/dy (the noise does not depend on
+    x). A regularizer for hidden activations or inputs (Bishop 1995 shows
+    input noise acts like Tikhonov regularization). std >= 0.
+    """
+
+    def __init__(self, std=0.1, rng=None):
+        super().__init__(rng)
+        if isinstance(std, (bool, np.bool_)) or not isinstance(std, (int, float, np.number)) \
+                or not 0.0 <= float(std) < np.inf:
+            raise ValueError(f"GaussianNoise: std must be a finite number >= 0, got {std!r}")
+        self.std = float(std)
+        self._shape = None
+
+    def config(self):
+        return {"std": self.std}
+
+    def forward(self, x, train=True):
+        x = check_float(self.name, x, ndim=range(1, 8))
+        if not train:
+            return x
+        self._shape = x.shape
+        std = self.std
+        noise = self._draw(x.shape, x.dtype,
+                           lambda rng, shape, dtype: rng.standard_normal(shape, dtype=dtype) * std)
+        return x + noise
+
+    def backward(self, dout):
+        return self._check_dout(dout, self._cached(self._shape)).copy()
+
+
+class DropConnect(_Stochastic):
+    """DropConnect around an Affine or Conv2D: drops weights, not outputs (Wan et al. 2013).
+
+    Training: a fresh keep-mask M (keep probability 1 - ratio) on the weight
+    W, y = layer(x) computed with W * M / (1 - ratio); the bias is never
+    dropped. Inference uses the full W — the inverted scaling makes
+    E[W * M / (1 - ratio)] = W, as Dropout does for activations (rather
+    than the paper's Gaussian moment matching at inference). Backward:
+    dL/dW = (dL/dW_masked) * M / (1 - ratio).
+
+    The wrapper shares the wrapped layer's ``params``, ``grads`` and
+    ``buffers`` dicts, so in a Sequential the weights keep plain flat names
+    ("3.W", "3.b" for a DropConnect at index 3) and optimizers and
+    save/load see them as they would the bare layer. ``config()`` nests the
+    wrapped layer's spec; ``from_config`` rebuilds it.
+    """
+
+    def __init__(self, layer, ratio=0.5, rng=None):
+        super().__init__(rng)
+        if type(layer) not in (Affine, Conv2D):
+            raise ValueError(f"DropConnect: wraps an Affine or a Conv2D layer, got "
+                             f"{type(layer).__name__}")
+        self.layer = layer
+        self.ratio = _ratio("DropConnect", ratio)
+        self.params, self.grads, self.buffers = layer.params, layer.grads, layer.buffers
+        self._W = None
+
+    def config(self):
+        return {"layer": {"type": type(self.layer).__name__, "config": self.layer.config()},
+                "ratio": self.ratio}
+
+    @classmethod
+    def from_config(cls, config, build):
+        if set(config) != {"layer", "ratio"}:
+            raise ValueError("DropConnect config must be {'layer': {...}, 'ratio': r}")
+        return cls(build(config["layer"], "DropConnect layer"), ratio=config["ratio"])
+
+    def astype(self, dtype):
+        self.layer.astype(dtype)
+        return self
+
+    def _with_weight(self, W, call, *args):
+        """call(*args) while the wrapped layer's W is W (restored afterwards)."""
+        params = self.layer.params
+        full = params["W"]
+        params["W"] = W
+        try:
+            return call(*args)
+        finally:
+            params["W"] = full
+
+    def forward(self, x, train=True):
+        if not train:
+            return self.layer.forward(x, train=False)
+        W = self.params["W"]
+        mask = self._draw(W.shape, W.dtype, _inverted_mask(self.ratio))
+        self._mask = mask
+        self._W = W * mask
+        return self._with_weight(self._W, self.layer.forward, x, True)
+
+    def backward(self, dout):
+        W_masked = self._cached(self._W)
+        dx = self._with_weight(W_masked, self.layer.backward, dout)
+        self.grads["W"] = self.grads["W"] * self._mask
+        return dx

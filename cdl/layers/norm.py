@@ -1,0 +1,139 @@
+"""Batch normalization (Ioffe & Szegedy 2015)."""
+import numpy as np
+
+from cdl._checks import check_float
+from cdl.backend import kernels_for
+from cdl.layers.base import Layer, compute_dtype
+from cdl.layers.dense import _positive_int
+
+
+class BatchNorm(Layer):
+    """Batch normalization. x (N, D) per feature, or (N, C, H, W) per channel -> y, same shape.
+
+    Training (``train=True``): with the batch's per-feature mean and biased
+    variance over the m = N (or N*H*W) values of each feature,
+
+        y = gamma * (x - mean) / sqrt(var + eps) + beta      (gamma = 1, beta = 0 at init)
+
+    and the running statistics move towards the batch's:
+    running = momentum * running + (1 - momentum) * batch. The running
+    variance takes the *unbiased* batch variance var * m / (m - 1), as in
+    the paper's inference network (Algorithm 2, step 10) and PyTorch: it
+    estimates the population variance that inference divides by, and the
+    biased one would shrink it by (m - 1)/m on every small batch.
+
+    Inference (``train=False``) uses the running statistics and updates
+    nothing. ``trainable = False`` freezes the layer for transfer learning:
+    gamma, beta and the running statistics stay put and the layer normalises
+    with the running statistics in both modes (so a frozen layer computes the
+    same function in training as in inference; Keras behaves the same way).
+
+    Training needs at least two values per feature: an (N, D) batch of one,
+    or an image batch of one 1x1 image, has a zero variance and no
+    information, so it raises ValueError (PyTorch refuses it likewise). One
+    image of several pixels is fine (statistics over its pixels).
+
+    Forward and backward are fused Numba kernels over NCHW (cdl.kernels.norm),
+    float32 or float64 by the input. ``running_mean`` and ``running_var``
+    live in ``buffers`` so models save and load them.
+    """
+
+    def __init__(self, num_features, momentum=0.9, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.num_features = _positive_int("BatchNorm", "num_features", num_features)
+        if isinstance(momentum, bool) or not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1], got {momentum!r}")
+        if isinstance(eps, bool) or not float(eps) > 0.0 or not np.isfinite(float(eps)):
+            raise ValueError(f"BatchNorm: eps must be a positive number, got {eps!r}")
+        self.momentum, self.eps = float(momentum), float(eps)
+        D = self.num_features
+        self.params["gamma"] = np.ones(D, dtype=dtype)
+        self.params["beta"] = np.zeros(D, dtype=dtype)
+        self.buffers["running_mean"] = np.zeros(D, dtype=dtype)
+        self.buffers["running_var"] = np.ones(D, dtype=dtype)
+        self._zero_grads()
+        self._x = None
+
+    def config(self):
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+
+    @property
+    def running_mean(self):
+        return self.buffers["running_mean"]
+
+    @running_mean.setter
+    def running_mean(self, value):
+        self._set_buffer("running_mean", value)
+
+    @property
+    def running_var(self):
+        return self.buffers["running_var"]
+
+    @running_var.setter
+    def running_var(self, value):
+        self._set_buffer("running_var", value)
+
+    def _set_buffer(self, key, value):
+        value = np.asarray(value)
+        if value.shape != (self.num_features,):
+            raise ValueError(f"BatchNorm({self.num_features}): {key} must have shape "
+                             f"({self.num_features},), got {value.shape}")
+        self.buffers[key][...] = value
+
+    def _describe(self):
+        return f"BatchNorm({self.num_features})"
+
+    def forward(self, x, train=True):
+        x = check_float(self.name, x, ndim=(2, 4), layout="(N, D) or (N, C, H, W)")
+        if x.shape[1] != self.num_features:
+            what = "features" if x.ndim == 2 else "channels"
+            raise ValueError(f"{self._describe()}: input of shape {x.shape} has {x.shape[1]} "
+                             f"{what}, expected {self.num_features}")
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        dtype = compute_dtype(x, gamma)
+        x3 = x.astype(dtype, copy=False).reshape(x.shape[0], x.shape[1], -1)
+        gamma, beta = gamma.astype(dtype, copy=False), beta.astype(dtype, copy=False)
+        K = kernels_for(x3)
+        y = np.empty_like(x3)
+        coef = np.empty((5, self.num_features), dtype=dtype)
+        batch_stats = train and self.trainable
+        if batch_stats:
+            m = x3.shape[0] * x3.shape[2]
+            if m < 2:
+                raise ValueError(f"{self._describe()}: training needs at least 2 values per "
+                                 f"feature to estimate a variance, got input of shape "
+                                 f"{x.shape}; use a larger batch or train=False")
+            mean = np.empty(self.num_features)
+            var = np.empty(self.num_features)
+            K.batchnorm_forward(x3, gamma, beta, self.eps, y, mean, var, coef)
+            inv_std = 1.0 / np.sqrt(var + self.eps)
+            self._update_running(mean, var * (m / (m - 1)))
+        else:
+            mean = self.running_mean.astype(np.float64)
+            inv_std = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+            K.batchnorm_apply(x3, mean, inv_std, gamma, beta, y, coef)
+        if train:
+            self._x, self._mean, self._inv_std = x3, mean, inv_std
+            self._batch_stats, self._x_shape = batch_stats, x.shape
+        return y.reshape(x.shape)
+
+    def _update_running(self, mean, var):
+        a = self.momentum
+        rm, rv = self.running_mean, self.running_var
+        rm[...] = a * rm + (1.0 - a) * mean
+        rv[...] = a * rv + (1.0 - a) * var
+
+    def backward(self, dout):
+        x3 = self._cached(self._x)
+        dout = self._check_dout(dout, self._x_shape)
+        gamma = self.params["gamma"]
+        dx = np.empty_like(x3)
+        dgamma = np.empty(self.num_features)
+        dbeta = np.empty(self.num_features)
+        coef = np.empty((5, self.num_features), dtype=x3.dtype)
+        kernels_for(dout).batchnorm_backward(
+            dout.astype(x3.dtype, copy=False).reshape(x3.shape), x3, self._mean, self._inv_std,
+            gamma.astype(x3.dtype, copy=False), self._batch_stats, dx, dgamma, dbeta, coef)
+        self.grads["gamma"] = dgamma.astype(gamma.dtype)
+        self.grads["beta"] = dbeta.astype(gamma.dtype)
+        return dx.reshape(self._x_shape)
