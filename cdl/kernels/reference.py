@@ -155,3 +155,41 @@ def batchnorm_backward(dout, gamma, xc, xn, std):
     dmu = dxc.sum(axis=axes, keepdims=True)
     dx = dxc - dmu / m
     return dx, dgamma, dbeta
+
+
+def warp_affine(x, mats, fill=0.0):
+    """Bilinear resampling of x (N, C, H, W) at mats[n] @ (j, i, 1), outside pixels = fill.
+
+    The four neighbours of every sample point are gathered from a copy of x
+    padded by 2 pixels of fill on each side (points further out are all fill).
+    """
+    N, C, H, W = x.shape
+    out = np.empty(x.shape, dtype=np.float64)
+    pad = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=fill)
+    ii, jj = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    for n in range(N):
+        m = mats[n]
+        sx = m[0, 0] * jj + m[0, 1] * ii + m[0, 2]
+        sy = m[1, 0] * jj + m[1, 1] * ii + m[1, 2]
+        inside = (sx > -1) & (sx < W) & (sy > -1) & (sy < H)
+        sx, sy = np.where(inside, sx, 0.0), np.where(inside, sy, 0.0)
+        x0, y0 = np.floor(sx), np.floor(sy)
+        wx, wy = sx - x0, sy - y0
+        x0, y0 = x0.astype(int) + 2, y0.astype(int) + 2
+        v = ((1 - wx) * (1 - wy) * pad[n][:, y0, x0] + wx * (1 - wy) * pad[n][:, y0, x0 + 1]
+             + (1 - wx) * wy * pad[n][:, y0 + 1, x0] + wx * wy * pad[n][:, y0 + 1, x0 + 1])
+        out[n] = np.where(inside, v, fill)
+    return out
+
+
+def shift_hue(x, shifts):
+    """Hue rotation of RGB images x (N, 3, H, W) by shifts[n] turns, pixel by pixel via colorsys."""
+    import colorsys
+    out = x.astype(np.float64)
+    N, _, H, W = x.shape
+    for n in range(N):
+        for i in range(H):
+            for j in range(W):
+                h, s, v = colorsys.rgb_to_hsv(*out[n, :, i, j])
+                out[n, :, i, j] = colorsys.hsv_to_rgb((h + shifts[n]) % 1.0, s, v)
+    return out
