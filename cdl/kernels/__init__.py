@@ -8,4 +8,6 @@ from cdl.kernels.conv import conv2d_backward, conv2d_forward
 from cdl.kernels.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                               maxpool2d_forward)
 from cdl.kernels.norm import batchnorm_apply, batchnorm_backward, batchnorm_forward
-from cdl.kernels.optim import adam_update, sgd_update
+from cdl.kernels.optim import (adadelta_update, adagrad_update, adam_update, ema_update,
+                               momentum_update, nesterov_update, rmsprop_update, sgd_update,
+                               weight_decay_grad)
