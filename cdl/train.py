@@ -31,6 +31,12 @@ class Callback:
     def on_batch_end(self, trainer, batch, logs):
         """After a batch's update; logs has "loss"."""
 
+    def on_eval_begin(self, trainer):
+        """Before the end-of-epoch evaluation (e.g. to swap in averaged weights)."""
+
+    def on_eval_end(self, trainer):
+        """After the end-of-epoch evaluation, even when it raised."""
+
     def on_epoch_end(self, trainer, epoch, logs):
         """After evaluation; logs has this epoch's history entries."""
 
@@ -100,7 +106,11 @@ class Trainer:
             start = time.perf_counter()
             loss = self._train_epoch(x, t, epoch)
             logs = {"epoch": epoch, "loss": loss}
-            logs.update(self.evaluate(x, t, validation_data))
+            self._call("on_eval_begin")
+            try:
+                logs.update(self.evaluate(x, t, validation_data))
+            finally:
+                self._call("on_eval_end")
             logs["time"] = time.perf_counter() - start
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(v)

@@ -98,3 +98,32 @@ def test_verbose_prints_a_line_per_epoch():
     tr.fit(x, t, validation_data=(xt, tt))
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[0].startswith("epoch   1/2") and "val acc" in lines[0]
+
+
+def test_eval_hooks_wrap_the_evaluation_even_when_it_fails(monkeypatch):
+    calls = []
+
+    class Hooks(cdl.Callback):
+        def on_eval_begin(self, trainer):
+            calls.append("eval_begin")
+
+        def on_eval_end(self, trainer):
+            calls.append("eval_end")
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            calls.append("epoch_end")
+
+    x, t, xt, tt = _data()
+    tr = cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), batch_size=100, epochs=2,
+                     seed=0, verbose=False, callbacks=[Hooks()])
+    tr.fit(x, t, validation_data=(xt, tt))
+    assert calls == ["eval_begin", "eval_end", "epoch_end"] * 2
+
+    def broken(*args):
+        raise RuntimeError("evaluation failed")
+
+    calls.clear()
+    monkeypatch.setattr(tr, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        tr.fit(x, t)
+    assert calls == ["eval_begin", "eval_end"]
