@@ -19,9 +19,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _optimizers():
+    """The first-order optimizers of cdl.optim by lower-case name (full-batch ones, which
+    set ``first_order = False``, and the schedules, clipping etc. are not choices)."""
     from cdl import optim
-    return {name.lower(): getattr(optim, name) for name in optim.__all__
-            if name != "Optimizer" and getattr(getattr(optim, name), "first_order", True)}
+    classes = [getattr(optim, name) for name in optim.__all__]
+    return {c.__name__.lower(): c for c in classes
+            if isinstance(c, type) and issubclass(c, optim.Optimizer) and c is not optim.Optimizer
+            and getattr(c, "first_order", True)}
 
 
 def _positive(kind):

@@ -1,10 +1,11 @@
+import re
 import subprocess
 import sys
 
 import pytest
 
 import cdl
-from cdl.cli import main
+from cdl.cli import _optimizers, main
 
 
 def test_train_runs_and_saves(tmp_path, capsys):
@@ -13,6 +14,18 @@ def test_train_runs_and_saves(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch   1/1" in out and "test accuracy" in out
     assert cdl.load(path).layers
+
+
+def test_optimizer_choices_are_the_first_order_optimizers():
+    assert sorted(_optimizers()) == ["adadelta", "adagrad", "adam", "momentum", "nesterov",
+                                     "rmsprop", "sgd"]
+
+
+@pytest.mark.parametrize("name", sorted(_optimizers()))
+def test_train_with_every_first_order_optimizer(name, capsys):
+    assert main(["train", "--epochs", "1", "--model", "mlp", "--optimizer", name]) == 0
+    acc = float(re.search(r"test accuracy ([0-9.]+)", capsys.readouterr().out).group(1))
+    assert acc > 0.2  # 10 classes: twice chance after one epoch with default hyperparameters
 
 
 @pytest.mark.parametrize("argv", [

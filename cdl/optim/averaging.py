@@ -1,0 +1,139 @@
+"""Averages of the parameters over training, swapped in for evaluation.
+
+    ema = EMA(decay=0.999)
+    Trainer(net, opt, callbacks=[ema]).fit(x, t, validation_data=(xv, tv))
+
+After every update the callback folds the model's parameters into its
+average (one fused kernel pass per array). Around each evaluation of the
+Trainer it swaps the averages into the model and the live parameters back
+afterwards, so history["val_acc"] measures the averaged model while training
+continues from the live one. When training ends the averages stay in the
+model (``finalize=False`` keeps the live parameters). Outside a Trainer:
+
+    with ema.applied(net):
+        acc = net.accuracy(x_test, t_test)
+
+    PolyakAverage(start=1)   theta_bar = mean of the iterates since epoch ``start``
+                             (Polyak & Juditsky 1992; Ruppert 1988)
+    EMA(decay=0.999)         theta_bar <- d theta_bar + (1 - d) theta with
+                             d = min(decay, (1 + n) / (10 + n)) after n updates
+                             (the warm-up of TensorFlow's ExponentialMovingAverage,
+                             so early iterates do not linger for 1/(1 - decay) steps)
+
+Only trainable parameters are averaged; buffers (BatchNorm's running
+statistics) are not.
+"""
+import abc
+import contextlib
+
+from cdl.backend import kernels_for
+from cdl.optim.base import check_hyper
+from cdl.train import Callback
+
+
+class _ParameterAverage(Callback, abc.ABC):
+    """Base: keeps ``average`` (name -> array) and ``n``, the number of iterates folded in."""
+
+    def __init__(self, finalize=True):
+        self.finalize = bool(finalize)
+        self.average = None
+        self.n = 0
+        self._live = None
+
+    @abc.abstractmethod
+    def _beta(self):
+        """Weight of the old average when the n-th iterate is folded in (n >= 1)."""
+
+    def update(self, params):
+        """Fold the current params into the average."""
+        if self.average is None:
+            self.average = {k: p.copy() for k, p in params.items()}
+        elif self.average.keys() != params.keys():
+            raise ValueError(f"{type(self).__name__}: the model's parameters changed from "
+                             f"{sorted(self.average)[:4]}... to {sorted(params)[:4]}...")
+        self.n += 1
+        beta = self._beta()
+        for k, p in params.items():
+            avg = self.average[k]
+            if avg.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}: parameter {k!r} changed shape "
+                                 f"from {avg.shape} to {p.shape}")
+            kernels_for(avg, p).ema_update(avg, p, beta)
+
+    def swap_in(self, model):
+        """Put the averages into the model, keeping the live parameters aside."""
+        if self.average is None or self._live is not None:
+            return
+        params = model.params
+        self._live = {k: p.copy() for k, p in params.items()}
+        for k, p in params.items():
+            p[...] = self.average[k]
+
+    def swap_out(self, model):
+        """Put the live parameters back."""
+        if self._live is None:
+            return
+        for k, p in model.params.items():
+            p[...] = self._live[k]
+        self._live = None
+
+    @contextlib.contextmanager
+    def applied(self, model):
+        """Context in which model holds the averaged parameters."""
+        self.swap_in(model)
+        try:
+            yield model
+        finally:
+            self.swap_out(model)
+
+    def _averaging(self, trainer):
+        return True
+
+    def on_batch_end(self, trainer, batch, logs):
+        if self._averaging(trainer):
+            self.update(trainer.model.params)
+
+    def on_eval_begin(self, trainer):
+        self.swap_in(trainer.model)
+
+    def on_eval_end(self, trainer):
+        self.swap_out(trainer.model)
+
+    def on_train_end(self, trainer):
+        if self.finalize and self.average is not None:
+            for k, p in trainer.model.params.items():
+                p[...] = self.average[k]
+
+
+class EMA(_ParameterAverage):
+    """Exponential moving average of the parameters (see the module docstring)."""
+
+    def __init__(self, decay=0.999, finalize=True):
+        super().__init__(finalize)
+        self.decay = check_hyper("EMA", "decay", decay, 0, 1)
+
+    def _beta(self):
+        return min(self.decay, self.n / (9.0 + self.n))
+
+    def __repr__(self):
+        return f"EMA(decay={self.decay}, finalize={self.finalize})"
+
+
+class PolyakAverage(_ParameterAverage):
+    """Polyak-Ruppert average: the running mean of every iterate from epoch ``start`` on."""
+
+    def __init__(self, start=1, finalize=True):
+        super().__init__(finalize)
+        if isinstance(start, bool) or int(start) != start or start < 1:
+            raise ValueError(f"PolyakAverage: start must be an epoch number >= 1, got {start!r}")
+        self.start = int(start)
+
+    def _beta(self):
+        return 1.0 - 1.0 / self.n
+
+    def _averaging(self, trainer):
+        return trainer.epoch >= self.start
+
+    def __repr__(self):
+        return f"PolyakAverage(start={self.start}, finalize={self.finalize})"
+
