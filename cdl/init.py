@@ -56,6 +56,23 @@ def fans(shape):
     raise ValueError(f"init: cannot compute fans of a weight of shape {shape}")
 
 
+def _finite(who, name, v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"init.{who}: {name} must be a number, got {v!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"init.{who}: {name} must be finite, got {v}")
+    return v
+
+
+def _positive(who, name, v):
+    v = _finite(who, name, v)
+    if not v > 0:
+        raise ValueError(f"init.{who}: {name} must be > 0, got {v}")
+    return v
+
+
 class Initializer(abc.ABC):
     """Base: ``init(shape, rng=None, dtype=np.float32)`` returns a new array."""
 
@@ -73,10 +90,15 @@ class Initializer(abc.ABC):
 
 
 class constant(Initializer):
-    """Every weight equal to value."""
+    """Every weight equal to value.
+
+    With equal weights every unit of a layer computes the same output and
+    receives the same gradient, so they stay equal however long they train:
+    the symmetry problem that random initialisation breaks.
+    """
 
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = _finite("constant", "value", value)
 
     def sample(self, shape, rng):
         return np.full(shape, self.value)
@@ -86,9 +108,7 @@ class normal(Initializer):
     """N(0, std^2)."""
 
     def __init__(self, std=0.01):
-        if not std > 0:
-            raise ValueError(f"init.normal: std must be > 0, got {std}")
-        self.std = float(std)
+        self.std = _positive("normal", "std", std)
 
     def sample(self, shape, rng):
         return rng.normal(0.0, self.std, shape)
@@ -155,7 +175,7 @@ class orthogonal(Initializer):
     """gain * Q, Q with orthonormal rows or columns (whichever is fewer)."""
 
     def __init__(self, gain=1.0):
-        self.gain = float(gain)
+        self.gain = _positive("orthogonal", "gain", gain)
 
     def sample(self, shape, rng):
         if len(shape) < 2:
@@ -174,9 +194,9 @@ class sparse(Initializer):
     """k non-zero N(0, std^2) incoming weights per output unit, the rest 0."""
 
     def __init__(self, k=15, std=1.0):
-        if int(k) < 1:
-            raise ValueError(f"init.sparse: k must be >= 1, got {k}")
-        self.k, self.std = int(k), float(std)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"init.sparse: k must be an int >= 1, got {k!r}")
+        self.k, self.std = int(k), _positive("sparse", "std", std)
 
     def sample(self, shape, rng):
         m = fans(shape)[0]
@@ -209,7 +229,10 @@ _BY_NAME = {
 
 
 def get(init):
-    """An initializer from a name, an Initializer or any callable f(shape, rng, dtype)."""
+    """An initializer from a name, an Initializer (class or instance) or any callable
+    f(shape, rng, dtype)."""
+    if isinstance(init, type) and issubclass(init, Initializer):
+        return init()
     if isinstance(init, str):
         try:
             return _BY_NAME[init]()
