@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cdl import cuda, gradcheck, init, layers, ops, optim  # noqa: E402
+from cdl import callbacks, ensemble  # noqa: E402
 from cdl.init import seed  # noqa: E402
 from cdl.model import Sequential, load  # noqa: E402
 from cdl.train import Callback, Trainer  # noqa: E402
@@ -25,4 +26,4 @@ from cdl.train import Callback, Trainer  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "layers", "optim", "ops",
-           "init", "cuda", "gradcheck", "__version__"]
+           "init", "cuda", "gradcheck", "callbacks", "ensemble", "__version__"]

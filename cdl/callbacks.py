@@ -1,0 +1,99 @@
+"""Training callbacks for ``cdl.Trainer`` (the protocol is ``cdl.train.Callback``).
+
+    stop = EarlyStopping("val_loss", patience=5)
+    Trainer(net, opt, epochs=100, callbacks=[stop]).fit(x, t, validation_data=(xv, tv))
+    stop.best_epoch, stop.best, stop.stopped_epoch
+
+Learning-rate schedules and parameter averaging live in ``cdl.optim``.
+"""
+import math
+
+import numpy as np
+
+from cdl.train import Callback
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+
+    monitor      a key of the epoch logs: "val_loss" (default), "val_acc",
+                 "loss" or "train_acc" ("val_*" need validation_data)
+    patience     stop after this many epochs in a row without improvement
+                 (Keras's meaning; 0 acts as 1: stop at the first one)
+    restore_best put the model's state (parameters and buffers) of the best
+                 epoch back when training ends, whether it stopped early or
+                 ran out of epochs
+    min_delta    an improvement must beat the best by more than this
+    mode         "min", "max", or "auto": "max" for accuracies (keys with
+                 "acc"), "min" otherwise
+
+    A NaN or Inf value never counts as an improvement. The snapshot is taken
+    at the end of the epoch, from the model as the Trainer leaves it.
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0,
+                 mode="auto"):
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"EarlyStopping: monitor must be a log key such as 'val_loss', "
+                             f"got {monitor!r}")
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
+                or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.number)) \
+                or not 0 <= min_delta < math.inf:
+            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got "
+                             f"{min_delta!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience = monitor, int(patience)
+        self.restore_best, self.min_delta = bool(restore_best), float(min_delta)
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self._reset()
+
+    def _reset(self):
+        self.best = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self.wait = 0
+        self._best_state = None
+
+    def _improved(self, value):
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, trainer):
+        self._reset()
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            hint = " (pass validation_data to fit)" if self.monitor.startswith("val_") else ""
+            raise ValueError(f"EarlyStopping: no {self.monitor!r} in the epoch logs "
+                             f"{sorted(logs)}{hint}")
+        value = float(logs[self.monitor])
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best_state = {k: v.copy() for k, v in trainer.model.state().items()}
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):
+            trainer.stop_training = True
+            self.stopped_epoch = epoch
+
+    def on_train_end(self, trainer):
+        if self.restore_best and self._best_state is not None and \
+                self.best_epoch != trainer.epoch:
+            trainer.model.load_state(self._best_state)
+
+    def __repr__(self):
+        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+                f"restore_best={self.restore_best}, min_delta={self.min_delta}, "
+                f"mode={self.mode!r})")
+
+
+__all__ = ["EarlyStopping"]
