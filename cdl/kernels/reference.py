@@ -193,3 +193,32 @@ def shift_hue(x, shifts):
                 h, s, v = colorsys.rgb_to_hsv(*out[n, :, i, j])
                 out[n, :, i, j] = colorsys.hsv_to_rgb((h + shifts[n]) % 1.0, s, v)
     return out
+
+
+def pack_bits(x):
+    """Sign bits (x >= 0) of the last axis as little-endian uint64 words, tail zero."""
+    bits = np.asarray(x) >= 0
+    n = bits.shape[-1]
+    words = -(-n // 64)
+    padded = np.zeros(bits.shape[:-1] + (64 * words,), dtype=np.uint64)
+    padded[..., :n] = bits
+    place = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    return (padded.reshape(*bits.shape[:-1], words, 64) * place).sum(axis=-1, dtype=np.uint64)
+
+
+def unpack_bits(p, n):
+    """+-1 float64 values of the first n bits of each packed row."""
+    bits = (p[..., :, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    return np.where(bits.reshape(*p.shape[:-1], -1)[..., :n] == 1, 1.0, -1.0)
+
+
+def binary_matmul(a, b, n):
+    """The +-1 dot products of packed rows, as a float matrix product (int64)."""
+    return (unpack_bits(a, n) @ unpack_bits(b, n).T).astype(np.int64)
+
+
+def binary_conv2d(x, w, sh=1, sw=1, ph=0, pw=0):
+    """Zero-padded convolution of sign(x) and sign(w) (int64)."""
+    def sign(v):
+        return np.where(v >= 0, 1.0, -1.0)
+    return np.rint(conv2d_forward(sign(x), sign(w), None, sh, sw, ph, pw)).astype(np.int64)
