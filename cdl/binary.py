@@ -1,0 +1,194 @@
+"""Bit-packed binary ops: pack_bits, unpack_bits, binary_matmul, binary_conv2d.
+
+The bit layout is specified once, in ``cdl.kernels.binary``: +1 (x >= 0) is
+bit 1, element j of a row is bit j % 64 of word j // 64, tail bits are 0, so
+two packed rows of n elements have the +-1 dot product n - 2*popcount(a ^ b).
+
+    a = pack_bits(x)                  # x (M, K) float -> a (M, ceil(K/64)) uint64
+    b = pack_bits(w)                  # w (N, K)
+    y = binary_matmul(a, b, K)        # int32 (M, N) == sign(x) @ sign(w).T
+
+These functions validate their inputs (dtype, shape, contiguity, the bit
+count, zero tails) before any compiled code touches memory. Packed
+inference of whole models is ``Sequential.pack()`` (``cdl.packed``).
+"""
+import numpy as np
+
+from cdl._checks import check_float, conv_output_hw, pair
+from cdl.kernels import binary as _K
+from cdl.kernels import conv as _conv
+
+
+def _words(n):
+    return (n + 63) // 64
+
+
+def pack_bits(x):
+    """Sign bits of x packed along the last axis. x (..., n) -> uint64 (..., ceil(n/64)).
+
+    Bit 1 where x >= 0 (+1), bit 0 elsewhere (-1), tail bits 0. x is a real
+    (float or integer) array; NaN has no sign and raises ValueError.
+    """
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"pack_bits: x must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind not in "fiu":
+        raise ValueError(f"pack_bits: x must be a real (float or integer) array, got {x.dtype} "
+                         f"of shape {x.shape}")
+    if x.ndim < 1 or x.shape[-1] == 0:
+        raise ValueError(f"pack_bits: x needs a non-empty last axis to pack, got shape {x.shape}")
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        raise ValueError(f"pack_bits: x of shape {x.shape} holds NaN, which has no sign")
+    n = x.shape[-1]
+    x2 = np.ascontiguousarray(x.reshape(-1, n))
+    out = np.empty((x2.shape[0], _words(n)), dtype=np.uint64)
+    if x2.shape[0]:
+        _K.pack_signs(x2, out)
+    return out.reshape(*x.shape[:-1], _words(n))
+
+
+def _check_n(who, n, W):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"{who}: n (the number of valid bits) must be an int, got {n!r}")
+    n = int(n)
+    if not 1 <= n <= 64 * W:
+        raise ValueError(f"{who}: n = {n} valid bits does not fit {W} packed words "
+                         f"(1 <= n <= {64 * W})")
+    return n
+
+
+def _check_packed(who, name, p, ndim=2):
+    if not isinstance(p, np.ndarray):
+        raise ValueError(f"{who}: {name} must be a NumPy array of packed uint64 words, "
+                         f"got {type(p).__name__}")
+    if p.dtype != np.uint64:
+        raise ValueError(f"{who}: {name} must hold uint64 packed words (from pack_bits), got "
+                         f"{p.dtype} of shape {p.shape}")
+    if (ndim == 2 and p.ndim != 2) or p.ndim < 1:
+        want = "2-D (rows, words)" if ndim == 2 else "at least 1-D (..., words)"
+        raise ValueError(f"{who}: {name} must be {want}, got shape {p.shape}")
+    if p.shape[-1] == 0:
+        raise ValueError(f"{who}: {name} has no words, shape {p.shape}")
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{who}: {name} of shape {p.shape} is not C-contiguous "
+                         f"(pass np.ascontiguousarray({name}))")
+    return p
+
+
+def _check_tail(who, name, p, n):
+    """ValueError when bits at positions >= n are set (the formula needs them zero)."""
+    w, r = divmod(n, 64)
+    tail = p[..., w:]
+    if tail.size == 0:
+        return
+    first = tail[..., 0] & ~np.uint64((1 << r) - 1) if r else tail[..., 0]
+    if first.any() or tail[..., 1:].any():
+        raise ValueError(f"{who}: {name} of shape {p.shape} has bits set beyond the n = {n} "
+                         f"valid bits; packed rows must have zero tails (pack_bits does this)")
+
+
+def unpack_bits(p, n, dtype=np.float32):
+    """+-1 values from packed words. p (..., W) uint64 -> (..., n) of dtype; inverse of pack_bits."""
+    p = _check_packed("unpack_bits", "p", p, ndim=None)
+    n = _check_n("unpack_bits", n, p.shape[-1])
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"unpack_bits: dtype must be a float type, got {dtype}")
+    p2 = p.reshape(-1, p.shape[-1])
+    out = np.empty((p2.shape[0], n), dtype=dtype)
+    if p2.shape[0]:
+        _K.unpack_signs(p2, out)
+    return out.reshape(*p.shape[:-1], n)
+
+
+def binary_matmul(a, b, n):
+    """+-1 dot products of packed rows. a (M, W), b (N, W) uint64 -> int32 (M, N).
+
+    out[i, j] = n - 2 * popcount(a[i] XOR b[j]) = sum_k A[i, k] * B[j, k] for
+    the +-1 matrices A = unpack_bits(a, n), B = unpack_bits(b, n). Parallel
+    over blocks of rows and columns (see ``cdl.kernels.binary.xnor_gemm``).
+    """
+    a = _check_packed("binary_matmul", "a", a)
+    b = _check_packed("binary_matmul", "b", b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"binary_matmul: a {a.shape} and b {b.shape} differ in the number "
+                         f"of packed words per row ({a.shape[1]} vs {b.shape[1]})")
+    n = _check_n("binary_matmul", n, a.shape[1])
+    _check_tail("binary_matmul", "a", a, n)
+    _check_tail("binary_matmul", "b", b, n)
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    if out.size:
+        _K.xnor_gemm(a, b, n, out)
+    return out
+
+
+def padding_correction(w_signs, in_hw, stride, pad):
+    """(F, OH, OW) int32 that turns -1 padding into zero padding (see binary_conv2d)."""
+    F, C, kh, kw = w_signs.shape
+    ones = np.ones((1, C, *in_hw), dtype=np.float64)
+    inside = _conv.conv2d_forward(ones, w_signs.astype(np.float64), None, stride, pad)[0]
+    total = w_signs.reshape(F, -1).sum(axis=1, dtype=np.float64)
+    return np.rint(total[:, None, None] - inside).astype(np.int32)
+
+
+def conv2d_packed(x, w_packed, kernel, stride, pad, correction):
+    """int32 (N, F, OH, OW): packed-weight convolution of sign(x) with zero padding.
+
+    x (N, C, H, W) real (only its signs matter); w_packed (F, ceil(C*KH*KW/64))
+    the packed signs of the weights; correction from ``padding_correction``.
+    Validated by the callers (``binary_conv2d`` and ``cdl.packed``).
+    """
+    N, C, H, Wd = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    oh, ow = (H + 2 * ph - kh) // sh + 1, (Wd + 2 * pw - kw) // sw + 1
+    n = C * kh * kw
+    cols = np.empty((N * oh * ow, _words(n)), dtype=np.uint64)
+    _K.im2col_signs(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+    F = w_packed.shape[0]
+    dots = np.empty((N * oh * ow, F), dtype=np.int32)
+    _K.xnor_gemm(cols, w_packed, n, dots)
+    y = dots.reshape(N, oh, ow, F).transpose(0, 3, 1, 2)
+    if ph or pw:
+        y = y + correction[None]
+    return np.ascontiguousarray(y)
+
+
+def binary_conv2d(x, w, stride=1, pad=0):
+    """Convolution of +-1 tensors. x (N, C, H, W), w (F, C, KH, KW) real -> int32 (N, F, OH, OW).
+
+    Computes conv(sign(x), sign(w)) with zero padding, exactly as Conv2D does
+    on the binarized tensors, through packed im2col (bits along C*KH*KW) and
+    ``binary_matmul``.
+
+    Padding scheme: a padded position has no +-1 value, so the packed
+    im2col stores bit 0 (-1) there and each output is corrected afterwards.
+    With D the packed product at output (oh, ow) and P the set of taps of
+    that window that fall in the padding,
+
+        y = D + sum_{t in P} sign(w)[f, t]      (their -1 * w terms removed)
+          = D + T_f - V[f, oh, ow],
+
+    T_f the sum of all of sign(w)[f] and V = conv(ones, sign(w)) with zero
+    padding the sum over the taps inside the image. The correction T - V
+    depends only on the weights and the input size, so packed models compute
+    it once per input size; interior outputs get 0.
+    """
+    x = check_float("binary_conv2d", x, ndim=4, layout="(N, C, H, W)")
+    w = check_float("binary_conv2d", w, ndim=4, layout="(F, C, KH, KW)", what="w")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"binary_conv2d: x {x.shape} has {x.shape[1]} channels but w {w.shape} "
+                         f"expects {w.shape[1]}")
+    for name, arr in (("x", x), ("w", w)):
+        if np.isnan(arr).any():
+            raise ValueError(f"binary_conv2d: {name} of shape {arr.shape} holds NaN")
+    stride = pair("binary_conv2d", "stride", stride, 1)
+    pad = pair("binary_conv2d", "pad", pad, 0)
+    kernel = w.shape[2:]
+    conv_output_hw("binary_conv2d", x.shape[2:], kernel, stride, pad)
+    w_signs = np.where(w >= 0, 1.0, -1.0)
+    corr = padding_correction(w_signs, x.shape[2:], stride, pad)
+    return conv2d_packed(x, pack_bits(w.reshape(w.shape[0], -1)), kernel, stride, pad, corr)
+
+
+__all__ = ["pack_bits", "unpack_bits", "binary_matmul", "binary_conv2d", "padding_correction"]

@@ -1,0 +1,296 @@
+"""Bit-packed binary kernels: sign packing, XNOR/popcount GEMM, packed im2col.
+
+Bit packing (the one definition; other code points here)
+--------------------------------------------------------
+A row of n values is binarized to signs, +1 where x >= 0 and -1 elsewhere,
+and stored as W = ceil(n / 64) uint64 words: element j is bit j % 64 of
+word j // 64, bit 1 for +1 and bit 0 for -1, and the W*64 - n tail bits are
+0. Two packed rows a and b of the same n agree where their bits agree, so
+their dot product as +-1 vectors is
+
+    dot(a, b) = (n - d) - d = n - 2 * popcount(a XOR b),
+
+with d the number of disagreeing positions; zero tails never disagree.
+Convolutions pack along the reduction axis C*KH*KW of im2col, in the same
+(c, i, j) order as ``cdl.ops.im2col``.
+
+The GEMM on this CPU
+--------------------
+XOR + popcount + add is three integer operations per 64-bit word pair. On
+CPUs with a vector popcount instruction (AVX-512 VPOPCNTDQ) LLVM vectorizes
+the word loop and that wins. On AVX2 it has none: LLVM's vector form is a
+nibble lookup (vpand, vpsrlw, 2 x vpshufb, vpaddb, vpsadbw per 4 words) that
+is slower than the scalar ``popcnt`` pipes, so ``xnor_gemm`` picks a scalar,
+register-blocked kernel there (see ``gemm_variant``) and keeps LLVM from
+vectorizing it with an empty inline-asm barrier. bench/binary.py measures both.
+"""
+import numpy as np
+from llvmlite import binding as _llvm
+from llvmlite import ir as _ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+_U = np.uint64
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """llvm.ctpop on a uint64 (Numba 0.68 has no np.bitwise_count)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def _scalar_barrier(typingctx, x):
+    """x unchanged, through an empty inline-asm statement that emits no instruction.
+
+    LLVM cannot vectorize a loop across inline asm, so the loop around it
+    keeps scalar popcnt (the fast choice without a vector popcount).
+    """
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        return builder.asm(_ir.FunctionType(ty, [ty]), "", "=r,0", [args[0]],
+                           side_effect=False)
+    return types.uint64(types.uint64), codegen
+
+
+# -- packing -------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def pack_signs(x, out):
+    """out (R, W) uint64 = sign bits of x (R, n): bit 1 where x >= 0 (see module doc)."""
+    R, n = x.shape
+    W = out.shape[1]
+    for r in prange(R):
+        for w in range(W):
+            j0 = w * 64
+            m = min(64, n - j0)
+            word = _U(0)
+            for t in range(m):
+                if x[r, j0 + t] >= 0:
+                    word |= _U(1) << _U(t)
+            out[r, w] = word
+
+
+@njit(parallel=True, cache=True)
+def unpack_signs(p, out):
+    """out (R, n) = +1 where bit j of p (R, W) is set, -1 elsewhere (float)."""
+    R, n = out.shape
+    for r in prange(R):
+        for j in range(n):
+            bit = (p[r, j // 64] >> _U(j % 64)) & _U(1)
+            out[r, j] = 1.0 if bit else -1.0
+
+
+@njit(parallel=True, cache=True)
+def im2col_signs(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
+    """out (N*OH*OW, W) uint64: packed signs of each window of x (N, C, H, W).
+
+    Row (n, oh, ow) holds bit t = (c*KH + i)*KW + j for input pixel
+    (c, oh*SH - PH + i, ow*SW - PW + j) (the order of ``cdl.ops.im2col``);
+    positions in the padding get bit 0 (-1). ``binary_conv2d`` adds the
+    correction that turns this into zero padding.
+    """
+    N, C, H, Wd = x.shape
+    Wk = out.shape[1]
+    for nh in prange(N * oh_n):
+        n, oh = nh // oh_n, nh % oh_n
+        for ow in range(ow_n):
+            row = nh * ow_n + ow
+            for w in range(Wk):
+                out[row, w] = 0
+            t = 0
+            for c in range(C):
+                for i in range(kh):
+                    y = oh * sh - ph + i
+                    for j in range(kw):
+                        xx = ow * sw - pw + j
+                        if 0 <= y < H and 0 <= xx < Wd and x[n, c, y, xx] >= 0:
+                            out[row, t // 64] |= _U(1) << _U(t % 64)
+                        t += 1
+
+
+@njit(parallel=True, cache=True)
+def threshold_pack(z, thr, up, out):
+    """out (R, ceil(F/64)) packed bits of z (R, F): bit f = z >= thr[f] if up[f] else z <= thr[f]."""
+    R, F = z.shape
+    W = out.shape[1]
+    for r in prange(R):
+        for w in range(W):
+            word = _U(0)
+            for t in range(min(64, F - w * 64)):
+                f = w * 64 + t
+                v = z[r, f]
+                if (v >= thr[f]) if up[f] else (v <= thr[f]):
+                    word |= _U(1) << _U(t)
+            out[r, w] = word
+
+
+# -- XNOR / popcount GEMM ---------------------------------------------------
+
+NR = 8  # b rows per panel: one 64-byte cache line per word index k
+
+
+def pack_panels(b):
+    """b (N, W) -> (ceil(N/NR), W, NR) with word k of row p*NR + r at [p, k, r]; pad rows zero."""
+    N, W = b.shape
+    P = -(-N // NR)
+    panels = np.zeros((P * NR, W), dtype=np.uint64)
+    panels[:N] = b
+    return np.ascontiguousarray(panels.reshape(P, NR, W).transpose(0, 2, 1))
+
+
+@njit(parallel=True, cache=True)
+def _gemm_panels(a, bp, n, out, rows_per_task, panels_per_task):
+    """out (M, N) = n - 2*popcount(a[i] ^ b[j]) with b as panels (scalar popcnt, 1 x NR tile).
+
+    Tasks are (block of rows of a) x (chunk of panels of b), so a chunk of b
+    stays in L1 while a block of rows sweeps over it; each task keeps the
+    NR sums of one row of a against one panel in registers for all W words.
+    """
+    M, W = a.shape
+    N = out.shape[1]
+    P = bp.shape[0]
+    flat = bp.reshape(-1)
+    n_i = (M + rows_per_task - 1) // rows_per_task
+    n_j = (P + panels_per_task - 1) // panels_per_task
+    for task in prange(n_i * n_j):
+        i0 = (task // n_j) * rows_per_task
+        p0 = (task % n_j) * panels_per_task
+        for i in range(i0, min(i0 + rows_per_task, M)):
+            for p in range(p0, min(p0 + panels_per_task, P)):
+                # uint64 offsets: no negative-index wraparound code in the loop
+                base = _U(p * W * NR)
+                s0 = _U(0)
+                s1 = _U(0)
+                s2 = _U(0)
+                s3 = _U(0)
+                s4 = _U(0)
+                s5 = _U(0)
+                s6 = _U(0)
+                s7 = _U(0)
+                for k in range(W):
+                    x = _scalar_barrier(a[i, k])
+                    o = base + _U(k * NR)
+                    s0 += _popcount(x ^ flat[o])
+                    s1 += _popcount(x ^ flat[o + _U(1)])
+                    s2 += _popcount(x ^ flat[o + _U(2)])
+                    s3 += _popcount(x ^ flat[o + _U(3)])
+                    s4 += _popcount(x ^ flat[o + _U(4)])
+                    s5 += _popcount(x ^ flat[o + _U(5)])
+                    s6 += _popcount(x ^ flat[o + _U(6)])
+                    s7 += _popcount(x ^ flat[o + _U(7)])
+                j = p * NR
+                if j + NR <= N:
+                    out[i, j] = n - 2 * np.int64(s0)
+                    out[i, j + 1] = n - 2 * np.int64(s1)
+                    out[i, j + 2] = n - 2 * np.int64(s2)
+                    out[i, j + 3] = n - 2 * np.int64(s3)
+                    out[i, j + 4] = n - 2 * np.int64(s4)
+                    out[i, j + 5] = n - 2 * np.int64(s5)
+                    out[i, j + 6] = n - 2 * np.int64(s6)
+                    out[i, j + 7] = n - 2 * np.int64(s7)
+                else:
+                    sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+                    for r in range(N - j):
+                        out[i, j + r] = n - 2 * np.int64(sums[r])
+
+
+@njit(parallel=True, cache=True)
+def _gemm_rows(a, b, n, out, rows_per_task, cols_per_task):
+    """out (M, N) = n - 2*popcount(a[i] ^ b[j]), 2 x 4 tiles, word loop left to the vectorizer.
+
+    With a vector popcount (AVX-512 VPOPCNTDQ) LLVM turns the k loop into
+    vpxor/vpopcntq/vpaddq on 4 or 8 words at a time.
+    """
+    M, W = a.shape
+    N = b.shape[0]
+    n_i = (M + rows_per_task - 1) // rows_per_task
+    n_j = (N + cols_per_task - 1) // cols_per_task
+    for task in prange(n_i * n_j):
+        i0 = (task // n_j) * rows_per_task
+        j0 = (task % n_j) * cols_per_task
+        i1 = min(i0 + rows_per_task, M)
+        j1 = min(j0 + cols_per_task, N)
+        for i in range(i0, i1, 2):
+            ia = i
+            ib = min(i + 1, i1 - 1)  # an odd last row is computed twice, written once
+            for j in range(j0, j1, 4):
+                ja, jb = j, min(j + 1, j1 - 1)
+                jc, jd = min(j + 2, j1 - 1), min(j + 3, j1 - 1)
+                s0 = _U(0)
+                s1 = _U(0)
+                s2 = _U(0)
+                s3 = _U(0)
+                s4 = _U(0)
+                s5 = _U(0)
+                s6 = _U(0)
+                s7 = _U(0)
+                for k in range(W):
+                    x, y = a[ia, k], a[ib, k]
+                    s0 += _popcount(x ^ b[ja, k])
+                    s1 += _popcount(x ^ b[jb, k])
+                    s2 += _popcount(x ^ b[jc, k])
+                    s3 += _popcount(x ^ b[jd, k])
+                    s4 += _popcount(y ^ b[ja, k])
+                    s5 += _popcount(y ^ b[jb, k])
+                    s6 += _popcount(y ^ b[jc, k])
+                    s7 += _popcount(y ^ b[jd, k])
+                out[ia, ja] = n - 2 * np.int64(s0)
+                out[ia, jb] = n - 2 * np.int64(s1)
+                out[ia, jc] = n - 2 * np.int64(s2)
+                out[ia, jd] = n - 2 * np.int64(s3)
+                out[ib, ja] = n - 2 * np.int64(s4)
+                out[ib, jb] = n - 2 * np.int64(s5)
+                out[ib, jc] = n - 2 * np.int64(s6)
+                out[ib, jd] = n - 2 * np.int64(s7)
+
+
+def _target_features():
+    """The CPU features Numba compiles for (NUMBA_CPU_FEATURES, else the host's)."""
+    from numba.core import config
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    return _llvm.get_host_cpu_features().flatten()
+
+
+def gemm_variant():
+    """"scalar" on x86 without AVX-512 VPOPCNTDQ, else "vector" (see the module doc)."""
+    feats = _target_features()
+    x86 = "+sse2" in feats
+    if x86 and "+avx512vpopcntdq" not in feats:
+        return "scalar"
+    return "vector"
+
+
+# Cache blocking: a task's share of b is about 16 KiB (half of a 32 KiB L1d),
+# and rows of a come in blocks of 16 rows, enough to amortize loading that share.
+_B_TASK_BYTES = 16 * 1024
+_ROWS_PER_TASK = 16
+
+
+def xnor_gemm(a, b, n, out, variant=None):
+    """out (M, N) int32 = n - 2*popcount(a (M, W) XOR b (N, W)): the +-1 dot products.
+
+    Inputs are trusted (``cdl.binary.binary_matmul`` validates). variant:
+    "scalar" or "vector" (default ``gemm_variant()``).
+    """
+    M, W = a.shape
+    variant = variant or gemm_variant()
+    if variant == "scalar":
+        bp = pack_panels(b)
+        per_task = max(1, _B_TASK_BYTES // (NR * 8 * W))
+        _gemm_panels(a, bp, n, out, _ROWS_PER_TASK, per_task)
+    elif variant == "vector":
+        per_task = max(4, _B_TASK_BYTES // (8 * W)) // 4 * 4
+        _gemm_rows(a, b, n, out, _ROWS_PER_TASK, per_task)
+    else:
+        raise ValueError(f"xnor_gemm: variant must be 'scalar' or 'vector', got {variant!r}")
+    return out
