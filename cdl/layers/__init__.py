@@ -1,6 +1,7 @@
 """Layers, one module per family; every class follows ``cdl.layers.base.Layer``."""
 from cdl.layers.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
 from cdl.layers.base import Layer
+from cdl.layers.binary import Binarize, BinaryAffine, BinaryConv2D
 from cdl.layers.blocks import Chain, Concat, Residual
 from cdl.layers.conv import Conv2D
 from cdl.layers.dense import Affine, Flatten
@@ -16,4 +17,5 @@ __all__ = [
     "SoftmaxCrossEntropy", "MeanSquaredError",
     "Chain", "Residual", "Concat",
     "BatchNorm", "Dropout", "DropConnect", "GaussianNoise",
+    "Binarize", "BinaryAffine", "BinaryConv2D",
 ]

@@ -1,0 +1,244 @@
+"""Binary layers: forward against float +-1 math, STE gradients against their stated rule.
+
+Central differences cannot check a gradient through sign() (it is flat almost
+everywhere), so the straight-through parts are compared with the rule the
+layers document, and only the continuous parts go through check_layer / numerical
+gradients: dx of a first layer (binarize_input=False), the bias, and the
+XNOR-Net scale alpha = mean|W| through the latent weights.
+"""
+import numpy as np
+import pytest
+
+import cdl
+from cdl import layers as L
+from cdl.gradcheck import check_layer, numerical_gradient
+from cdl.kernels import reference as ref
+from cdl.layers.binary import hard_sigmoid
+
+
+def pm1(x):
+    return np.where(x >= 0, 1.0, -1.0)
+
+
+def inside(x):
+    return (np.abs(x) <= 1).astype(float)
+
+
+def latent(shape, rng, low=0.05, high=0.95):
+    """Latent weights inside (-1, 1) and away from 0, so sign and clipping are locally fixed."""
+    return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+# -- Binarize ---------------------------------------------------------------------
+
+def test_binarize_deterministic_forward():
+    x = np.array([[-2.0, -1e-9, -0.0, 0.0, 0.3, 5.0]])
+    np.testing.assert_array_equal(L.Binarize().forward(x), [[-1, -1, 1, 1, 1, 1]])
+
+
+def test_binarize_gradient_is_the_ste(rng):
+    x = np.array([[-3.0, -1.0, -0.5, 0.0, 0.99, 1.0, 1.01, 7.0]])
+    dout = rng.standard_normal(x.shape)
+    for mode in ("deterministic", "stochastic"):
+        b = L.Binarize(mode, rng=0)
+        b.forward(x)
+        np.testing.assert_array_equal(b.backward(dout), dout * [[0, 1, 1, 1, 1, 1, 0, 0]])
+    b32 = L.Binarize()
+    b32.forward(x.astype(np.float32))
+    assert b32.backward(dout.astype(np.float32)).dtype == np.float32
+
+
+def test_stochastic_binarize_frequencies_follow_the_hard_sigmoid():
+    values = np.array([-1.5, -0.8, -0.3, 0.0, 0.25, 0.7, 1.2])
+    draws = 20000
+    x = np.tile(values, (draws, 1))
+    y = L.Binarize("stochastic", rng=7).forward(x)
+    assert set(np.unique(y)) <= {-1.0, 1.0}
+    freq = (y == 1).mean(axis=0)
+    p = hard_sigmoid(values)
+    # 5 standard errors, and exact at the saturated ends
+    np.testing.assert_allclose(freq, p, atol=5 * np.sqrt(0.25 / draws))
+    assert freq[0] == 0.0 and freq[-1] == 1.0
+
+
+def test_stochastic_binarize_is_deterministic_at_inference():
+    x = np.random.default_rng(0).standard_normal((50, 20))
+    np.testing.assert_array_equal(L.Binarize("stochastic", rng=1).forward(x, train=False), pm1(x))
+
+
+def test_stochastic_binarize_uses_cdl_seed_by_default():
+    x = np.zeros((4, 100))
+    cdl.seed(3)
+    a = L.Binarize("stochastic").forward(x)
+    cdl.seed(3)
+    np.testing.assert_array_equal(a, L.Binarize("stochastic").forward(x))
+
+
+def test_binarize_bad_mode():
+    with pytest.raises(ValueError, match="Binarize: mode"):
+        L.Binarize("random")
+
+
+# -- BinaryAffine -------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("binarize_input", [True, False])
+def test_binary_affine_forward_is_float_pm1_math(rng, scale, binarize_input):
+    layer = L.BinaryAffine(12, 5, scale=scale, binarize_input=binarize_input)
+    layer.params["W"][...] = latent((12, 5), rng)
+    layer.params["b"][...] = rng.standard_normal(5)
+    x = rng.standard_normal((4, 3, 4)).astype(np.float32)
+    W = layer.params["W"].astype(np.float64)
+    xin = pm1(x.reshape(4, 12)) if binarize_input else x.reshape(4, 12)
+    want = xin @ pm1(W)
+    if scale:
+        want = want * np.abs(W).mean(axis=0)
+    want += layer.params["b"]
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_binary_affine_gradients(rng):
+    """The STE rule for dx and dW, the exact bias, and numerical checks of the continuous parts."""
+    for scale in (False, True):
+        layer = L.BinaryAffine(7, 4, scale=scale).astype(np.float64)
+        W = layer.params["W"]
+        W[...] = latent(W.shape, rng)
+        x = rng.uniform(-1.6, 1.6, (5, 7))
+        dout = rng.standard_normal((5, 4))
+        layer.forward(x)
+        dx = layer.backward(dout)
+        alpha = np.abs(W).mean(axis=0) if scale else np.ones(4)
+        g = dout * alpha
+        # the stated rule: d sign(r)/dr = 1{|r| <= 1} for inputs and weights alike
+        np.testing.assert_allclose(dx, (g @ pm1(W).T) * inside(x), rtol=1e-12, atol=1e-12)
+        ste_W = (pm1(x).T @ g) * inside(W)
+        scale_path = np.zeros_like(W)
+        if scale:
+            dalpha = (dout * (pm1(x) @ pm1(W))).sum(axis=0)
+            scale_path = dalpha * np.sign(W) / W.shape[0]
+        np.testing.assert_allclose(layer.grads["W"], ste_W + scale_path, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.grads["b"], dout.sum(axis=0))
+
+        # continuous part of dW: with sign(W) locally fixed, differences see only alpha
+        def loss():
+            return float((layer.forward(x) * dout).sum())
+        numeric = numerical_gradient(loss, W)
+        np.testing.assert_allclose(layer.grads["W"] - ste_W, numeric, atol=1e-7)
+        if scale:
+            assert np.abs(numeric).max() > 1e-3  # the check has something to see
+
+    # a first layer takes real inputs: dx and the bias are exact, so check_layer applies
+    first = L.BinaryAffine(6, 3, scale=True, binarize_input=False).astype(np.float64)
+    first.params["W"][...] = latent((6, 3), rng)
+    check_layer(first, rng.standard_normal((4, 6)), wrt=["x", "b"])
+
+
+def test_latent_weights_are_clipped_at_each_forward(rng):
+    layer = L.BinaryAffine(3, 2, scale=True)
+    W = layer.params["W"]
+    W[...] = [[2.0, -0.5], [-3.0, 0.25], [0.5, 1.5]]
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    y = layer.forward(x)
+    assert W is layer.params["W"]  # in place: the optimizer's array
+    np.testing.assert_array_equal(W, [[1.0, -0.5], [-1.0, 0.25], [0.5, 1.0]])
+    alpha = np.abs(W).mean(axis=0)  # from the clipped weights
+    np.testing.assert_allclose(y, pm1(x) @ pm1(W) * alpha + layer.params["b"], rtol=1e-6)
+    # an optimizer step past the bound is undone by the next forward
+    opt = cdl.optim.SGD(lr=10.0)
+    layer.backward(np.ones_like(y))
+    opt.update(layer.params, layer.grads)
+    layer.forward(x, train=False)
+    assert np.abs(layer.params["W"]).max() <= 1.0
+
+
+def test_new_layers_start_inside_the_clip_range():
+    layer = L.BinaryAffine(4, 3, init=cdl.init.normal(std=5.0), rng=0)
+    assert np.abs(layer.params["W"]).max() <= 1.0
+
+
+def test_binary_affine_float64_and_bad_input(rng):
+    layer = L.BinaryAffine(4, 2).astype(np.float64)
+    assert layer.forward(rng.standard_normal((3, 4))).dtype == np.float64
+    with pytest.raises(ValueError, match=r"BinaryAffine\(4, 2\).*5 features"):
+        layer.forward(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="in_features"):
+        L.BinaryAffine(0, 2)
+    with pytest.raises(RuntimeError, match="before forward"):
+        L.BinaryAffine(4, 2).backward(np.zeros((3, 2)))
+
+
+# -- BinaryConv2D ---------------------------------------------------------------------
+
+CONV_CASES = [((2, 3, 5, 5), 4, 3, 1, 1), ((1, 2, 6, 5), 3, (2, 3), (2, 1), (1, 0)),
+              ((2, 2, 4, 4), 2, 1, 2, 0)]
+
+
+@pytest.mark.parametrize("x_shape, F, k, s, p", CONV_CASES)
+@pytest.mark.parametrize("scale", [False, True])
+def test_binary_conv2d_forward_is_float_pm1_math(rng, x_shape, F, k, s, p, scale):
+    layer = L.BinaryConv2D(x_shape[1], F, k, stride=s, pad=p, scale=scale)
+    W = layer.params["W"]
+    W[...] = latent(W.shape, rng)
+    layer.params["b"][...] = rng.standard_normal(F)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    want = ref.binary_conv2d(x, W, *layer.stride, *layer.pad).astype(np.float64)
+    if scale:
+        want *= np.abs(W.astype(np.float64)).mean(axis=(1, 2, 3))[None, :, None, None]
+    want += layer.params["b"][None, :, None, None]
+    np.testing.assert_allclose(layer.forward(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_binary_conv2d_gradients(rng):
+    """STE rule for dx and dW against the reference conv backward of the +-1 tensors."""
+    for (x_shape, F, k, s, p), scale in zip(CONV_CASES, (True, False, True)):
+        layer = L.BinaryConv2D(x_shape[1], F, k, stride=s, pad=p, scale=scale).astype(np.float64)
+        W = layer.params["W"]
+        W[...] = latent(W.shape, rng)
+        x = rng.uniform(-1.6, 1.6, x_shape)
+        y = layer.forward(x)
+        dout = rng.standard_normal(y.shape)
+        dx = layer.backward(dout)
+        alpha = np.abs(W).mean(axis=(1, 2, 3)) if scale else np.ones(F)
+        g = dout * alpha[None, :, None, None]
+        rdx, rdW, rdb = ref.conv2d_backward(g, pm1(x), pm1(W), *layer.stride, *layer.pad)
+        np.testing.assert_allclose(dx, rdx * inside(x), rtol=1e-10, atol=1e-10)
+        ste_W = rdW * inside(W)
+        scale_path = np.zeros_like(W)
+        if scale:
+            dots = ref.binary_conv2d(x, W, *layer.stride, *layer.pad)
+            dalpha = (dout * dots).sum(axis=(0, 2, 3))
+            scale_path = dalpha[:, None, None, None] * np.sign(W) / W[0].size
+        np.testing.assert_allclose(layer.grads["W"], ste_W + scale_path, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(layer.grads["b"], dout.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+        def loss():
+            return float((layer.forward(x) * dout).sum())
+        np.testing.assert_allclose(layer.grads["W"] - ste_W, numerical_gradient(loss, W),
+                                   atol=1e-7)
+
+    first = L.BinaryConv2D(2, 3, 3, pad=1, scale=True, binarize_input=False).astype(np.float64)
+    first.params["W"][...] = latent(first.params["W"].shape, rng)
+    check_layer(first, rng.standard_normal((2, 2, 4, 4)), wrt=["x", "b"])
+
+
+def test_binary_conv2d_bad_input():
+    layer = L.BinaryConv2D(2, 3, 3)
+    with pytest.raises(ValueError, match="BinaryConv2D.*1 channels, expected 2"):
+        layer.forward(np.zeros((1, 1, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        layer.forward(np.zeros((1, 2, 2, 2), np.float32))
+
+
+def test_binary_model_saves_and_loads(tmp_path, rng):
+    net = cdl.Sequential([L.BinaryConv2D(1, 2, 3, pad=1, scale=True, binarize_input=False),
+                          L.BatchNorm(2), L.Binarize("stochastic"), L.Flatten(),
+                          L.BinaryAffine(2 * 4 * 4, 3, bias=False)],
+                         loss=L.SoftmaxCrossEntropy())
+    x = rng.standard_normal((3, 1, 4, 4)).astype(np.float32)
+    net.loss(x, np.array([0, 1, 2]))
+    net.save(tmp_path / "bnn.npz")
+    back = cdl.load(tmp_path / "bnn.npz")
+    assert repr(back) == repr(net)
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
