@@ -155,6 +155,11 @@ class Sequential:
     def num_params(self):
         return int(sum(v.size for v in flat(self.layers, "params").values()))
 
+    def pack(self):
+        """Inference-only copy with bit-packed binary layers (``cdl.packed.pack_model``)."""
+        from cdl.packed import pack_model  # cdl.packed imports the layers; keep model.py light
+        return pack_model(self)
+
     def __repr__(self):
         body = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({body}\n  loss={self.loss_layer!r}\n)"

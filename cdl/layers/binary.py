@@ -41,6 +41,21 @@ def hard_sigmoid(x):
     return np.clip((x + 1) * 0.5, 0.0, 1.0)
 
 
+def finish(dot, alpha, b, channel_axis=-1):
+    """y = dot * alpha + b along channel_axis (either may be None), in dot's dtype.
+
+    Shared by the binary layers and ``cdl.packed``, so that packed models
+    compute their outputs from the integer products with the same arithmetic.
+    """
+    shape = [1] * dot.ndim
+    shape[channel_axis] = -1
+    if alpha is not None:
+        dot = dot * alpha.astype(dot.dtype).reshape(shape)
+    if b is not None:
+        dot = dot + b.astype(dot.dtype).reshape(shape)
+    return dot
+
+
 class Binarize(_Stochastic):
     """Sign activation. x (N, ...) -> y in {-1, +1}, same shape.
 
@@ -107,18 +122,8 @@ class _BinaryLinear(Layer):
         return np.abs(self._latent()).mean(axis=self._fan_axes)
 
     def finish(self, dot, channel_axis=-1):
-        """y from the +-1 products: y = dot * alpha + b per output unit (as each applies).
-
-        ``cdl.packed`` calls this on integer products, so packed and float
-        models compute the outputs with the same arithmetic.
-        """
-        shape = [1] * dot.ndim
-        shape[channel_axis] = -1
-        if self.scale:
-            dot = dot * self.alpha().astype(dot.dtype).reshape(shape)
-        if self.bias:
-            dot = dot + self.params["b"].astype(dot.dtype).reshape(shape)
-        return dot
+        """y from the +-1 products: y = dot * alpha + b per output unit (as each applies)."""
+        return finish(dot, self.alpha(), self.params.get("b"), channel_axis)
 
     def _weight_grad(self, W, g_wb, dalpha):
         """dL/dW from g_wb = dL/d sign(W) (already times alpha when scaled) and dL/dalpha.
