@@ -108,7 +108,7 @@ class _Threshold:
         # constant channels: always +1 (dot >= -n-1) or never (dot >= n+1)
         thr = np.where(flips, thr, np.where(p_lo, -n - 1, n + 1))
         self.up = np.where(flips, up, True)
-        self.thr = thr.astype(np.int64)
+        self.thr = thr.astype(np.int32)
         self.nbytes = _nbytes(self.thr, self.up)
 
     def signs(self, dots):
@@ -332,6 +332,7 @@ def pack_model(net):
         if j < len(layers) and isinstance(layers[j], Binarize):
             j += 1  # folded into the threshold
         stage.threshold = _Threshold(stage, pool, bn)
+        stage.alpha = stage.b = None  # folded into the thresholds
         stage.emit_bits = not stage.conv and _next_is_packed_affine(layers, j)
         while stage.emit_bits and isinstance(layers[j], _SKIPPED + (Flatten,)):
             j += 1  # identities on (N, F) bits: the next stage takes them as they are

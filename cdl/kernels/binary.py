@@ -64,6 +64,14 @@ def _scalar_barrier(typingctx, x):
 # -- packing -------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
+def sign_pm1(x, out):
+    """out = +1 where x >= 0, else -1 (flat arrays): the unpacked form of the bits below."""
+    for i in prange(x.size):
+        out[i] = 1 if x[i] >= 0 else -1
+
+
+
+@njit(parallel=True, cache=True)
 def pack_signs(x, out):
     """out (R, W) uint64 = sign bits of x (R, n): bit 1 where x >= 0 (see module doc)."""
     R, n = x.shape

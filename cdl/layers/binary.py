@@ -21,6 +21,7 @@ import numpy as np
 from cdl import init as _init
 from cdl._checks import check_float, conv_output_hw, pair
 from cdl.backend import kernels_for
+from cdl.kernels.binary import sign_pm1
 from cdl.layers.base import Layer, compute_dtype
 from cdl.layers.dense import _positive_int
 from cdl.layers.dropout import _Stochastic
@@ -28,7 +29,10 @@ from cdl.layers.dropout import _Stochastic
 
 def sign(x):
     """+1 where x >= 0, -1 elsewhere, in x's dtype (the packing's convention)."""
-    return np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1))
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    sign_pm1(x.reshape(-1), out.reshape(-1))
+    return out
 
 
 def ste_mask(x):

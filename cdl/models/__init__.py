@@ -4,8 +4,9 @@ Builders take the input shape (C, H, W), the number of classes and an
 optional ``rng`` (seed or Generator) for the initial weights. ``MODELS``
 maps the names ``cdl train --model`` accepts to builders.
 """
+from cdl.models.binary import BinaryConvNet, BinaryMLP
 from cdl.models.small import mlp, small_cnn
 
-MODELS = {"cnn": small_cnn, "mlp": mlp}
+MODELS = {"cnn": small_cnn, "mlp": mlp, "binary_mlp": BinaryMLP, "binary_cnn": BinaryConvNet}
 
-__all__ = ["MODELS", "small_cnn", "mlp"]
+__all__ = ["MODELS", "small_cnn", "mlp", "BinaryMLP", "BinaryConvNet"]

@@ -207,7 +207,7 @@ def test_binary_conv2d_bad_input():
 def test_threshold_pack():
     rng = np.random.default_rng(5)
     z = rng.integers(-20, 20, (7, 130)).astype(np.int32)
-    thr = rng.integers(-10, 10, 130).astype(np.int64)
+    thr = rng.integers(-10, 10, 130).astype(np.int32)
     up = rng.random(130) < 0.5
     out = np.empty((7, 3), np.uint64)
     K.threshold_pack(z, thr, up, out)
