@@ -11,6 +11,15 @@ import platform
 import statistics
 import time
 
+# torch, when installed, is imported before cdl: cdl sets OMP_WAIT_POLICY=PASSIVE for its
+# own OpenMP runtime (see cdl/__init__.py), and torch's bundled libgomp, a separate copy,
+# reads the environment once when it loads. Importing it first lets PyTorch run with its
+# own default policy, as a PyTorch user gets it (PASSIVE slows its 1x1 conv about 1.8x).
+try:
+    import torch as _torch
+except ImportError:
+    _torch = None
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -45,6 +54,24 @@ def set_threads(n):
     return n
 
 
+def torch_or_none():
+    """The torch module when installed (imported at the top of this module), else None."""
+    return _torch
+
+
+def numba_threading_layer():
+    """The threading layer Numba actually uses; runs a tiny parallel kernel to find out."""
+    import numba
+    import numpy as np
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        from cdl.kernels.pool import avgpool2d_forward
+        avgpool2d_forward(np.zeros((1, 1, 1, 1), np.float32), 1, 1, 1, 1, 0, 0,
+                          np.zeros((1, 1, 1, 1), np.float32))
+        return numba.threading_layer()
+
+
 def cpu_description():
     """'model name | flags of interest' from /proc/cpuinfo (or platform on other OSes)."""
     model, flags = platform.processor() or platform.machine(), set()
@@ -68,7 +95,8 @@ def machine():
     import numpy as np
     info = {"cpu": cpu_description(), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__,
-            "numba_threads": numba.get_num_threads(), "numba_layer": numba.config.THREADING_LAYER}
+            "numba_threads": numba.get_num_threads(), "numba_layer": numba_threading_layer(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
     try:
         from threadpoolctl import threadpool_info
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
