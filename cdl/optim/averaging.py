@@ -27,7 +27,7 @@ import abc
 import contextlib
 
 from cdl.backend import kernels_for
-from cdl.optim.base import check_hyper
+from cdl.optim.base import check_count, check_hyper
 from cdl.train import Callback
 
 
@@ -124,9 +124,7 @@ class PolyakAverage(_ParameterAverage):
 
     def __init__(self, start=1, finalize=True):
         super().__init__(finalize)
-        if isinstance(start, bool) or int(start) != start or start < 1:
-            raise ValueError(f"PolyakAverage: start must be an epoch number >= 1, got {start!r}")
-        self.start = int(start)
+        self.start = check_count("PolyakAverage", "start", start)
 
     def _beta(self):
         return 1.0 - 1.0 / self.n

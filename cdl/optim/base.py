@@ -31,6 +31,14 @@ def check_hyper(who, name, value, low=None, high=None, low_open=False, high_open
     return value
 
 
+def check_count(who, name, value, minimum=1):
+    """value as an int >= minimum (bools and non-integers refused), else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 class Optimizer(abc.ABC):
     """Base: validates the dicts, counts steps (t), hands each array to ``_step``."""
 

@@ -21,14 +21,8 @@ logged in ``trainer.history["lr"]``.
 import abc
 import math
 
-from cdl.optim.base import check_hyper
+from cdl.optim.base import check_count, check_hyper
 from cdl.train import Callback
-
-
-def _count(who, name, value, minimum=1):
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class LRSchedule(Callback, abc.ABC):
@@ -80,7 +74,7 @@ class StepLR(LRSchedule):
 
     def __init__(self, step, gamma=0.1, per="epoch"):
         super().__init__(per)
-        self.step = _count("StepLR", "step", step)
+        self.step = check_count("StepLR", "step", step)
         self.gamma = check_hyper("StepLR", "gamma", gamma, 0, 1, low_open=True,
                                  high_open=False)
 
@@ -105,7 +99,7 @@ class CosineLR(LRSchedule):
 
     def __init__(self, total, lr_min=0.0, per="epoch"):
         super().__init__(per)
-        self.total = _count("CosineLR", "total", total)
+        self.total = check_count("CosineLR", "total", total)
         self.lr_min = check_hyper("CosineLR", "lr_min", lr_min, 0)
 
     def lr_at(self, step, lr0):
@@ -119,7 +113,7 @@ class LinearWarmup(LRSchedule):
 
     def __init__(self, warmup, start=0.1, after=None, per="batch"):
         super().__init__(per)
-        self.warmup = _count("LinearWarmup", "warmup", warmup)
+        self.warmup = check_count("LinearWarmup", "warmup", warmup)
         self.start = check_hyper("LinearWarmup", "start", start, 0, 1, high_open=False)
         if after is not None and not isinstance(after, LRSchedule):
             raise ValueError(f"LinearWarmup: after must be an LRSchedule, got {after!r}")

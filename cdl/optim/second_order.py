@@ -22,7 +22,7 @@ from collections import deque
 
 import numpy as np
 
-from cdl.optim.base import check_hyper
+from cdl.optim.base import check_count, check_hyper
 from cdl.optim.linesearch import Point, strong_wolfe
 
 
@@ -73,9 +73,7 @@ class FullBatchOptimizer(abc.ABC):
     first_order = False  # needs a closure over the whole data set, not update(params, grads)
 
     def __init__(self, max_iter=200, gtol=1e-5):
-        if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"{self.name}: max_iter must be a positive int, got {max_iter!r}")
-        self.max_iter = int(max_iter)
+        self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.gtol = check_hyper(self.name, "gtol", gtol, 0, low_open=True)
 
     @property
@@ -165,7 +163,7 @@ class Newton(FullBatchOptimizer):
             raise ValueError(f"Newton: hess must be callable x -> (n, n) array, got {hess!r}")
         self.hess = hess
         self.fd_step = check_hyper("Newton", "fd_step", fd_step, 0, 1, low_open=True)
-        self.max_params = int(max_params)
+        self.max_params = check_count("Newton", "max_params", max_params)
 
     def _start(self, x):
         if self.hess is None and x.size > self.max_params:
@@ -288,9 +286,7 @@ class LBFGS(FullBatchOptimizer):
 
     def __init__(self, max_iter=500, gtol=1e-5, memory=10):
         super().__init__(max_iter, gtol)
-        if isinstance(memory, bool) or int(memory) != memory or memory < 1:
-            raise ValueError(f"LBFGS: memory must be a positive int, got {memory!r}")
-        self.memory = int(memory)
+        self.memory = check_count("LBFGS", "memory", memory)
 
     def _start(self, x):
         return {"pairs": deque(maxlen=self.memory)}
@@ -335,16 +331,16 @@ class CoordinateDescent(FullBatchOptimizer):
 
     def __init__(self, max_iter=1000, gtol=1e-5, blocks=1, c2=0.01):
         super().__init__(max_iter, gtol)
+        if isinstance(blocks, (int, np.integer, bool, np.bool_)):
+            blocks = check_count("CoordinateDescent", "block size", blocks)
         self.blocks = blocks
         self.c2 = check_hyper("CoordinateDescent", "c2", c2, 0, 1, low_open=True)
 
     def _start(self, x):
         n = x.size
-        if isinstance(self.blocks, (int, np.integer)) and not isinstance(self.blocks, bool):
-            if self.blocks < 1:
-                raise ValueError(f"CoordinateDescent: block size must be >= 1, got "
-                                 f"{self.blocks}")
-            blocks = [np.arange(i, min(n, i + self.blocks)) for i in range(0, n, self.blocks)]
+        if isinstance(self.blocks, int):
+            size = self.blocks
+            blocks = [np.arange(i, min(n, i + size)) for i in range(0, n, size)]
         else:
             blocks = [np.asarray(b, dtype=np.intp).reshape(-1) for b in self.blocks]
             covered = np.concatenate(blocks) if blocks else np.empty(0, np.intp)

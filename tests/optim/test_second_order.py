@@ -147,10 +147,11 @@ def test_coordinate_descent_with_explicit_blocks():
 
     got = optim.CoordinateDescent(blocks=[[0, 3], [1], [2]], gtol=1e-7).minimize(fun, np.ones(4))
     assert got.converged and np.abs(got.x).max() < 1e-7
-    for blocks, match in [([[0, 1], [1, 2, 3]], "exactly once"), ([[0, 1, 2, 9]], r"\[0, 4\)"),
-                          (0, "block size")]:
+    for blocks, match in [([[0, 1], [1, 2, 3]], "exactly once"), ([[0, 1, 2, 9]], r"\[0, 4\)")]:
         with pytest.raises(ValueError, match=match):
             optim.CoordinateDescent(blocks=blocks).minimize(fun, np.ones(4))
+    with pytest.raises(ValueError, match="block size"):
+        optim.CoordinateDescent(blocks=0)
 
 
 def test_convex_quadratic_all_methods():
@@ -172,6 +173,8 @@ def test_convex_quadratic_all_methods():
 def test_bad_input_and_hyperparameters():
     with pytest.raises(ValueError, match="max_iter"):
         optim.BFGS(max_iter=0)
+    with pytest.raises(ValueError, match="max_iter"):
+        optim.Newton(max_iter=None)
     with pytest.raises(ValueError, match="gtol"):
         optim.LBFGS(gtol=0)
     with pytest.raises(ValueError, match="memory"):
