@@ -87,7 +87,9 @@ def compare(name, max_steps, tol):
                 opt = make(lr, 0.9 if mu is None else mu)
                 steps, path, status = run_first_order(opt, fun, start, target, max_steps, tol)
                 rows.append((opt_name, lr, mu, steps, status))
-                key = steps if steps is not None else max_steps + 1
+                # fastest if converged, else the run that ended closest to the minimum
+                key = steps if steps is not None else \
+                    max_steps + 1 + np.linalg.norm(path[-1] - target)
                 if opt_name not in best or key < best[opt_name][0]:
                     best[opt_name] = (key, path, f"lr={lr}" + ("" if mu is None else f", mu={mu}"))
     for opt_name, make in FULL_BATCH.items():
