@@ -108,34 +108,48 @@ def _channel_dot(dout, x, c, mu):
     return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
-@njit(parallel=True, cache=True)
 def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     """Training BN. x, y (N, C, L); gamma, beta (C,); writes mean, var (C,) float64.
 
     coef (5, C) is scratch in y's dtype. var is the biased batch variance.
     """
     N, C, L = x.shape
-    m = N * L
     if L == 1:
-        for blk in prange((C + _BLOCK - 1) // _BLOCK):
-            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-            s1 = np.zeros(c1 - c0)
-            s2 = np.zeros(c1 - c0)
-            for n in range(N):
-                for c in range(c0, c1):
-                    d = np.float64(x[n, c, 0]) - x[0, c, 0]
-                    s1[c - c0] += d
-                    s2[c - c0] += d * d
-            for c in range(c0, c1):
-                d = s1[c - c0] / m
-                mean[c] = x[0, c, 0] + d
-                var[c] = max(s2[c - c0] / m - d * d, 0.0)
-                _split_mean(c, mean[c], coef)
-                coef[1, c] = gamma[c] / np.sqrt(var[c] + eps)
-            for n in range(N):
-                for c in range(c0, c1):
-                    y[n, c, 0] = ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[1, c] + beta[c]
-        return
+        _rows_forward(x.reshape(N, C), gamma, beta, eps, y.reshape(N, C), mean, var, coef)
+    else:
+        _channels_forward(x, gamma, beta, eps, y, mean, var, coef)
+
+
+def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
+    """Inference BN. y = gamma * (x - mean) * inv_std + beta with fixed mean, inv_std (C,)."""
+    N, C, L = x.shape
+    _apply_coef(mean, inv_std, gamma, coef)
+    if L == 1:
+        _rows_apply(x.reshape(N, C), beta, y.reshape(N, C), coef)
+    else:
+        _channels_apply(x, beta, y, coef)
+
+
+def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
+    """BN backward. dout, x, dx (N, C, L); mean, inv_std (C,); writes dgamma, dbeta (C,) float64.
+
+    batch_stats: mean and inv_std came from this batch (training), so dx
+    carries their dependence on x; False treats them as constants.
+    """
+    N, C, L = x.shape
+    if L == 1:
+        _rows_backward(dout.reshape(N, C), x.reshape(N, C), mean, inv_std, gamma,
+                       bool(batch_stats), dx.reshape(N, C), dgamma, dbeta, coef)
+    else:
+        _channels_backward(dout, x, mean, inv_std, gamma, bool(batch_stats), dx, dgamma,
+                           dbeta, coef)
+
+
+# -- (N, C, L), L > 1: one channel per thread ---------------------------------
+@njit(parallel=True, cache=True)
+def _channels_forward(x, gamma, beta, eps, y, mean, var, coef):
+    N, C, L = x.shape
+    m = N * L
     for c in prange(C):
         k = np.float64(x[0, c, 0])
         s1, s2 = _channel_sums(x, c, k)
@@ -150,20 +164,16 @@ def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
                 y[n, c, i] = ((x[n, c, i] - hi) - lo) * sc + b
 
 
-@njit(parallel=True, cache=True)
-def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
-    """Inference BN. y = gamma * (x - mean) * inv_std + beta with fixed mean, inv_std (C,)."""
-    N, C, L = x.shape
-    for c in range(C):
+@njit(cache=True)
+def _apply_coef(mean, inv_std, gamma, coef):
+    for c in range(mean.shape[0]):
         _split_mean(c, mean[c], coef)
         coef[1, c] = gamma[c] * inv_std[c]
-    if L == 1:
-        for blk in prange((C + _BLOCK - 1) // _BLOCK):
-            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-            for n in range(N):
-                for c in range(c0, c1):
-                    y[n, c, 0] = ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[1, c] + beta[c]
-        return
+
+
+@njit(parallel=True, cache=True)
+def _channels_apply(x, beta, y, coef):
+    N, C, L = x.shape
     for c in prange(C):
         hi, lo, sc, b = coef[0, c], coef[4, c], coef[1, c], beta[c]
         for n in range(N):
@@ -172,33 +182,9 @@ def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
 
 
 @njit(parallel=True, cache=True)
-def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
-    """BN backward. dout, x, dx (N, C, L); mean, inv_std (C,); writes dgamma, dbeta (C,) float64.
-
-    batch_stats: mean and inv_std came from this batch (training), so dx
-    carries their dependence on x; False treats them as constants.
-    """
+def _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
     N, C, L = x.shape
     m = N * L
-    if L == 1:
-        for blk in prange((C + _BLOCK - 1) // _BLOCK):
-            c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-            sg = np.zeros(c1 - c0)
-            sgx = np.zeros(c1 - c0)
-            for n in range(N):
-                for c in range(c0, c1):
-                    g = np.float64(dout[n, c, 0])
-                    sg[c - c0] += g
-                    sgx[c - c0] += g * (x[n, c, 0] - mean[c])
-            for c in range(c0, c1):
-                _backward_coef(c, sg[c - c0], sgx[c - c0], m, mean, inv_std, gamma,
-                               batch_stats, dgamma, dbeta, coef)
-            for n in range(N):
-                for c in range(c0, c1):
-                    dx[n, c, 0] = (dout[n, c, 0] * coef[1, c]
-                                   + ((x[n, c, 0] - coef[0, c]) - coef[4, c]) * coef[2, c]
-                                   + coef[3, c])
-        return
     for c in prange(C):
         sg, sgx = _channel_dot(dout, x, c, mean[c])
         _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbeta, coef)
@@ -206,6 +192,82 @@ def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, d
         for n in range(N):
             for i in range(L):
                 dx[n, c, i] = dout[n, c, i] * a + ((x[n, c, i] - hi) - lo) * b + s
+
+
+# -- (N, D): blocks of features per thread, rows innermost-contiguous ----------
+# Per-feature accumulators live in small local arrays indexed by the feature, so
+# the inner loop runs along a contiguous row and vectorises across features.
+@njit(parallel=True, cache=True)
+def _rows_forward(x, gamma, beta, eps, y, mean, var, coef):
+    N, C = x.shape
+    for blk in prange((C + _BLOCK - 1) // _BLOCK):
+        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+        B = c1 - c0
+        k = np.empty(B)
+        s1 = np.zeros(B)
+        s2 = np.zeros(B)
+        for c in range(B):
+            k[c] = x[0, c0 + c]
+        for n in range(N):
+            row = x[n, c0:c1]
+            for c in range(B):
+                d = row[c] - k[c]
+                s1[c] += d
+                s2[c] += d * d
+        for c in range(B):
+            d = s1[c] / N
+            mean[c0 + c] = k[c] + d
+            var[c0 + c] = max(s2[c] / N - d * d, 0.0)
+            _split_mean(c0 + c, mean[c0 + c], coef)
+            coef[1, c0 + c] = gamma[c0 + c] / np.sqrt(var[c0 + c] + eps)
+        _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
+
+
+@njit(cache=True, inline="always")
+def _rows_affine(x, y, hi, lo, sc, b, c0, c1):
+    """y[:, c0:c1] = ((x - hi) - lo) * sc + b, row by row."""
+    for n in range(x.shape[0]):
+        xr = x[n, c0:c1]
+        yr = y[n, c0:c1]
+        for c in range(c1 - c0):
+            yr[c] = ((xr[c] - hi[c]) - lo[c]) * sc[c] + b[c]
+
+
+@njit(parallel=True, cache=True)
+def _rows_apply(x, beta, y, coef):
+    N, C = x.shape
+    for blk in prange((C + _BLOCK - 1) // _BLOCK):
+        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+        _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
+
+
+@njit(parallel=True, cache=True)
+def _rows_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
+    N, C = x.shape
+    for blk in prange((C + _BLOCK - 1) // _BLOCK):
+        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
+        B = c1 - c0
+        mu = mean[c0:c1]
+        sg = np.zeros(B)
+        sgx = np.zeros(B)
+        for n in range(N):
+            gr = dout[n, c0:c1]
+            xr = x[n, c0:c1]
+            for c in range(B):
+                g = np.float64(gr[c])
+                sg[c] += g
+                sgx[c] += g * (xr[c] - mu[c])
+        for c in range(B):
+            _backward_coef(c0 + c, sg[c], sgx[c], N, mean, inv_std, gamma, batch_stats,
+                           dgamma, dbeta, coef)
+        hi, a, b = coef[0, c0:c1], coef[1, c0:c1], coef[2, c0:c1]
+        s, lo = coef[3, c0:c1], coef[4, c0:c1]
+        for n in range(N):
+            gr = dout[n, c0:c1]
+            xr = x[n, c0:c1]
+            dr = dx[n, c0:c1]
+            for c in range(B):
+                dr[c] = gr[c] * a[c] + ((xr[c] - hi[c]) - lo[c]) * b[c] + s[c]
 
 
 @njit(cache=True, inline="always")
