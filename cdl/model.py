@@ -9,6 +9,7 @@ rebuilds layer classes registered by cdl from their JSON config, so a model
 file is data and never code. Writes go to a temporary file that replaces
 the target only once complete: a crash mid-save keeps the old file.
 """
+import contextlib
 import json
 import os
 import tempfile
@@ -145,6 +146,14 @@ class Sequential:
             if not np.isfinite(src).all():
                 raise ValueError(f"load_state: {k} holds NaN or Inf")
             dst[...] = src
+
+    @contextlib.contextmanager
+    def hold_noise(self):
+        """Inside the block, Dropout & co. reuse their last noise draw (model-level gradient checks)."""
+        with contextlib.ExitStack() as stack:
+            for layer in self.layers:
+                stack.enter_context(layer.hold_noise())
+            yield self
 
     def astype(self, dtype):
         """Cast every layer's params, grads and buffers (e.g. to float64 for gradcheck)."""

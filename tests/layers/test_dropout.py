@@ -163,3 +163,19 @@ def test_dropout_in_a_model_drops_in_training_only(rng):
     np.testing.assert_allclose(plain.predict(x), dropped.predict(x), rtol=1e-6)
     losses = [dropped.loss(x, t) for _ in range(5)]
     assert len(set(losses)) == 5
+
+
+def test_model_gradient_with_dropout_and_batchnorm_matches_numerical(rng):
+    """Sequential.hold_noise: the whole model is one function of its weights during the check."""
+    net = cdl.Sequential([L.Affine(5, 6, rng=0), L.BatchNorm(6), L.Tanh(), L.Dropout(0.4, rng=1),
+                          L.DropConnect(L.Affine(6, 3, rng=2), 0.3, rng=3), L.GaussianNoise(0.2, rng=4)],
+                         loss=L.SoftmaxCrossEntropy()).astype(np.float64)
+    x = rng.standard_normal((7, 5))
+    t = rng.integers(0, 3, 7)
+    with net.hold_noise():
+        net.loss(x, t)
+        net.backward()
+        for name in ("0.W", "1.gamma", "4.W"):
+            num = cdl.gradcheck.numerical_gradient(lambda: net.loss(x, t), net.params[name])
+            np.testing.assert_allclose(net.grads[name], num, rtol=1e-5, atol=1e-8)
+    assert len({net.loss(x, t) for _ in range(3)}) == 3  # fresh noise again outside the block
