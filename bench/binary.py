@@ -1,0 +1,195 @@
+"""Binary (XNOR/popcount) products and packed inference against float32 BLAS.
+
+    python bench/binary.py [--repeat 10] [--warmup 2] [--threads 2] [--quick]
+
+1. GEMM: cdl.binary.binary_matmul on packed rows (M, K/64 words) x (N, K/64)
+   against NumPy's float32 matmul (M, K) @ (K, N) (OpenBLAS/MKL sgemm) and
+   torch.matmul when torch is installed, timed interleaved. Both GEMM variants
+   of cdl.kernels.binary run too ("scalar": register-blocked popcnt, the
+   default without a vector popcount; "vector": the word loop left to LLVM's
+   vectorizer). GOPS counts 2*M*N*K (one multiply and one add per +-1 element
+   pair, as sgemm's GFLOP/s does), and "x sgemm" is sgemm time / cdl time.
+2. Inference: BinaryMLP (3 x 2048, 28x28 input) and BinaryConvNet, packed
+   (``net.pack()``) vs their float twins and vs the float-simulated binary
+   model, images/s on one batch.
+3. Bytes: what the packed and float models store.
+
+    python bench/binary.py --asm    # what LLVM emits for the two GEMM kernels
+
+prints the innermost loop of each kernel as compiled for this CPU and, in a
+subprocess with NUMBA_CPU_NAME/NUMBA_CPU_FEATURES, for an AVX-512 VPOPCNTDQ
+CPU (icelake-server): compiled only, never run there.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ICELAKE = ("icelake-server", "+64bit,+sse2,+sse4.2,+popcnt,+avx,+avx2,+fma,+bmi,+bmi2,+lzcnt,"
+           "+movbe,+f16c,+cx16,+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl,"
+           "+avx512vpopcntdq,+avx512bitalg,+avx512vnni")
+
+GEMM_SHAPES = [  # M, N, K
+    (1024, 1024, 4096),   # the issue's target shape
+    (1000, 2048, 2048),   # a BinaryMLP hidden layer on a batch of 1000
+    (256, 256, 8192),
+    (6272, 128, 1152),    # a 3x3 conv, 128 -> 128 channels, 7x7 maps, batch 128 (im2col rows)
+    (64, 2048, 2048),     # a small batch
+]
+
+
+def torch_module():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def bench_gemm(args, rng):
+    from cdl import binary
+    from cdl.kernels import binary as K
+    torch = torch_module()
+    rows = []
+    shapes = GEMM_SHAPES[:2] if args.quick else GEMM_SHAPES
+    for M, N, Kbits in shapes:
+        A = rng.standard_normal((M, Kbits), dtype=np.float32)
+        B = rng.standard_normal((Kbits, N), dtype=np.float32)
+        a, b = binary.pack_bits(A), binary.pack_bits(np.ascontiguousarray(B.T))
+        out = np.empty((M, N), np.int32)
+        corner = np.where(A[:8] >= 0, 1, -1) @ np.where(B[:, :8] >= 0, 1, -1)
+        assert np.array_equal(binary.binary_matmul(a, b, Kbits)[:8, :8], corner)
+        contenders = {
+            "cdl": lambda: binary.binary_matmul(a, b, Kbits),
+            "cdl scalar": lambda: K.xnor_gemm(a, b, Kbits, out, "scalar"),
+            "cdl vector": lambda: K.xnor_gemm(a, b, Kbits, out, "vector"),
+            "numpy sgemm": lambda: A @ B,
+        }
+        if torch is not None:
+            tA, tB = torch.from_numpy(A), torch.from_numpy(B)
+            contenders["torch sgemm"] = lambda: torch.matmul(tA, tB)
+        med, first = _common.interleaved(contenders, args.repeat, args.warmup)
+        ops = 2.0 * M * N * Kbits
+        for name, t in med.items():
+            rows.append({"op": "gemm", "shape": f"{M}x{N}x{Kbits}", "contender": name,
+                         "ms": 1e3 * t, "GOPS": ops / t / 1e9,
+                         "x sgemm": med["numpy sgemm"] / t,
+                         "first_ms": 1e3 * first[name]})
+    return rows
+
+
+def _random_bn_stats(net, rng):
+    """Plausible running statistics, so thresholds are not all trivial."""
+    from cdl import layers as L
+    for layer in net.layers:
+        if isinstance(layer, L.BatchNorm):
+            c = layer.num_features
+            layer.running_mean = rng.normal(0, 4, c)
+            layer.running_var = rng.uniform(20, 60, c)
+    return net
+
+
+def bench_inference(args, rng):
+    from cdl.models import BinaryConvNet, BinaryMLP
+    rows, sizes = [], []
+    cases = [("BinaryMLP 3x2048", BinaryMLP, {"hidden": (2048, 2048, 2048)}, 1000),
+             ("BinaryConvNet 64-128", BinaryConvNet, {"channels": (64, 128)}, 200)]
+    if args.quick:
+        cases = cases[:1]
+    for label, cls, kw, batch in cases:
+        net = _random_bn_stats(cls(rng=0, **kw), rng)
+        twin = cls.float_twin(rng=0, **kw)
+        packed = net.pack()
+        x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+        assert np.array_equal(packed.predict(x), net.predict(x))
+        contenders = {"packed": lambda: packed.predict(x),
+                      "float twin": lambda: twin.predict(x),
+                      "binary as float": lambda: net.predict(x)}
+        med, first = _common.interleaved(contenders, args.repeat, args.warmup)
+        for name, t in med.items():
+            rows.append({"op": "inference", "shape": f"{label}, batch {batch}",
+                         "contender": name, "ms": 1e3 * t, "img/s": batch / t,
+                         "x float twin": med["float twin"] / t, "first_ms": 1e3 * first[name]})
+        sizes.append({"model": label, "packed_bytes": packed.nbytes,
+                      "float_bytes": packed.float_bytes,
+                      "ratio": packed.float_bytes / packed.nbytes})
+    return rows, sizes
+
+
+def inner_loops():
+    """The innermost loop (first block with a popcount) of each GEMM kernel, as compiled here."""
+    import llvmlite.binding as llvm
+    from numba import types
+    from numba.core import config
+    from cdl.kernels import binary as K
+    u2 = types.Array(types.uint64, 2, "C")
+    i32 = types.Array(types.int32, 2, "C")
+    sigs = {"_gemm_panels (scalar)": (K._gemm_panels, (u2, types.Array(types.uint64, 3, "C"),
+                                                        types.int64, i32, types.int64, types.int64)),
+            "_gemm_rows (vector)": (K._gemm_rows, (u2, u2, types.int64, i32, types.int64,
+                                                   types.int64))}
+    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    for name, (fn, sig) in sigs.items():
+        fn.compile(sig)
+        lines = fn.inspect_asm(sig).splitlines()
+        hits = [i for i, l in enumerate(lines)
+                if any(op in l for op in ("popcnt", "vpshufb", "vpopcntq"))]
+        start = max(j for j in range(hits[0]) if lines[j].startswith(".LBB"))
+        end = min(j for j in range(hits[0], len(lines)) if lines[j].strip().startswith("j"))
+        loop = lines[start:end + 1]
+        count = {op: sum(l.split()[0].startswith(op) for l in loop if l.strip() and not l.startswith("."))
+                 for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "vpxor")}
+        print(f"--- {name} on {cpu}: {len(loop) - 1} instructions in the inner loop; "
+              + ", ".join(f"{k} {v}" for k, v in count.items() if v))
+        print("\n".join(loop))
+
+
+def asm_report():
+    """inner_loops() for this CPU and for ICELAKE, each in a subprocess with an empty
+    Numba cache (code loaded from the cache cannot be inspected)."""
+    import subprocess
+    import tempfile
+    for target in ({}, {"NUMBA_CPU_NAME": ICELAKE[0], "NUMBA_CPU_FEATURES": ICELAKE[1]}):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, **target)
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--asm-here"], env=env,
+                           check=True)
+
+
+def main():
+    if "--asm-here" in sys.argv:
+        return inner_loops()
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--asm", action="store_true", help="print the GEMM kernels' inner loops")
+    args = p.parse_args()
+    if args.asm:
+        return asm_report()
+    if args.device != "cpu":
+        p.error("bench/binary.py measures the CPU kernels only (no CUDA binary kernels yet)")
+    threads = _common.set_threads(args.threads)
+    from cdl.kernels import binary as K
+    rng = np.random.default_rng(0)
+    info = _common.machine()
+    _common.print_machine(info)
+    print(f"threads {threads}, gemm variant on this CPU: {K.gemm_variant()}, load average "
+          f"{os.getloadavg()[0]:.2f}")
+    gemm = bench_gemm(args, rng)
+    _common.table(gemm, ["op", "shape", "contender", "ms", "GOPS", "x sgemm", "first_ms"])
+    inference, sizes = bench_inference(args, rng)
+    print()
+    _common.table(inference, ["op", "shape", "contender", "ms", "img/s", "x float twin",
+                              "first_ms"])
+    print()
+    _common.table(sizes, ["model", "packed_bytes", "float_bytes", "ratio"])
+    path = _common.save("binary", {"threads": threads, "gemm_variant": K.gemm_variant(),
+                                   "load_average": os.getloadavg()[0], "gemm": gemm,
+                                   "inference": inference, "bytes": sizes}, args.json)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
