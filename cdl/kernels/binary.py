@@ -24,6 +24,8 @@ is slower than the scalar ``popcnt`` pipes, so ``xnor_gemm`` picks a scalar,
 register-blocked kernel there (see ``gemm_variant``) and keeps LLVM from
 vectorizing it with an empty inline-asm barrier. bench/binary.py measures both.
 """
+import os
+
 import numpy as np
 from llvmlite import binding as _llvm
 from llvmlite import ir as _ir
@@ -270,7 +272,19 @@ def _target_features():
 
 
 def gemm_variant():
-    """"scalar" on x86 without AVX-512 VPOPCNTDQ, else "vector" (see the module doc)."""
+    """The GEMM kernel for this CPU: $CDL_BINARY_GEMM if set ("scalar" or "vector"), else
+    "scalar" on x86 without AVX-512 VPOPCNTDQ and "vector" elsewhere (see the module doc).
+
+    Measured on Zen 1 (AVX2, 128-bit vector pipes), where scalar is about 1.5x
+    faster; on x86 cores with full-width AVX2 pipes the nibble-lookup vector
+    form may come closer, which the environment variable lets a user check
+    (bench/binary.py times both).
+    """
+    forced = os.environ.get("CDL_BINARY_GEMM")
+    if forced:
+        if forced not in ("scalar", "vector"):
+            raise ValueError(f"CDL_BINARY_GEMM must be 'scalar' or 'vector', got {forced!r}")
+        return forced
     feats = _target_features()
     x86 = "+sse2" in feats
     if x86 and "+avx512vpopcntdq" not in feats:

@@ -101,12 +101,19 @@ def test_binary_matmul_extremes():
 
 
 def test_gemm_variant_follows_the_cpu(monkeypatch):
+    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
     monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt,-avx512vpopcntdq")
     assert K.gemm_variant() == "scalar"
     monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx512f,+avx512vpopcntdq")
     assert K.gemm_variant() == "vector"
     monkeypatch.setattr(K, "_target_features", lambda: "+neon,+v8a")
     assert K.gemm_variant() == "vector"
+    monkeypatch.setenv("CDL_BINARY_GEMM", "vector")
+    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt")
+    assert K.gemm_variant() == "vector"
+    monkeypatch.setenv("CDL_BINARY_GEMM", "fast")
+    with pytest.raises(ValueError, match="CDL_BINARY_GEMM"):
+        K.gemm_variant()
     with pytest.raises(ValueError, match="variant"):
         K.xnor_gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
                     np.zeros((1, 1), np.int32), variant="avx9000")
