@@ -109,22 +109,24 @@ def im2col_signs(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
     correction that turns this into zero padding.
     """
     N, C, H, Wd = x.shape
-    Wk = out.shape[1]
     for nh in prange(N * oh_n):
         n, oh = nh // oh_n, nh % oh_n
         for ow in range(ow_n):
             row = nh * ow_n + ow
-            for w in range(Wk):
-                out[row, w] = 0
-            t = 0
+            word, bit, w = _U(0), 0, 0  # the word being filled, its next bit, its index
             for c in range(C):
                 for i in range(kh):
                     y = oh * sh - ph + i
                     for j in range(kw):
                         xx = ow * sw - pw + j
                         if 0 <= y < H and 0 <= xx < Wd and x[n, c, y, xx] >= 0:
-                            out[row, t // 64] |= _U(1) << _U(t % 64)
-                        t += 1
+                            word |= _U(1) << _U(bit)
+                        bit += 1
+                        if bit == 64:
+                            out[row, w] = word
+                            word, bit, w = _U(0), 0, w + 1
+            if bit:
+                out[row, w] = word
 
 
 @njit(parallel=True, cache=True)
