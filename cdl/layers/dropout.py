@@ -129,11 +129,14 @@ class DropConnect(_Stochastic):
     ``buffers`` dicts, so in a Sequential the weights keep plain flat names
     ("3.W", "3.b" for a DropConnect at index 3) and optimizers and
     save/load see them as they would the bare layer. ``config()`` nests the
-    wrapped layer's spec; ``from_config`` rebuilds it.
+    wrapped layer's spec; ``from_config`` rebuilds it. ``DropConnect(layer,
+    ratio)`` and ``DropConnect(ratio, layer)`` are the same.
     """
 
     def __init__(self, layer, ratio=0.5, rng=None):
         super().__init__(rng)
+        if isinstance(ratio, Layer) and not isinstance(layer, Layer):
+            layer, ratio = ratio, layer  # DESIGN.md writes DropConnect(ratio): take (ratio, layer)
         if type(layer) not in (Affine, Conv2D):
             raise ValueError(f"DropConnect: wraps an Affine or a Conv2D layer, got "
                              f"{type(layer).__name__}")

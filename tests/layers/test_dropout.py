@@ -147,6 +147,11 @@ def test_dropconnect_float64_cast_reaches_the_wrapped_layer():
     assert dc.layer.params["W"].dtype == np.float64 and dc.params["W"] is dc.layer.params["W"]
 
 
+def test_dropconnect_takes_ratio_first_too():
+    dc = L.DropConnect(0.25, L.Affine(3, 2))
+    assert dc.ratio == 0.25 and isinstance(dc.layer, L.Affine)
+
+
 def test_dropconnect_refuses_other_layers():
     with pytest.raises(ValueError, match="DropConnect: wraps an Affine or a Conv2D layer, got ReLU"):
         L.DropConnect(L.ReLU(), 0.5)
