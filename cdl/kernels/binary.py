@@ -307,6 +307,14 @@ def xnor_gemm(a, b, n, out, variant=None):
     "scalar" or "vector" (default ``gemm_variant()``).
     """
     M, W = a.shape
+    # cheap guards for direct callers: the compiled loops index without bounds checks
+    if (b.ndim != 2 or b.shape[1] != W or out.shape != (M, b.shape[0])
+            or not (a.dtype == b.dtype == np.uint64) or out.dtype != np.int32
+            or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous)
+            or not 0 < n <= 64 * W):
+        raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
+                         f"(M, N) and 0 < n <= 64*W; got a {a.dtype}{a.shape}, b "
+                         f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
     variant = variant or gemm_variant()
     if variant == "scalar":
         bp = pack_panels(b)

@@ -144,6 +144,15 @@ def test_binary_matmul_bad_input():
         binary.binary_matmul(a, b + np.uint64(1), 64)  # a whole word past n
 
 
+def test_xnor_gemm_guards_direct_callers():
+    a, b = np.zeros((3, 2), np.uint64), np.zeros((4, 2), np.uint64)
+    for bad in [(a, b, 100, np.zeros((4, 3), np.int32)), (a, b, 200, np.zeros((3, 4), np.int32)),
+                (a, b[:, :1].copy(), 64, np.zeros((3, 4), np.int32)),
+                (a, b, 100, np.zeros((3, 4), np.int64))]:
+        with pytest.raises(ValueError, match="xnor_gemm"):
+            K.xnor_gemm(*bad)
+
+
 def test_binary_matmul_allows_a_shorter_n_with_zero_words():
     rng = np.random.default_rng(3)
     a, b = random_packed(rng, 4, 50), random_packed(rng, 5, 50)
