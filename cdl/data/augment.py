@@ -73,7 +73,8 @@ def check_batch(who, x):
         elif x.ndim == 3:
             hint = "; add the channel axis: x[:, None] for grey images"
         raise ValueError(f"{who}: expected an (N, C, H, W) image batch, got shape {x.shape}{hint}")
-    if x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
+    # (N, H, W, C) with square images: H == W, and C a typical channel count
+    if x.shape[1] not in (1, 3, 4) and x.shape[1] == x.shape[2] and x.shape[3] in (1, 3, 4):
         raise ValueError(f"{who}: batch of shape {x.shape} looks channels-last (NHWC); "
                          f"transpose it to (N, C, H, W): x.transpose(0, 3, 1, 2)")
     return x
@@ -288,10 +289,10 @@ def _bcast(v, x):
 
 
 def _grey(x):
-    """Luma (N, 1, H, W) of RGB or the single channel of grey images."""
-    if x.shape[1] == 1:
-        return x
-    return np.einsum("nchw,c->nhw", x, _GRAY.astype(x.dtype))[:, None]
+    """Luma (N, 1, H, W) of RGB images; the channel mean of any other channel count."""
+    if x.shape[1] == 3:
+        return np.einsum("nchw,c->nhw", x, _GRAY.astype(x.dtype))[:, None]
+    return x.mean(axis=1, keepdims=True)
 
 
 class _Spread(Transform):

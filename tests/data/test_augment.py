@@ -260,6 +260,12 @@ def test_wrong_layout(shape, match):
         A.Compose([A.HorizontalFlip()])(np.zeros(shape, np.float32))
 
 
+def test_two_channel_images_are_not_mistaken_for_channels_last(rng):
+    x = images(rng, (2, 2, 5, 3))
+    y, _ = A.Compose([A.Contrast(0.5), A.HorizontalFlip(p=1)])(x, None, rng)
+    assert y.shape == x.shape
+
+
 def test_wrong_dtype_and_rgb_only_transforms():
     with pytest.raises(ValueError, match="float32 or float64"):
         A.Rotation()(np.zeros((2, 1, 4, 4), np.uint8))
