@@ -84,8 +84,9 @@ class RMSProp(Optimizer):
     """RMSProp (Hinton, Coursera lecture 6e): h <- rho h + (1-rho) g*g;
     theta <- theta - lr g / sqrt(eps + h).
 
-    The book's sample code names rho ``decay_rate`` (default 0.99 there);
-    either keyword is accepted, not both.
+    The book's sample code names rho ``decay_rate`` (default 0.99 there, and
+    its eps is added outside the square root); either keyword is accepted,
+    not both. Default rho = 0.9 as in Hinton's lecture.
     """
 
     def __init__(self, lr=0.01, rho=None, eps=1e-8, decay_rate=None):
@@ -93,8 +94,8 @@ class RMSProp(Optimizer):
         if rho is not None and decay_rate is not None:
             raise ValueError(f"{self.name}: give rho or decay_rate (the book's name for "
                              f"rho), not both")
-        rho = 0.9 if rho is None and decay_rate is None else \
-            (rho if rho is not None else decay_rate)
+        if rho is None:
+            rho = 0.9 if decay_rate is None else decay_rate
         self.rho = check_hyper(self.name, "rho", rho, 0, 1)
         self.eps = check_hyper(self.name, "eps", eps, 0, low_open=True)
 
