@@ -1,6 +1,6 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # cython: language_level=3
-"""im2col / col2im in the layout of the book's ``common/util.py``.
+"""im2col / col2im in the layout of the book's ``common/util.py``, and its transpose.
 
 Only typed-memoryview loops live here. ``cdl/kernels/im2col.py`` is the one
 caller: it checks shapes, dtypes and contiguity and allocates the outputs, so
@@ -10,8 +10,16 @@ Index mapping (book layout), for x of shape (N, C, H, W):
     row  = (n * OH + oh) * OW + ow
     col  = (c * KH + i) * KW + j
     x[n, c, oh * SH - PH + i, ow * SW - PW + j]   (zero outside the image)
+
+The transposed layout (``im2col_t``, used by the convolution kernels) is
+col.T restricted to the samples n0 <= n < n1, so that W (F, C*KH*KW) @ col_t
+is one GEMM whose rows are output channels:
+    col_t[(c * KH + i) * KW + j, ((n - n0) * OH + oh) * OW + ow]
+Each row of col_t is a run of whole output rows, so with stride 1 the copy is
+a memcpy of the valid part of an input row plus zeros for the padding.
 """
 from cython.parallel cimport prange
+from libc.string cimport memset
 
 ctypedef fused real:
     float
@@ -71,3 +79,104 @@ def col2im_rows(const real[:, ::1] col, real[:, :, :, ::1] dx,
                                     if xx >= 0 and xx < W:
                                         dx[n, c, y, xx] += col[row, k + j]
                             k = k + kw
+
+
+cdef inline Py_ssize_t _first_inside(Py_ssize_t j, int sw, int pw, int ow_n) noexcept nogil:
+    """The first output ow whose input index ow*SW - PW + j is >= 0 (ow_n if none)."""
+    cdef Py_ssize_t a = 0
+    while a < ow_n and a * sw - pw + j < 0:
+        a += 1
+    return a
+
+
+cdef inline Py_ssize_t _end_inside(Py_ssize_t j, int sw, int pw, Py_ssize_t W, int ow_n,
+                                   Py_ssize_t first) noexcept nogil:
+    """One past the last output ow >= first whose input index ow*SW - PW + j is < W."""
+    cdef Py_ssize_t b = ow_n
+    while b > first and (b - 1) * sw - pw + j >= W:
+        b -= 1
+    return b
+
+
+def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
+             int kh, int kw, int sh, int sw, int ph, int pw, int oh_n, int ow_n):
+    """x[n0:n1] (nb, C, H, W) -> col_t (C*KH*KW, nb*OH*OW), in the calling thread.
+
+    Serial on purpose: cdl.kernels.parallel runs slices of the batch on its
+    worker threads, each with its own col_t (no OpenMP region per call).
+    """
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t nb = n1 - n0, P = oh_n * ow_n, rows = C * kh * kw
+    cdef Py_ssize_t t, r, m, c, i, j, oh, ow, oh0, oh1, ow0, ow1, o
+    cdef real *dst
+    cdef const real *src
+    # Plain loops rather than memcpy/memset: the runs are one output row (often
+    # 8 to 32 values), where a libc call costs more than the copy.
+    with nogil:
+        for t in range(rows * nb):
+            r = t // nb
+            m = t - r * nb
+            c = r // (kh * kw)
+            i = (r // kw) % kh
+            j = r % kw
+            # [oh0, oh1) x [ow0, ow1): the outputs whose input pixel is inside the image
+            oh0 = _first_inside(i, sh, ph, oh_n)
+            oh1 = _end_inside(i, sh, ph, H, oh_n, oh0)
+            ow0 = _first_inside(j, sw, pw, ow_n)
+            ow1 = _end_inside(j, sw, pw, W, ow_n, ow0)
+            dst = &col[r, m * P]
+            for o in range(oh0 * ow_n):
+                dst[o] = 0
+            for o in range(oh1 * ow_n, P):
+                dst[o] = 0
+            for oh in range(oh0, oh1):
+                dst = &col[r, m * P + oh * ow_n]
+                src = &x[n0 + m, c, oh * sh - ph + i, 0]
+                for ow in range(ow0):
+                    dst[ow] = 0
+                if sw == 1:
+                    o = j - pw
+                    for ow in range(ow0, ow1):
+                        dst[ow] = src[ow + o]
+                else:
+                    for ow in range(ow0, ow1):
+                        dst[ow] = src[ow * sw - pw + j]
+                for ow in range(ow1, ow_n):
+                    dst[ow] = 0
+
+
+def col2im_t(const real[:, ::1] col, real[:, :, :, ::1] dx, int n0, int n1,
+             int kh, int kw, int sh, int sw, int ph, int pw, int oh_n, int ow_n):
+    """Adjoint of im2col_t: dx[n0:n1] = the col_t entries summed onto their pixels.
+
+    Overwrites dx[n0:n1], one (sample, channel) plane at a time, gathering
+    every column entry that lands in the plane; threads that own different
+    samples never write to the same memory.
+    """
+    cdef Py_ssize_t C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t nb = n1 - n0, P = oh_n * ow_n
+    cdef Py_ssize_t t, r, m, c, i, j, oh, ow, oh0, oh1, ow0, ow1, o
+    cdef real *dst
+    cdef const real *src
+    with nogil:
+        for t in range(nb * C):
+            m = t // C
+            c = t - m * C
+            memset(&dx[n0 + m, c, 0, 0], 0, H * W * sizeof(real))
+            for i in range(kh):
+                oh0 = _first_inside(i, sh, ph, oh_n)
+                oh1 = _end_inside(i, sh, ph, H, oh_n, oh0)
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    ow0 = _first_inside(j, sw, pw, ow_n)
+                    ow1 = _end_inside(j, sw, pw, W, ow_n, ow0)
+                    for oh in range(oh0, oh1):
+                        dst = &dx[n0 + m, c, oh * sh - ph + i, 0]
+                        src = &col[r, m * P + oh * ow_n]
+                        if sw == 1:
+                            o = j - pw
+                            for ow in range(ow0, ow1):
+                                dst[ow + o] += src[ow]
+                        else:
+                            for ow in range(ow0, ow1):
+                                dst[ow * sw - pw + j] += src[ow]

@@ -1,15 +1,52 @@
-"""Convolution on the CPU: im2col + one BLAS GEMM, col2im for dx.
+"""Convolution on the CPU: conv2d_forward / conv2d_backward and the choice of algorithm.
 
-    forward:  col = im2col(x)                      (N*OH*OW, C*KH*KW)
-              y   = col @ W.reshape(F, -1).T + b   (N*OH*OW, F) -> (N, F, OH, OW)
-    backward: dy  = dout as (N*OH*OW, F)
-              dW  = dy.T @ col,  db = sum(dy),  dx = col2im(dy @ W.reshape(F, -1))
+Two algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
 
-Geometry (stride, pad, fit of the kernel) is validated by the caller.
+"gemm"       im2col + BLAS, a chunk of samples at a time. For samples n0..n1
+             col_t = im2col_t(x[n0:n1])                 (C*KH*KW, nb*OH*OW)
+             forward:  y   = col_t.T @ Wm.T (+ b), reordered to NCHW
+             backward: dy  = dout[n0:n1] as (F, nb*OH*OW)
+                       dW += (col_t @ dy.T).T,  dx[n0:n1] = col2im_t(Wm.T @ dy)
+             with Wm = W.reshape(F, C*KH*KW). col_t is the transpose of the
+             book's col (index map in csrc/im2col.pyx): each of its rows is a
+             run of whole output rows, so im2col is mostly a copy, and col2im
+             gathers per (sample, channel) plane. A chunk's col_t is about
+             _CHUNK_BYTES, so it is still in cache when the GEMM reads it, and
+             the workspace stays small whatever the batch. The GEMM
+             orientations are the fastest measured with OpenBLAS when F is small.
+
+"pointwise"  1x1 kernel, stride 1, no padding: x[n] (C, H*W) already is col_t,
+             so no im2col and no reordering: y[n] = Wm @ x[n] + b,
+             dx[n] = Wm.T @ dy[n], dW = sum_n dy[n] @ x[n].T.
+
+choose_algorithm() is the heuristic; bench/conv.py --algos times both
+algorithms wherever both apply. A direct Numba convolution for few input
+channels (loops over kernel taps, no im2col) was tried and dropped: on first
+layers with 1 to 3 channels and 3x3 or 5x5 kernels it was 1.15x to 2x slower
+than "gemm" on this project's 2-core AVX2 test machine.
+
+Both run on cdl.kernels.parallel: the batch is cut into one slice per
+thread, each slice computed by serial code in its own thread with BLAS on
+one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
 import numpy as np
+from numba import njit
 
 from cdl.kernels import im2col as _cols
+from cdl.kernels.parallel import run_slices
+
+ALGORITHMS = ("gemm", "pointwise")
+
+# Bytes of col_t per chunk of a thread's slice of the batch (at least one sample).
+_CHUNK_BYTES = 1 << 20
+
+
+def choose_algorithm(x_shape, w_shape, stride, pad):
+    """The algorithm conv2d_forward/backward use: "pointwise" for a 1x1 kernel with
+    stride 1 and no padding (the input is its own im2col), else "gemm"."""
+    if tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0):
+        return "pointwise"
+    return "gemm"
 
 
 def _geometry(x_shape, w_shape, stride, pad):
@@ -20,25 +57,130 @@ def _geometry(x_shape, w_shape, stride, pad):
     return kh, kw, sh, sw, ph, pw, oh, ow
 
 
-def conv2d_forward(x, W, b, stride, pad):
-    """y (N, F, OH, OW) = conv(x (N, C, H, W), W (F, C, KH, KW)) + b (F,) or None."""
-    g = _geometry(x.shape, W.shape, stride, pad)
-    N, F = x.shape[0], W.shape[0]
-    col = _cols.im2col(x, *g)
-    y = col @ W.reshape(F, -1).T
+def _algorithm(algo, x_shape, w_shape, stride, pad):
+    if algo is None:
+        return choose_algorithm(x_shape, w_shape, stride, pad)
+    if algo not in ALGORITHMS:
+        raise ValueError(f"conv2d: unknown algorithm {algo!r}, expected one of {ALGORITHMS}")
+    if algo == "pointwise" and choose_algorithm(x_shape, w_shape, stride, pad) != algo:
+        raise ValueError(f"conv2d: 'pointwise' needs a 1x1 kernel, stride 1 and no padding; "
+                         f"got kernel {tuple(w_shape[2:])}, stride {stride}, pad {pad}")
+    return algo
+
+
+def _chunks(a, z, rows, P, itemsize):
+    """Sample ranges [n0, n1) covering [a, z) whose col_t (rows, nb*P) stays near _CHUNK_BYTES."""
+    nb = max(1, min(z - a, _CHUNK_BYTES // max(1, rows * P * itemsize)))
+    return nb, [(n0, min(z, n0 + nb)) for n0 in range(a, z, nb)]
+
+
+def _buffer(flat, rows, cols):
+    """A C-contiguous (rows, cols) view of the front of a flat scratch array."""
+    return flat[:rows * cols].reshape(rows, cols)
+
+
+@njit(nogil=True, cache=True)
+def _rows_to_nchw(yt, b, n0, y):
+    """y[n0 + m, f, p] = yt[m*P + p, f] + b[f]: GEMM rows (nb*P, F) to NCHW (N, F, P)."""
+    F, P = y.shape[1], y.shape[2]
+    for m in range(yt.shape[0] // P):
+        for p in range(P):
+            row = yt[m * P + p]
+            for f in range(F):
+                y[n0 + m, f, p] = row[f] + b[f]
+
+
+@njit(nogil=True, cache=True)
+def _nchw_to_cols(dout, n0, n1, dy):
+    """dy[f, m*P + p] = dout[n0 + m, f, p]: NCHW (N, F, P) to GEMM columns (F, nb*P)."""
+    F, P = dout.shape[1], dout.shape[2]
+    for m in range(n1 - n0):
+        for f in range(F):
+            dy[f, m * P:(m + 1) * P] = dout[n0 + m, f]
+
+
+def _gemm_forward_slice(x, Wm, bias, g, y, a, z):
+    """y[a:z] for samples a..z-1, chunk by chunk, in the calling thread."""
+    K, F, P = Wm.shape[1], Wm.shape[0], y.shape[2]
+    nb, chunks = _chunks(a, z, K, P, x.itemsize)
+    col_buf = np.empty(K * nb * P, dtype=x.dtype)
+    yt_buf = np.empty(nb * P * F, dtype=x.dtype)
+    for n0, n1 in chunks:
+        cols = (n1 - n0) * P
+        col = _cols.im2col_t(x, _buffer(col_buf, K, cols), n0, n1, *g)
+        yt = np.matmul(col.T, Wm.T, out=_buffer(yt_buf, cols, F))
+        _rows_to_nchw(yt, bias, n0, y)
+
+
+def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
+    """dx[a:z] and this slice's dW.T (C*KH*KW, F), chunk by chunk, in the calling thread."""
+    K, F, P = Wm.shape[1], Wm.shape[0], d3.shape[2]
+    nb, chunks = _chunks(a, z, K, P, x.itemsize)
+    col_buf = np.empty(K * nb * P, dtype=x.dtype)
+    dcol_buf = np.empty(K * nb * P, dtype=x.dtype)
+    dy_buf = np.empty(F * nb * P, dtype=x.dtype)
+    dWt, part = np.zeros((K, F), dtype=x.dtype), np.empty((K, F), dtype=x.dtype)
+    for n0, n1 in chunks:
+        cols = (n1 - n0) * P
+        col = _cols.im2col_t(x, _buffer(col_buf, K, cols), n0, n1, *g)
+        dy = _buffer(dy_buf, F, cols)
+        _nchw_to_cols(d3, n0, n1, dy)
+        dWt += np.matmul(col, dy.T, out=part)
+        dcol = np.matmul(Wm.T, dy, out=_buffer(dcol_buf, K, cols))
+        _cols.col2im_t(dcol, dx, n0, n1, *g)
+    return dWt
+
+
+def _pointwise_forward_slice(x3, Wm, b, y3, a, z):
+    """y[a:z] = Wm @ x[a:z] + b, one GEMM per sample (NCHW in, NCHW out)."""
+    np.matmul(Wm, x3[a:z], out=y3[a:z])
     if b is not None:
-        y += b
-    oh, ow = g[-2:]
-    return np.ascontiguousarray(y.reshape(N, oh, ow, F).transpose(0, 3, 1, 2))
+        y3[a:z] += b[:, None]
 
 
-def conv2d_backward(dout, x, W, stride, pad, with_bias=True):
-    """(dx, dW, db) for dout (N, F, OH, OW); db is None without a bias."""
+def _pointwise_backward_slice(d3, x3, Wm, dx3, a, z):
+    """dx[a:z] = Wm.T @ dy[a:z]; returns this slice's dW = sum_n dy[n] @ x[n].T."""
+    np.matmul(Wm.T, d3[a:z], out=dx3[a:z])
+    dW, part = np.zeros(Wm.shape, dtype=Wm.dtype), np.empty(Wm.shape, dtype=Wm.dtype)
+    for n in range(a, z):
+        dW += np.matmul(d3[n], x3[n].T, out=part)
+    return dW
+
+
+def conv2d_forward(x, W, b, stride, pad, algo=None):
+    """y (N, F, OH, OW) = conv(x (N, C, H, W), W (F, C, KH, KW)) + b (F,) or None.
+
+    algo: None (choose_algorithm decides), "gemm" or "pointwise".
+    """
     g = _geometry(x.shape, W.shape, stride, pad)
-    F = W.shape[0]
-    col = _cols.im2col(x, *g)
-    dy = dout.transpose(0, 2, 3, 1).reshape(-1, F)
-    dW = (dy.T @ col).reshape(W.shape)
-    db = dy.sum(axis=0) if with_bias else None
-    dx = _cols.col2im(np.ascontiguousarray(dy @ W.reshape(F, -1)), x.shape, *g)
+    N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
+    Wm = W.reshape(F, -1)
+    y = np.empty((N, F, oh, ow), dtype=x.dtype)
+    y3 = y.reshape(N, F, oh * ow)
+    if _algorithm(algo, x.shape, W.shape, stride, pad) == "pointwise":
+        x3 = x.reshape(N, -1, oh * ow)
+        run_slices(lambda a, z: _pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
+    else:
+        bias = b if b is not None else np.zeros(F, dtype=x.dtype)
+        run_slices(lambda a, z: _gemm_forward_slice(x, Wm, bias, g, y3, a, z), N)
+    return y
+
+
+def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None):
+    """(dx, dW, db) for dout (N, F, OH, OW); db is None without a bias.
+
+    algo: None (choose_algorithm decides), "gemm" or "pointwise".
+    """
+    g = _geometry(x.shape, W.shape, stride, pad)
+    N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
+    Wm, d3 = W.reshape(F, -1), dout.reshape(N, F, oh * ow)
+    dx = np.empty_like(x)
+    if _algorithm(algo, x.shape, W.shape, stride, pad) == "pointwise":
+        x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow)
+        parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
+        dW = np.sum(parts, axis=0, dtype=x.dtype).reshape(W.shape)
+    else:
+        parts = run_slices(lambda a, z: _gemm_backward_slice(d3, x, Wm, g, dx, a, z), N)
+        dW = np.ascontiguousarray(np.sum(parts, axis=0, dtype=x.dtype).T).reshape(W.shape)
+    db = dout.sum(axis=(0, 2, 3)) if with_bias else None
     return dx, dW, db

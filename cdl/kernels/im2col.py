@@ -5,8 +5,10 @@ compiled loops trust it. When the extension is missing (a source checkout
 that was never built), cdl says so once and uses the Numba twins below,
 which compute the same thing.
 
-Layout: the book's ``util.im2col``, col of shape (N*OH*OW, C*KH*KW), with
-the index mapping documented in ``csrc/im2col.pyx``.
+Layouts (index mappings in ``csrc/im2col.pyx``): the book's ``util.im2col``,
+col of shape (N*OH*OW, C*KH*KW), behind ``cdl.ops``; and its transpose over a
+slice of the batch, col_t of shape (C*KH*KW, nb*OH*OW), which the convolution
+kernels feed to BLAS (``im2col_t`` / ``col2im_t``).
 """
 import warnings
 
@@ -70,6 +72,79 @@ def _col2im_rows_nb(col, dx, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
                                 if 0 <= xx < W:
                                     dx[n, c, y, xx] += col[row, k + j]
                         k += kw
+
+
+@njit(nogil=True, cache=True)
+def _im2col_t_nb(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    nb, P = n1 - n0, oh_n * ow_n
+    for t in range(C * kh * kw * nb):
+        r, m = t // nb, t % nb
+        c, i, j = r // (kh * kw), (r // kw) % kh, r % kw
+        for oh in range(oh_n):
+            y = oh * sh - ph + i
+            for ow in range(ow_n):
+                xx = ow * sw - pw + j
+                inside = 0 <= y < H and 0 <= xx < W
+                col[r, m * P + oh * ow_n + ow] = x[n0 + m, c, y, xx] if inside else 0
+
+
+@njit(nogil=True, cache=True)
+def _col2im_t_nb(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    nb, P = n1 - n0, oh_n * ow_n
+    for t in range(nb * C):
+        m, c = t // C, t % C
+        dx[n0 + m, c] = 0
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oh in range(oh_n):
+                    y = oh * sh - ph + i
+                    if 0 <= y < H:
+                        for ow in range(ow_n):
+                            xx = ow * sw - pw + j
+                            if 0 <= xx < W:
+                                dx[n0 + m, c, y, xx] += col[r, m * P + oh * ow_n + ow]
+
+
+def _check_t(who, x4, col, n0, n1, kh, kw, oh_n, ow_n):
+    """The compiled loops index x4[n0:n1] and col (C*KH*KW, (n1-n0)*OH*OW) unchecked."""
+    N, C = x4.shape[:2]
+    shape = (C * kh * kw, (n1 - n0) * oh_n * ow_n)
+    if not 0 <= n0 < n1 <= N:
+        raise ValueError(f"{who}: sample range [{n0}, {n1}) outside a batch of {N}")
+    if (col.shape != shape or col.dtype != x4.dtype or not col.flags.c_contiguous
+            or not x4.flags.c_contiguous):
+        raise ValueError(f"{who}: expected C-contiguous {x4.dtype} arrays, col of shape "
+                         f"{shape}; got col {col.dtype} {col.shape} and x {x4.dtype} {x4.shape}")
+
+
+def im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """x[n0:n1] (nb, C, H, W) -> col (C*KH*KW, nb*OH*OW), written in place; returns col.
+
+    The transpose of the book's col for that slice of the batch, computed in
+    the calling thread (cdl.kernels.parallel runs slices side by side).
+    Geometry is validated by the caller (cdl.kernels.conv); shapes and dtypes here.
+    """
+    _check_t("im2col_t", x, col, n0, n1, kh, kw, oh_n, ow_n)
+    ext = _compiled()
+    if ext is not None:
+        ext.im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    else:
+        _im2col_t_nb(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    return col
+
+
+def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """Adjoint of im2col_t: overwrites dx[n0:n1] with col summed onto its pixels; returns dx."""
+    _check_t("col2im_t", dx, col, n0, n1, kh, kw, oh_n, ow_n)
+    ext = _compiled()
+    if ext is not None:
+        ext.col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    else:
+        _col2im_t_nb(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    return dx
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out=None):

@@ -1,10 +1,11 @@
-"""Conv kernels against the direct NumPy reference on random geometries."""
+"""Conv kernels against the direct NumPy reference on random geometries, every algorithm."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdl import kernels as K
+from cdl.kernels import conv as kconv
 from cdl.kernels import reference as ref
 
 
@@ -19,18 +20,28 @@ def conv_cases(draw):
     return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
 
 
-def _run(case, dtype, seed=0):
+def _run(case, dtype, seed=0, algo=None, bias=True):
     xs, ws, stride, pad = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(xs).astype(dtype)
     W = rng.standard_normal(ws).astype(dtype)
-    b = rng.standard_normal(ws[0]).astype(dtype)
-    y = K.conv2d_forward(x, W, b, stride, pad)
+    b = rng.standard_normal(ws[0]).astype(dtype) if bias else None
+    y = K.conv2d_forward(x, W, b, stride, pad, algo=algo)
     want = ref.conv2d_forward(x, W, b, *stride, *pad)
     dout = rng.standard_normal(want.shape).astype(dtype)
-    dx, dW, db = K.conv2d_backward(dout, x, W, stride, pad, True)
+    dx, dW, db = K.conv2d_backward(dout, x, W, stride, pad, bias, algo=algo)
     rdx, rdW, rdb = ref.conv2d_backward(dout, x, W, *stride, *pad)
+    if not bias:
+        assert db is None
+        return (y, want), (dx, rdx), (dW, rdW)
     return (y, want), (dx, rdx), (dW, rdW), (db, rdb)
+
+
+def _algorithms(case):
+    """Every algorithm that applies to the geometry (pointwise only for 1x1, stride 1, pad 0)."""
+    xs, ws, stride, pad = case
+    pointwise = kconv.choose_algorithm(xs, ws, stride, pad) == "pointwise"
+    return [a for a in kconv.ALGORITHMS if a != "pointwise" or pointwise]
 
 
 @settings(max_examples=50, deadline=None)
@@ -42,6 +53,53 @@ def test_conv_matches_reference(case, dtype):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
 
 
+@st.composite
+def pointwise_cases(draw):
+    N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    return (N, C, H, W), (F, C, 1, 1), (1, 1), (0, 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pointwise_cases(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_pointwise_and_gemm_agree_with_reference(case, dtype, bias):
+    """Both algorithms on the shapes where the heuristic picks "pointwise"."""
+    assert kconv.choose_algorithm(*case) == "pointwise"
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for algo in kconv.ALGORITHMS:
+        for got, want in _run(case, dtype, algo=algo, bias=bias):
+            assert got.dtype == dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 300, 1 << 20])
+@pytest.mark.parametrize("case", [
+    ((7, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1)),
+    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 3), (1, 0)),
+    ((6, 4, 4, 4), (5, 4, 1, 1), (1, 1), (0, 0)),
+])
+def test_chunks_and_slices(monkeypatch, chunk_bytes, case):
+    """One sample per chunk, a few, or the whole slice: the same numbers either way."""
+    monkeypatch.setattr(kconv, "_CHUNK_BYTES", chunk_bytes)
+    for algo in _algorithms(case):
+        for got, want in _run(case, np.float64, algo=algo):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_unknown_or_inapplicable_algorithm():
+    x, W = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="winograd")
+    with pytest.raises(ValueError, match="pointwise.*1x1"):
+        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="pointwise")
+
+
+def test_heuristic():
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (1, 1), (0, 0)) == "pointwise"
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (2, 2), (0, 0)) == "gemm"
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 3, 3), (1, 1), (1, 1)) == "gemm"
+
+
 @pytest.mark.parametrize("case", [
     ((1, 1, 6, 6), (4, 1, 1, 1), (1, 1), (0, 0)),   # 1x1 kernel, batch 1
     ((2, 3, 7, 7), (2, 3, 2, 2), (3, 3), (0, 0)),   # stride > kernel
@@ -51,5 +109,6 @@ def test_conv_matches_reference(case, dtype):
     ((2, 16, 4, 4), (8, 16, 1, 1), (1, 1), (0, 0)),  # pointwise
 ])
 def test_conv_edge_cases(case):
-    for got, want in _run(case, np.float64):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for algo in _algorithms(case):
+        for got, want in _run(case, np.float64, algo=algo):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

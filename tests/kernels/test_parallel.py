@@ -1,0 +1,78 @@
+"""cdl.kernels.parallel: slices, the worker pool, BLAS hand-over, errors and fork."""
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from cdl.kernels import parallel
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("n,parts", [(1, 4), (5, 2), (7, 3), (3, 3), (10, 1)])
+def test_split_covers_range_in_order(n, parts):
+    slices = parallel.split(n, parts)
+    assert len(slices) == min(n, parts)
+    assert slices[0][0] == 0 and slices[-1][1] == n
+    assert all(a < z for a, z in slices)
+    assert all(z == a2 for (_, z), (a2, _) in zip(slices, slices[1:]))
+
+
+def test_run_slices_results_in_slice_order():
+    out = np.zeros(11)
+
+    def fill(a, z):
+        out[a:z] = np.arange(a, z)
+        return (a, z)
+
+    got = parallel.run_slices(fill, 11, threads=3)
+    assert got == parallel.split(11, 3)
+    np.testing.assert_array_equal(out, np.arange(11))
+
+
+def test_blas_is_single_threaded_inside_and_restored_after():
+    before = _blas_threads()
+    seen = []
+    parallel.run_slices(lambda a, z: seen.append(_blas_threads()), 4, threads=2)
+    assert all(all(n == 1 for n in s) for s in seen)
+    assert _blas_threads() == before
+    with parallel.single_threaded_blas():
+        with parallel.single_threaded_blas():
+            assert all(n == 1 for n in _blas_threads())
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before
+
+
+def test_error_in_a_worker_propagates_after_all_slices():
+    done = []
+
+    def work(a, z):
+        if a > 0:
+            raise ValueError(f"slice {a}")
+        done.append(a)
+
+    before = _blas_threads()
+    with pytest.raises(ValueError, match="slice"):
+        parallel.run_slices(work, 6, threads=3)
+    assert done == [0]
+    assert _blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_works_after_fork():
+    from cdl.kernels import conv
+    x = np.ones((4, 2, 5, 5), np.float32)
+    W = np.ones((3, 2, 3, 3), np.float32)
+    want = conv.conv2d_forward(x, W, None, (1, 1), (1, 1))  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: a pool made before fork has no threads here
+        try:
+            got = conv.conv2d_forward(x, W, None, (1, 1), (1, 1))
+            os._exit(0 if np.array_equal(got, want) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
