@@ -49,7 +49,7 @@ class MaxPool2D(_Pool2D):
     def backward(self, dout):
         x_shape = self._cached(self._x_shape)
         dout = self._check_dout(dout, self._argmax.shape)
-        dx = np.zeros(x_shape, dtype=dout.dtype)
+        dx = np.empty(x_shape, dtype=dout.dtype)
         kernels_for(dout).maxpool2d_backward(dout, self._argmax, dx)
         return dx
 
@@ -67,7 +67,7 @@ class AvgPool2D(_Pool2D):
     def backward(self, dout):
         x_shape = self._cached(self._x_shape)
         dout = self._check_dout(dout, self._y_shape)
-        dx = np.zeros(x_shape, dtype=dout.dtype)
+        dx = np.empty(x_shape, dtype=dout.dtype)
         kernels_for(dout).avgpool2d_backward(dout, *self._geometry(), dx)
         return dx
 

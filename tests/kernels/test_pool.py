@@ -58,6 +58,15 @@ def test_maxpool_padding_never_wins():
     assert (y == -5).all()
 
 
+def test_maxpool_propagates_nan_anywhere_in_the_window():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 1] = np.nan     # last element of the first 2x2 window
+    x[0, 0, 2, 3] = np.nan     # second row of the last window
+    y = L.MaxPool2D(2).forward(x)
+    np.testing.assert_array_equal(np.isnan(y[0, 0]), [[True, False], [False, True]])
+    np.testing.assert_array_equal(y[0, 0, [0, 1], [1, 0]], [7, 13])
+
+
 def test_maxpool_nan_stays_in_bounds():
     x = np.full((1, 1, 4, 4), np.nan, np.float32)
     layer = L.MaxPool2D(2)
@@ -71,3 +80,22 @@ def test_pool_edge_cases(shape, k, s):
     x = _distinct(shape, np.random.default_rng(2), np.float64)
     np.testing.assert_array_equal(L.MaxPool2D(k, s).forward(x), ref.maxpool2d_forward(x, k, k, s, s))
     np.testing.assert_allclose(L.AvgPool2D(k, s).forward(x), ref.avgpool2d_forward(x, k, k, s, s))
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 6, 6), (5, 3, 7, 6)])
+def test_backward_kernels_overwrite_dx(shape):
+    """dx comes from np.empty: every pixel, covered by a window or not, must be written."""
+    from cdl import kernels as K
+    rng = np.random.default_rng(3)
+    x = _distinct(shape, rng, np.float64)
+    k, s = (2, 3), (3, 3)  # windows skip pixels: those must end up 0, not garbage
+    oh, ow = (shape[2] - k[0]) // s[0] + 1, (shape[3] - k[1]) // s[1] + 1
+    y, arg = np.empty((*shape[:2], oh, ow)), np.empty((*shape[:2], oh, ow), np.int32)
+    K.maxpool2d_forward(x, *k, *s, 0, 0, y, arg)
+    dout = rng.standard_normal(y.shape)
+    dx = np.full(shape, np.nan)
+    K.maxpool2d_backward(dout, arg, dx)
+    np.testing.assert_allclose(dx, ref.maxpool2d_backward(dout, x, *k, *s), atol=1e-12)
+    dx = np.full(shape, np.nan)
+    K.avgpool2d_backward(dout, *k, *s, 0, 0, dx)
+    np.testing.assert_allclose(dx, ref.avgpool2d_backward(dout, shape, *k, *s), atol=1e-12)
