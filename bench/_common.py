@@ -20,6 +20,8 @@ try:
 except ImportError:
     _torch = None
 
+import cdl  # noqa: E402,F401  (sets cdl's OpenMP policy before any Numba kernel loads libgomp)
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
