@@ -4,7 +4,13 @@
               [--optimizer adam] [--seed 0] [--save model.npz]
 
 trains on the 8x8 digits shipped with cdl and prints loss and accuracy per
-epoch. A bad option prints one line and exits with status 2.
+epoch.
+
+    cdl bench [--threads N] [--full] [--no-torch]
+
+prints the speed report of cdl.benchmarks (conv, pooling, DeepConvNet
+training and inference against the book's NumPy code and PyTorch). A bad
+option prints one line and exits with status 2.
 """
 import argparse
 import sys
@@ -69,6 +75,17 @@ def _train(args):
     return 0
 
 
+def _bench(args):
+    from cdl import benchmarks
+    torch = None if args.no_torch else benchmarks.torch_or_none()
+    start = time.perf_counter()
+    benchmarks.report(threads=args.threads, full=args.full, torch=torch,
+                      out=lambda line: print(line, flush=True))
+    print(f"\ncdl bench took {time.perf_counter() - start:.0f}s; bench/conv.py, bench/pool.py "
+          f"and bench/epoch.py in a source checkout run the long versions", flush=True)
+    return 0
+
+
 def main(argv=None):
     parser = _Parser(prog="cdl", description="cdl: deep learning from scratch, fast")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -82,9 +99,15 @@ def main(argv=None):
     p.add_argument("--optimizer", choices=sorted(_optimizers()), default="adam")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", metavar="PATH", default=None, help="save the trained model (.npz)")
+    p = sub.add_parser("bench", help="speed report: conv, pooling, training, inference "
+                                      "vs the book's NumPy code and PyTorch")
+    p.add_argument("--threads", type=_positive(int), default=None,
+                   help="threads for every contender (default: all cores)")
+    p.add_argument("--full", action="store_true", help="more runs and steps (a few minutes)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     args = parser.parse_args(argv)
     try:
-        return {"train": _train}[args.command](args)
+        return {"train": _train, "bench": _bench}[args.command](args)
     except (ValueError, FloatingPointError, OSError) as e:
         print(f"cdl {args.command}: error: {e}", file=sys.stderr)
         return 1

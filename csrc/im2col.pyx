@@ -98,6 +98,35 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t j, int sw, int pw, Py_ssize_t W, i
     return b
 
 
+cdef inline void _shifted_rows(const real *plane, real *dst, Py_ssize_t oh0, Py_ssize_t oh1,
+                               Py_ssize_t W, Py_ssize_t di, Py_ssize_t d) noexcept nogil:
+    """dst[oh*W + ow] = plane[(oh + di)*W + ow + d] for oh in [oh0, oh1), zero where
+    ow + d leaves [0, W): stride 1 with OW == W ("same" width), one row of col_t.
+
+    Output rows then follow input rows without a gap, so the rows are one
+    contiguous copy shifted by (di*W + d); the |d| values per row that the
+    shift wrapped around from the neighbouring row are zeroed afterwards.
+    The copy is clipped to [lo, hi) so that it never reads outside the plane.
+    """
+    cdef Py_ssize_t off = di * W + d, q, oh, ow
+    cdef Py_ssize_t lo = oh0 * W + (-d if d < 0 else 0)
+    cdef Py_ssize_t hi = oh1 * W - (d if d > 0 else 0)
+    for q in range(oh0 * W, lo):
+        dst[q] = 0
+    for q in range(lo, hi):
+        dst[q] = plane[q + off]
+    for q in range(hi, oh1 * W):
+        dst[q] = 0
+    if d < 0:
+        for oh in range(oh0, oh1):
+            for ow in range(-d):
+                dst[oh * W + ow] = 0
+    elif d > 0:
+        for oh in range(oh0, oh1):
+            for ow in range(W - d, W):
+                dst[oh * W + ow] = 0
+
+
 def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
              int kh, int kw, int sh, int sw, int ph, int pw, int oh_n, int ow_n):
     """x[n0:n1] (nb, C, H, W) -> col_t (C*KH*KW, nb*OH*OW), in the calling thread.
@@ -129,6 +158,9 @@ def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
                 dst[o] = 0
             for o in range(oh1 * ow_n, P):
                 dst[o] = 0
+            if sh == 1 and sw == 1 and ow_n == W:
+                _shifted_rows(&x[n0 + m, c, 0, 0], dst, oh0, oh1, W, i - ph, j - pw)
+                continue
             for oh in range(oh0, oh1):
                 dst = &col[r, m * P + oh * ow_n]
                 src = &x[n0 + m, c, oh * sh - ph + i, 0]

@@ -38,7 +38,7 @@ from cdl.kernels.parallel import run_slices
 ALGORITHMS = ("gemm", "pointwise")
 
 # Bytes of col_t per chunk of a thread's slice of the batch (at least one sample).
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 19
 
 
 def choose_algorithm(x_shape, w_shape, stride, pad):

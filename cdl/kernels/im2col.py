@@ -15,17 +15,25 @@ import warnings
 import numpy as np
 from numba import njit, prange
 
-try:
-    from cdl import _im2col
-except ImportError:  # pragma: no cover - exercised only on unbuilt checkouts
-    _im2col = None
-
-_warned = False
+_im2col = None
+_loaded = _warned = False
 
 
 def _compiled():
-    """The Cython module, or None after warning once that it is missing."""
-    global _warned
+    """The Cython module, or None after warning once that it is missing.
+
+    Imported on first use, not with cdl: the extension links OpenMP, and
+    loading libgomp only when a kernel needs it lets a program import torch
+    after cdl and still get torch's own OpenMP runtime (see cdl/__init__.py).
+    """
+    global _im2col, _loaded, _warned
+    if not _loaded:
+        try:
+            from cdl import _im2col as ext
+            _im2col = ext
+        except ImportError:  # pragma: no cover - exercised only on unbuilt checkouts
+            _im2col = None
+        _loaded = True
     if _im2col is None and not _warned:
         warnings.warn(
             "cdl's Cython extension cdl._im2col is not built; using the slower Numba "

@@ -1,0 +1,59 @@
+"""cdl.benchmarks (behind `cdl bench`): the book's reference code is right, tables are sane."""
+import numpy as np
+import pytest
+
+from cdl import benchmarks as B
+from cdl.cli import main
+from cdl.kernels import reference as ref
+
+
+@pytest.mark.parametrize("shape,w,s,p", [((2, 3, 7, 6), (4, 3, 3, 3), 1, 1),
+                                         ((2, 2, 9, 9), (3, 2, 5, 5), 2, 2),
+                                         ((1, 4, 4, 4), (2, 4, 1, 1), 1, 0)])
+def test_book_conv_is_a_convolution(shape, w, s, p):
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal(shape), rng.standard_normal(w), rng.standard_normal(w[0])
+    y, dx, dW, db = B.book_conv(x, W, b, dout := rng.standard_normal(
+        ref.conv2d_forward(x, W, b, s, s, p, p).shape), s, p)
+    np.testing.assert_allclose(y, ref.conv2d_forward(x, W, b, s, s, p, p), atol=1e-10)
+    for got, want in zip((dx, dW, db), ref.conv2d_backward(dout, x, W, s, s, p, p)):
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_book_pool_matches_reference(op):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(2 * 3 * 7 * 7).reshape(2, 3, 7, 7) * 0.1
+    y, dx = B.book_pool(op, x, dout := rng.standard_normal((2, 3, 3, 3)), 3, 2)
+    if op == "max":
+        np.testing.assert_allclose(y, ref.maxpool2d_forward(x, 3, 3, 2, 2))
+        np.testing.assert_allclose(dx, ref.maxpool2d_backward(dout, x, 3, 3, 2, 2))
+    else:
+        np.testing.assert_allclose(y, ref.avgpool2d_forward(x, 3, 3, 2, 2))
+        np.testing.assert_allclose(dx, ref.avgpool2d_backward(dout, x.shape, 3, 3, 2, 2))
+
+
+def test_rows_and_table():
+    rows = B.conv_rows([(2, 3, 6, 6, 4, 3, 1, 1), (2, 8, 4, 4, 4, 1, 1, 0)], 1, 1, algos=True)
+    assert [r["algo"] for r in rows] == ["gemm", "pointwise"]
+    assert all(r["cdl ms"] > 0 and r["book/cdl"] > 0 for r in rows)
+    assert "pointwise ms" in rows[1] and "pointwise ms" not in rows[0]
+    rows += B.pool_rows([("max", (2, 3, 6, 6), 2, 2), ("avg", (2, 3, 7, 7), 3, 2)], 1, 1)
+    lines = []
+    B.table(rows + [B.summary(rows)], B.CONV_COLUMNS, out=lines.append)
+    assert lines[0].split()[:3] == ["shape", "algo", "cdl"] and len(lines) == 6
+    assert "torch ms" not in lines[0]  # a column nobody filled is left out
+
+
+def test_machine_line_names_blas_and_threads():
+    info = B.machine()
+    assert info["numba_layer"] in ("omp", "tbb", "workqueue")
+    assert info["cores"] >= 1 and "cpu" in info and "blas" in info
+
+
+@pytest.mark.parametrize("argv", [["bench", "--threads", "0"], ["bench", "--fast"]])
+def test_cli_bench_rejects_bad_options(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
