@@ -15,6 +15,7 @@ import os
 # every training step: 6x slower steps measured on 2 cores. Sleeping instead costs a few
 # microseconds per parallel region. Must be set before libgomp loads; a user's own
 # setting wins.
+_omp_policy_from_cdl = "OMP_WAIT_POLICY" not in os.environ  # read by cdl.benchmarks
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cdl import cuda, gradcheck, init, layers, ops, optim  # noqa: E402
