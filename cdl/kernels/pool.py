@@ -44,6 +44,34 @@ def _maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, n0, n1):
 
 
 @njit(nogil=True, cache=True)
+def _maxpool_forward_2x2(x, y, argmax, n0, n1):
+    """_maxpool_forward for 2x2 windows, stride 2, no padding (every window inside the
+    image), unrolled: the same comparisons in the same order, about twice as fast."""
+    C, W = x.shape[1], x.shape[3]
+    OH, OW = y.shape[2], y.shape[3]
+    for n in range(n0, n1):
+        for c in range(C):
+            for oh in range(OH):
+                r0, r1 = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
+                yrow, arow = y[n, c, oh], argmax[n, c, oh]
+                base = 2 * oh * W
+                for ow in range(OW):
+                    j = 2 * ow
+                    best, arg = r0[j], base + j
+                    v = r0[j + 1]
+                    if v > best or v != v:
+                        best, arg = v, base + j + 1
+                    v = r1[j]
+                    if v > best or v != v:
+                        best, arg = v, base + W + j
+                    v = r1[j + 1]
+                    if v > best or v != v:
+                        best, arg = v, base + W + j + 1
+                    yrow[ow] = best
+                    arow[ow] = arg
+
+
+@njit(nogil=True, cache=True)
 def _maxpool_backward(dout, argmax, dx, n0, n1):
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     OH, OW = dout.shape[2], dout.shape[3]
@@ -100,8 +128,11 @@ def _avgpool_backward(dout, kh, kw, sh, sw, ph, pw, dx, n0, n1):
 
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """y, argmax (N, C, OH, OW) = max of each window of x (N, C, H, W) and its flat index."""
-    run_slices(lambda a, z: _maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, a, z),
-               x.shape[0])
+    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
+        run_slices(lambda a, z: _maxpool_forward_2x2(x, y, argmax, a, z), x.shape[0])
+    else:
+        run_slices(lambda a, z: _maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax, a, z),
+                   x.shape[0])
 
 
 def maxpool2d_backward(dout, argmax, dx):

@@ -99,3 +99,24 @@ def test_backward_kernels_overwrite_dx(shape):
     dx = np.full(shape, np.nan)
     K.avgpool2d_backward(dout, *k, *s, 0, 0, dx)
     np.testing.assert_allclose(dx, ref.avgpool2d_backward(dout, shape, *k, *s), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (1, 2, 7, 9), (3, 1, 2, 2), (2, 2, 5, 6)])
+def test_maxpool_2x2_fast_path_matches_the_general_kernel(shape):
+    """2x2 stride 2 without padding has its own unrolled kernel: same values, same argmax."""
+    from cdl.kernels import pool as kp
+    rng = np.random.default_rng(4)
+    x = rng.integers(-3, 3, shape).astype(np.float32)  # many ties: the first one must win
+    x.flat[::5] = np.nan
+    oh, ow = shape[2] // 2, shape[3] // 2
+    y1, y2 = np.empty((*shape[:2], oh, ow), np.float32), np.empty((*shape[:2], oh, ow), np.float32)
+    a1, a2 = np.empty(y1.shape, np.int32), np.empty(y1.shape, np.int32)
+    kp._maxpool_forward(x, 2, 2, 2, 2, 0, 0, y1, a1, 0, shape[0])
+    kp.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, y2, a2)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(a1, a2)
+    finite = ~np.isnan(x)
+    xf = np.where(finite, x, -np.inf)  # the reference on the windows without NaN
+    want = ref.maxpool2d_forward(xf, 2, 2, 2, 2)
+    ok = ~np.isnan(y2)
+    np.testing.assert_array_equal(y2[ok], want[ok])
