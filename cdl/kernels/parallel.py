@@ -34,6 +34,20 @@ _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
 
 
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: fresh lock and pool, BLAS restored."""
+    global _lock, _pool, _pool_key, _blas_users
+    _lock, _pool, _pool_key = threading.Lock(), None, None
+    if _blas_users:  # forked from inside single_threaded_blas(): give BLAS its threads back
+        for c, n in zip(_blas, _blas_saved):
+            c.set_num_threads(n)
+        _blas_users = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def num_threads():
     """Threads cdl's kernels use: Numba's setting for the calling thread."""
     return numba.get_num_threads()
@@ -46,12 +60,11 @@ def split(n, parts):
 
 
 def _workers(count):
-    """The pool of ``count`` worker threads, rebuilt after a fork or a new thread count."""
+    """The pool of ``count`` worker threads, rebuilt for a new thread count (or process)."""
     global _pool, _pool_key
     key = (os.getpid(), count)
     with _lock:
         if _pool_key != key:
-            # after fork() the old pool's threads do not exist in this process: drop it
             _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="cdl")
             _pool_key = key
         return _pool

@@ -76,3 +76,15 @@ def test_pool_works_after_fork():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_inside_single_threaded_blas_gives_the_child_its_blas_threads_back():
+    before = _blas_threads()
+    with parallel.single_threaded_blas():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if _blas_threads() == before else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert _blas_threads() == before
