@@ -5,11 +5,19 @@ gradient once, for float32 and float64 alike (arithmetic in the array's
 dtype, scalars folded by the wrapper). The formulas are those of the
 optimizer classes in ``cdl.optim``; each docstring restates its own.
 
-Every update has one compiled body over an index range, ``_<op>(..., lo, hi)``.
-Small arrays run it serially over the whole range; arrays of PARALLEL_MIN
-elements or more run ``_<op>_par``, which hands CHUNK-sized ranges of the
-same body to the threads (a thread wake-up costs more than a bias vector's
-update, so small arrays never pay it). The math is written once.
+Every update has one compiled body, ``_<op>(arrays..., scalars...)``, a loop
+over whole flat arrays. Small arrays run it directly on one thread; arrays of
+PARALLEL_MIN elements or more run ``_<op>_par``, which hands CHUNK-sized
+slices of the same arrays to the same body on all threads (a thread wake-up
+costs more than a bias vector's update, so small arrays never pay it). The
+math is written once.
+
+Two things keep the bodies SIMD-vectorized (checked in the assembly; about
+3x on Adam): the loop index runs from 0 over a slice, so Numba emits no
+negative-index wraparound, and ``error_model="numpy"`` lets a division give
+inf like NumPy instead of testing every divisor for a ZeroDivisionError
+(eps > 0 keeps every divisor positive anyway). Neither is fastmath: results
+are the IEEE ones, bit for bit the same on one thread or many.
 
 The Python wrappers check dtypes, sizes and contiguity before any compiled
 code touches memory.
@@ -18,7 +26,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-PARALLEL_MIN = 1 << 16  # elements; below this a parallel launch costs more than it saves
+PARALLEL_MIN = 1 << 15  # elements; below this a parallel launch costs more than it saves (measured, 2 cores)
 CHUNK = 1 << 14         # elements per parallel work item: 64 KiB of float32 per array
 
 
@@ -48,11 +56,14 @@ def _flat(who, p, *others):
 
 
 def _launch(body, par, arrays, scalars):
-    n = arrays[0].size
-    if n >= PARALLEL_MIN and numba.get_num_threads() > 1:
+    if arrays[0].size >= PARALLEL_MIN and numba.get_num_threads() > 1:
         par(*arrays, *scalars)
     else:
-        body(*arrays, *scalars, 0, n)
+        body(*arrays, *scalars)
+
+
+_body = njit(cache=True, error_model="numpy")
+_parallel = njit(parallel=True, cache=True, error_model="numpy")
 
 
 @njit(cache=True)
@@ -62,17 +73,18 @@ def _chunks(n):
 
 # -- SGD -----------------------------------------------------------------------------
 
-@njit(cache=True)
-def _sgd(p, g, lr, lo, hi):
-    for i in range(lo, hi):
+@_body
+def _sgd(p, g, lr):
+    for i in range(p.size):
         p[i] -= lr * g[i]
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _sgd_par(p, g, lr):
     n = p.size
     for c in prange(_chunks(n)):
-        _sgd(p, g, lr, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _sgd(p[lo:hi], g[lo:hi], lr)
 
 
 def sgd_update(p, g, lr):
@@ -83,19 +95,20 @@ def sgd_update(p, g, lr):
 
 # -- Momentum ------------------------------------------------------------------------
 
-@njit(cache=True)
-def _momentum(p, g, v, lr, mu, lo, hi):
-    for i in range(lo, hi):
+@_body
+def _momentum(p, g, v, lr, mu):
+    for i in range(p.size):
         vi = mu * v[i] - lr * g[i]
         v[i] = vi
         p[i] += vi
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _momentum_par(p, g, v, lr, mu):
     n = p.size
     for c in prange(_chunks(n)):
-        _momentum(p, g, v, lr, mu, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _momentum(p[lo:hi], g[lo:hi], v[lo:hi], lr, mu)
 
 
 def momentum_update(p, g, v, lr, momentum):
@@ -106,20 +119,21 @@ def momentum_update(p, g, v, lr, momentum):
 
 # -- Nesterov ------------------------------------------------------------------------
 
-@njit(cache=True)
-def _nesterov(p, g, v, lr, mu, lo, hi):
-    for i in range(lo, hi):
+@_body
+def _nesterov(p, g, v, lr, mu):
+    for i in range(p.size):
         step = lr * g[i]
         vi = mu * v[i] - step
         v[i] = vi
         p[i] += mu * vi - step
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _nesterov_par(p, g, v, lr, mu):
     n = p.size
     for c in prange(_chunks(n)):
-        _nesterov(p, g, v, lr, mu, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _nesterov(p[lo:hi], g[lo:hi], v[lo:hi], lr, mu)
 
 
 def nesterov_update(p, g, v, lr, momentum):
@@ -135,20 +149,21 @@ def nesterov_update(p, g, v, lr, momentum):
 
 # -- AdaGrad -------------------------------------------------------------------------
 
-@njit(cache=True)
-def _adagrad(p, g, h, lr, eps, lo, hi):
-    for i in range(lo, hi):
+@_body
+def _adagrad(p, g, h, lr, eps):
+    for i in range(p.size):
         gi = g[i]
-        hi_ = h[i] + gi * gi
-        h[i] = hi_
-        p[i] -= lr * gi / (eps + np.sqrt(hi_))
+        hi = h[i] + gi * gi
+        h[i] = hi
+        p[i] -= lr * gi / (eps + np.sqrt(hi))
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _adagrad_par(p, g, h, lr, eps):
     n = p.size
     for c in prange(_chunks(n)):
-        _adagrad(p, g, h, lr, eps, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _adagrad(p[lo:hi], g[lo:hi], h[lo:hi], lr, eps)
 
 
 def adagrad_update(p, g, h, lr, eps):
@@ -159,23 +174,24 @@ def adagrad_update(p, g, h, lr, eps):
 
 # -- AdaDelta ------------------------------------------------------------------------
 
-@njit(cache=True)
-def _adadelta(p, g, h, r, lr, rho, eps, lo, hi):
+@_body
+def _adadelta(p, g, h, r, lr, rho, eps):
     one = p.dtype.type(1)
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = g[i]
-        hi_ = rho * h[i] + (one - rho) * gi * gi
-        h[i] = hi_
-        d = -np.sqrt((eps + r[i]) / (eps + hi_)) * gi
+        hi = rho * h[i] + (one - rho) * gi * gi
+        h[i] = hi
+        d = -np.sqrt((eps + r[i]) / (eps + hi)) * gi
         p[i] += lr * d
         r[i] = rho * r[i] + (one - rho) * d * d
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _adadelta_par(p, g, h, r, lr, rho, eps):
     n = p.size
     for c in prange(_chunks(n)):
-        _adadelta(p, g, h, r, lr, rho, eps, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _adadelta(p[lo:hi], g[lo:hi], h[lo:hi], r[lo:hi], lr, rho, eps)
 
 
 def adadelta_update(p, g, h, r, lr, rho, eps):
@@ -191,21 +207,22 @@ def adadelta_update(p, g, h, r, lr, rho, eps):
 
 # -- RMSProp -------------------------------------------------------------------------
 
-@njit(cache=True)
-def _rmsprop(p, g, h, lr, rho, eps, lo, hi):
+@_body
+def _rmsprop(p, g, h, lr, rho, eps):
     one = p.dtype.type(1)
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = g[i]
-        hi_ = rho * h[i] + (one - rho) * gi * gi
-        h[i] = hi_
-        p[i] -= lr * gi / np.sqrt(eps + hi_)
+        hi = rho * h[i] + (one - rho) * gi * gi
+        h[i] = hi
+        p[i] -= lr * gi / np.sqrt(eps + hi)
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _rmsprop_par(p, g, h, lr, rho, eps):
     n = p.size
     for c in prange(_chunks(n)):
-        _rmsprop(p, g, h, lr, rho, eps, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _rmsprop(p[lo:hi], g[lo:hi], h[lo:hi], lr, rho, eps)
 
 
 def rmsprop_update(p, g, h, lr, rho, eps):
@@ -216,10 +233,10 @@ def rmsprop_update(p, g, h, lr, rho, eps):
 
 # -- Adam ----------------------------------------------------------------------------
 
-@njit(cache=True)
-def _adam(p, g, m, v, lr_c1, c2, beta1, beta2, eps, lo, hi):
+@_body
+def _adam(p, g, m, v, lr_c1, c2, beta1, beta2, eps):
     one = p.dtype.type(1)
-    for i in range(lo, hi):
+    for i in range(p.size):
         gi = g[i]
         mi = beta1 * m[i] + (one - beta1) * gi
         vi = beta2 * v[i] + (one - beta2) * gi * gi
@@ -228,11 +245,12 @@ def _adam(p, g, m, v, lr_c1, c2, beta1, beta2, eps, lo, hi):
         p[i] -= lr_c1 * mi / (np.sqrt(c2 * vi) + eps)
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _adam_par(p, g, m, v, lr_c1, c2, beta1, beta2, eps):
     n = p.size
     for c in prange(_chunks(n)):
-        _adam(p, g, m, v, lr_c1, c2, beta1, beta2, eps, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lr_c1, c2, beta1, beta2, eps)
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
@@ -251,22 +269,23 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
             (lr_c1, c2, f(beta1), f(beta2), f(eps)))
 
 
-# -- Around the update: weight decay and parameter averages ----------------------------------
+# -- Around the update: weight decay and parameter averages ---------------------------
 
-@njit(cache=True)
-def _decay(g, w, l2, l1, lo, hi):
+@_body
+def _decay(g, w, l2, l1):
     zero = w.dtype.type(0)
-    for i in range(lo, hi):
+    for i in range(g.size):
         wi = w[i]
         s = l1 if wi > zero else (-l1 if wi < zero else zero)
         g[i] += l2 * wi + s
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _decay_par(g, w, l2, l1):
     n = g.size
     for c in prange(_chunks(n)):
-        _decay(g, w, l2, l1, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _decay(g[lo:hi], w[lo:hi], l2, l1)
 
 
 def weight_decay_grad(g, w, l2, l1):
@@ -276,18 +295,19 @@ def weight_decay_grad(g, w, l2, l1):
     _launch(_decay, _decay_par, _flat("weight_decay_grad", g, w), (f(l2), f(l1)))
 
 
-@njit(cache=True)
-def _ema(avg, p, beta, lo, hi):
+@_body
+def _ema(avg, p, beta):
     one = avg.dtype.type(1)
-    for i in range(lo, hi):
+    for i in range(avg.size):
         avg[i] = beta * avg[i] + (one - beta) * p[i]
 
 
-@njit(parallel=True, cache=True)
+@_parallel
 def _ema_par(avg, p, beta):
     n = avg.size
     for c in prange(_chunks(n)):
-        _ema(avg, p, beta, c * CHUNK, min(n, (c + 1) * CHUNK))
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _ema(avg[lo:hi], p[lo:hi], beta)
 
 
 def ema_update(avg, p, beta):
