@@ -72,6 +72,7 @@ def main():
     p.add_argument("--no-float", action="store_true", help="skip the float twin")
     p.add_argument("--limit", type=int, default=0, help="use only this many training images")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", metavar="PATH", help="save the trained binary model (.npz)")
     args = p.parse_args()
 
     cdl.seed(args.seed)
@@ -91,14 +92,20 @@ def main():
 
     result = {"data": name, "args": vars(args)}
     result["binary"] = train(binary, (train_data, test_data), args, "binary")
+    if args.save:
+        binary.save(args.save)
     packed = binary.pack()
     xt, tt = test_data
-    same = np.array_equal(packed.predict(xt, 1000).argmax(1), binary.predict(xt, 1000).argmax(1))
-    result["packed"] = {"test_acc": packed.accuracy(xt, tt), "same_predictions": bool(same),
+    scores, float_scores = packed.predict(xt, 1000), binary.predict(xt, 1000)
+    differ = int((scores.argmax(1) != float_scores.argmax(1)).sum())
+    same = differ == 0
+    result["packed"] = {"test_acc": packed.accuracy(xt, tt), "same_predictions": same,
+                        "differing_predictions": differ,
+                        "max_score_difference": float(np.abs(scores - float_scores).max()),
                         "bytes": packed.nbytes, "float_bytes": packed.float_bytes}
     print(packed)
     print(f"binary test acc {result['binary']['test_acc']:.4f}; packed test acc "
-          f"{result['packed']['test_acc']:.4f} (same predictions: {same}); "
+          f"{result['packed']['test_acc']:.4f} ({differ} predictions differ); "
           f"{packed.nbytes:,} bytes packed vs {packed.float_bytes:,} float "
           f"({packed.float_bytes / packed.nbytes:.1f}x)", flush=True)
     if not args.no_float:
