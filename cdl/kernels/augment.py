@@ -2,6 +2,9 @@
 
 Randomness never enters a kernel: callers draw every per-sample parameter
 (matrices, boxes, shifts) from a seeded NumPy generator and pass arrays.
+Warps and hue shifts split the batch over cdl's worker pool
+(cdl.kernels.parallel.run_slices, as the conv kernels do; small batches stay
+in the calling thread); box fills touch few pixels and run serially.
 
 Geometry. Pixel (i, j) (row, column) sits at the point (x, y) = (j, i), so
 pixel centres are integers and the image spans [-0.5, W - 0.5]. A warp maps
@@ -15,17 +18,29 @@ blends the edge with fill. Integer sample points reproduce pixels exactly
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from cdl.kernels.parallel import run_slices
+
+PARALLEL_MIN = 1 << 15  # pixels (N*C*H*W); smaller batches run in the calling thread
 
 
-@njit(parallel=True, cache=True)
+def _threads(x):
+    return 1 if x.size < PARALLEL_MIN else None
+
+
 def warp_affine(x, mats, active, fill, out):
     """out (N, C, H, W) = x sampled bilinearly at mats[n] @ (j, i, 1); copies inactive samples.
 
     mats (N, 2, 3) float64, output -> input coordinates; active (N,) bool.
     """
+    run_slices(lambda a, z: _warp_affine(x, mats, active, fill, out, a, z), len(x), _threads(x))
+
+
+@njit(nogil=True, cache=True)
+def _warp_affine(x, mats, active, fill, out, n0, n1):
     N, C, H, W = x.shape
-    for n in prange(N):
+    for n in range(n0, n1):
         if not active[n]:
             for c in range(C):
                 for i in range(H):
@@ -63,11 +78,11 @@ def warp_affine(x, mats, active, fill, out):
                     out[n, c, i, j] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def fill_boxes(x, boxes, values):
     """x[n, c, y0:y1, x0:x1] = values[n, c] in place; boxes (N, 4) = (y0, y1, x0, x1), clipped."""
     N, C, H, W = x.shape
-    for n in prange(N):
+    for n in range(N):
         y0, y1, x0, x1 = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
         for c in range(C):
             v = values[n, c]
@@ -76,11 +91,11 @@ def fill_boxes(x, boxes, values):
                     x[n, c, i, j] = v
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def paste_boxes(x, boxes, src, src_index):
     """x[n, :, box] = src[src_index[n], :, box] in place (CutMix, random-valued erasing)."""
     N, C, H, W = x.shape
-    for n in prange(N):
+    for n in range(N):
         y0, y1, x0, x1 = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
         s = src_index[n]
         for c in range(C):
@@ -89,15 +104,19 @@ def paste_boxes(x, boxes, src, src_index):
                     x[n, c, i, j] = src[s, c, i, j]
 
 
-@njit(parallel=True, cache=True)
 def shift_hue(x, shifts, active):
     """Rotate the hue of RGB images x (N, 3, H, W) in [0, 1] by shifts[n] turns, in place.
 
     RGB -> HSV -> RGB per pixel (the hexcone model, as colorsys and
     torchvision use); saturation and value are kept.
     """
+    run_slices(lambda a, z: _shift_hue(x, shifts, active, a, z), len(x), _threads(x))
+
+
+@njit(nogil=True, cache=True)
+def _shift_hue(x, shifts, active, n0, n1):
     N, C, H, W = x.shape
-    for n in prange(N):
+    for n in range(n0, n1):
         if not active[n]:
             continue
         dh = shifts[n]

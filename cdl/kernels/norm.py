@@ -23,14 +23,21 @@ input's dtype: per-channel constants are rounded to it through ``coef``, a
 (5, C) scratch array of that dtype. The mean goes in as two parts, hi =
 round(mean) and lo = round(mean - hi), and x - mean as (x - hi) - lo: x - hi
 is exact near the mean (Sterbenz), so a float32 batch with |mean| >> std
-keeps float32 accuracy in x - mean instead of losing it to the rounded mean. Image batches run one channel per
-thread; (N, D) batches (L == 1) run feature-blocks per thread with the
-feature index innermost, so the loops stay contiguous.
+keeps float32 accuracy in x - mean instead of losing it to the rounded mean.
+
+Threads: the public functions split the channels (image batches) or blocks
+of 128 features ((N, D) batches, feature index innermost so the loops stay
+contiguous) over cdl's one worker pool (cdl.kernels.parallel.run_slices, as
+the conv and pool kernels do); the Numba loops run serially per slice with
+the GIL released. Small batches run in the calling thread.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-_BLOCK = 128  # features per thread for (N, D) input
+from cdl.kernels.parallel import run_slices
+
+_BLOCK = 128         # features per slice item for (N, D) input
+PARALLEL_MIN = 1 << 15  # elements; smaller batches run in the calling thread
 
 
 @njit(cache=True, inline="always")
@@ -108,6 +115,11 @@ def _channel_dot(dout, x, c, mu):
     return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
+def _run(fn, n, size):
+    """fn(a, z) over slices of range(n): on cdl's thread pool, or inline for small work."""
+    run_slices(fn, n, threads=1 if size < PARALLEL_MIN else None)
+
+
 def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     """Training BN. x, y (N, C, L); gamma, beta (C,); writes mean, var (C,) float64.
 
@@ -115,9 +127,12 @@ def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     """
     N, C, L = x.shape
     if L == 1:
-        _rows_forward(x.reshape(N, C), gamma, beta, eps, y.reshape(N, C), mean, var, coef)
+        x2, y2 = x.reshape(N, C), y.reshape(N, C)
+        _run(lambda a, z: _rows_forward(x2, gamma, beta, eps, y2, mean, var, coef,
+                                        a * _BLOCK, min(z * _BLOCK, C)), _blocks(C), x.size)
     else:
-        _channels_forward(x, gamma, beta, eps, y, mean, var, coef)
+        _run(lambda a, z: _channels_forward(x, gamma, beta, eps, y, mean, var, coef, a, z),
+             C, x.size)
 
 
 def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
@@ -125,9 +140,11 @@ def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
     N, C, L = x.shape
     _apply_coef(mean, inv_std, gamma, coef)
     if L == 1:
-        _rows_apply(x.reshape(N, C), beta, y.reshape(N, C), coef)
+        x2, y2 = x.reshape(N, C), y.reshape(N, C)
+        _run(lambda a, z: _rows_apply(x2, beta, y2, coef, a * _BLOCK, min(z * _BLOCK, C)),
+             _blocks(C), x.size)
     else:
-        _channels_apply(x, beta, y, coef)
+        _run(lambda a, z: _channels_apply(x, beta, y, coef, a, z), C, x.size)
 
 
 def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
@@ -137,20 +154,27 @@ def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, d
     carries their dependence on x; False treats them as constants.
     """
     N, C, L = x.shape
+    batch_stats = bool(batch_stats)
     if L == 1:
-        _rows_backward(dout.reshape(N, C), x.reshape(N, C), mean, inv_std, gamma,
-                       bool(batch_stats), dx.reshape(N, C), dgamma, dbeta, coef)
+        d2, x2, dx2 = dout.reshape(N, C), x.reshape(N, C), dx.reshape(N, C)
+        _run(lambda a, z: _rows_backward(d2, x2, mean, inv_std, gamma, batch_stats, dx2, dgamma,
+                                         dbeta, coef, a * _BLOCK, min(z * _BLOCK, C)),
+             _blocks(C), x.size)
     else:
-        _channels_backward(dout, x, mean, inv_std, gamma, bool(batch_stats), dx, dgamma,
-                           dbeta, coef)
+        _run(lambda a, z: _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx,
+                                             dgamma, dbeta, coef, a, z), C, x.size)
 
 
-# -- (N, C, L), L > 1: one channel per thread ---------------------------------
-@njit(parallel=True, cache=True)
-def _channels_forward(x, gamma, beta, eps, y, mean, var, coef):
+def _blocks(C):
+    return (C + _BLOCK - 1) // _BLOCK
+
+
+# -- (N, C, L), L > 1: channels c0 <= c < c1 ------------------------------------
+@njit(nogil=True, cache=True)
+def _channels_forward(x, gamma, beta, eps, y, mean, var, coef, c0, c1):
     N, C, L = x.shape
     m = N * L
-    for c in prange(C):
+    for c in range(c0, c1):
         k = np.float64(x[0, c, 0])
         s1, s2 = _channel_sums(x, c, k)
         d = s1 / m
@@ -171,21 +195,22 @@ def _apply_coef(mean, inv_std, gamma, coef):
         coef[1, c] = gamma[c] * inv_std[c]
 
 
-@njit(parallel=True, cache=True)
-def _channels_apply(x, beta, y, coef):
+@njit(nogil=True, cache=True)
+def _channels_apply(x, beta, y, coef, c0, c1):
     N, C, L = x.shape
-    for c in prange(C):
+    for c in range(c0, c1):
         hi, lo, sc, b = coef[0, c], coef[4, c], coef[1, c], beta[c]
         for n in range(N):
             for i in range(L):
                 y[n, c, i] = ((x[n, c, i] - hi) - lo) * sc + b
 
 
-@njit(parallel=True, cache=True)
-def _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
+@njit(nogil=True, cache=True)
+def _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef,
+                       c0, c1):
     N, C, L = x.shape
     m = N * L
-    for c in prange(C):
+    for c in range(c0, c1):
         sg, sgx = _channel_dot(dout, x, c, mean[c])
         _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbeta, coef)
         hi, lo, a, b, s = coef[0, c], coef[4, c], coef[1, c], coef[2, c], coef[3, c]
@@ -194,33 +219,31 @@ def _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, d
                 dx[n, c, i] = dout[n, c, i] * a + ((x[n, c, i] - hi) - lo) * b + s
 
 
-# -- (N, D): blocks of features per thread, rows innermost-contiguous ----------
+# -- (N, D): features c0 <= c < c1, rows innermost-contiguous ------------------
 # Per-feature accumulators live in small local arrays indexed by the feature, so
 # the inner loop runs along a contiguous row and vectorises across features.
-@njit(parallel=True, cache=True)
-def _rows_forward(x, gamma, beta, eps, y, mean, var, coef):
+@njit(nogil=True, cache=True)
+def _rows_forward(x, gamma, beta, eps, y, mean, var, coef, c0, c1):
     N, C = x.shape
-    for blk in prange((C + _BLOCK - 1) // _BLOCK):
-        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-        B = c1 - c0
-        k = np.empty(B)
-        s1 = np.zeros(B)
-        s2 = np.zeros(B)
+    B = c1 - c0
+    k = np.empty(B)
+    s1 = np.zeros(B)
+    s2 = np.zeros(B)
+    for c in range(B):
+        k[c] = x[0, c0 + c]
+    for n in range(N):
+        row = x[n, c0:c1]
         for c in range(B):
-            k[c] = x[0, c0 + c]
-        for n in range(N):
-            row = x[n, c0:c1]
-            for c in range(B):
-                d = row[c] - k[c]
-                s1[c] += d
-                s2[c] += d * d
-        for c in range(B):
-            d = s1[c] / N
-            mean[c0 + c] = k[c] + d
-            var[c0 + c] = max(s2[c] / N - d * d, 0.0)
-            _split_mean(c0 + c, mean[c0 + c], coef)
-            coef[1, c0 + c] = gamma[c0 + c] / np.sqrt(var[c0 + c] + eps)
-        _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
+            d = row[c] - k[c]
+            s1[c] += d
+            s2[c] += d * d
+    for c in range(B):
+        d = s1[c] / N
+        mean[c0 + c] = k[c] + d
+        var[c0 + c] = max(s2[c] / N - d * d, 0.0)
+        _split_mean(c0 + c, mean[c0 + c], coef)
+        coef[1, c0 + c] = gamma[c0 + c] / np.sqrt(var[c0 + c] + eps)
+    _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
 
 
 @njit(cache=True, inline="always")
@@ -233,41 +256,36 @@ def _rows_affine(x, y, hi, lo, sc, b, c0, c1):
             yr[c] = ((xr[c] - hi[c]) - lo[c]) * sc[c] + b[c]
 
 
-@njit(parallel=True, cache=True)
-def _rows_apply(x, beta, y, coef):
-    N, C = x.shape
-    for blk in prange((C + _BLOCK - 1) // _BLOCK):
-        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-        _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
+@njit(nogil=True, cache=True)
+def _rows_apply(x, beta, y, coef, c0, c1):
+    _rows_affine(x, y, coef[0, c0:c1], coef[4, c0:c1], coef[1, c0:c1], beta[c0:c1], c0, c1)
 
 
-@njit(parallel=True, cache=True)
-def _rows_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
+@njit(nogil=True, cache=True)
+def _rows_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef, c0, c1):
     N, C = x.shape
-    for blk in prange((C + _BLOCK - 1) // _BLOCK):
-        c0, c1 = blk * _BLOCK, min((blk + 1) * _BLOCK, C)
-        B = c1 - c0
-        mu = mean[c0:c1]
-        sg = np.zeros(B)
-        sgx = np.zeros(B)
-        for n in range(N):
-            gr = dout[n, c0:c1]
-            xr = x[n, c0:c1]
-            for c in range(B):
-                g = np.float64(gr[c])
-                sg[c] += g
-                sgx[c] += g * (xr[c] - mu[c])
+    B = c1 - c0
+    mu = mean[c0:c1]
+    sg = np.zeros(B)
+    sgx = np.zeros(B)
+    for n in range(N):
+        gr = dout[n, c0:c1]
+        xr = x[n, c0:c1]
         for c in range(B):
-            _backward_coef(c0 + c, sg[c], sgx[c], N, mean, inv_std, gamma, batch_stats,
-                           dgamma, dbeta, coef)
-        hi, a, b = coef[0, c0:c1], coef[1, c0:c1], coef[2, c0:c1]
-        s, lo = coef[3, c0:c1], coef[4, c0:c1]
-        for n in range(N):
-            gr = dout[n, c0:c1]
-            xr = x[n, c0:c1]
-            dr = dx[n, c0:c1]
-            for c in range(B):
-                dr[c] = gr[c] * a[c] + ((xr[c] - hi[c]) - lo[c]) * b[c] + s[c]
+            g = np.float64(gr[c])
+            sg[c] += g
+            sgx[c] += g * (xr[c] - mu[c])
+    for c in range(B):
+        _backward_coef(c0 + c, sg[c], sgx[c], N, mean, inv_std, gamma, batch_stats,
+                       dgamma, dbeta, coef)
+    hi, a, b = coef[0, c0:c1], coef[1, c0:c1], coef[2, c0:c1]
+    s, lo = coef[3, c0:c1], coef[4, c0:c1]
+    for n in range(N):
+        gr = dout[n, c0:c1]
+        xr = x[n, c0:c1]
+        dr = dx[n, c0:c1]
+        for c in range(B):
+            dr[c] = gr[c] * a[c] + ((xr[c] - hi[c]) - lo[c]) * b[c] + s[c]
 
 
 @njit(cache=True, inline="always")

@@ -91,3 +91,24 @@ def test_fill_and_paste_boxes():
 def test_check_boxes_refuses_boxes_outside(boxes):
     with pytest.raises(ValueError, match="boxes must satisfy"):
         K.check_boxes("test", np.array(boxes), (1, 1, 6, 5))
+
+
+def test_large_batches_split_over_threads_match_reference():
+    """Batches above PARALLEL_MIN pixels run in slices on cdl's worker pool."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 1, 30, 30)).astype(np.float32)
+    assert x.size >= K.PARALLEL_MIN
+    mats = np.tile(np.array([[0.9, -0.3, 4.0], [0.3, 0.9, -3.0]]), (40, 1, 1))
+    mats += rng.uniform(-0.2, 0.2, mats.shape)
+    active = rng.random(40) < 0.8
+    out = np.empty_like(x)
+    K.warp_affine(x, mats, active, np.float32(0.5), out)
+    want = ref.warp_affine(x, mats, 0.5)
+    want[~active] = x[~active]
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    img = rng.random((4, 3, 48, 60))
+    assert img.size >= K.PARALLEL_MIN
+    shifts = rng.uniform(-0.5, 0.5, 4)
+    got = img.copy()
+    K.shift_hue(got, shifts, np.ones(4, bool))
+    np.testing.assert_allclose(got, ref.shift_hue(img, shifts), atol=1e-12)

@@ -94,3 +94,27 @@ def test_nan_propagates_instead_of_vanishing():
     x[1, 0, 2, 2] = np.nan
     y = L.BatchNorm(2).forward(x)
     assert np.isnan(y[:, 0]).all() and np.isfinite(y[:, 1]).all()
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 16, 16), (64, 600), (2, 3, 75, 80)])
+def test_batches_split_over_threads_match_reference(shape):
+    """Shapes above PARALLEL_MIN run on cdl's worker pool, in channel or feature-block slices."""
+    from cdl.kernels.norm import PARALLEL_MIN
+    assert np.prod(shape) >= PARALLEL_MIN
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    bn = _layer_with_affine(shape[1], rng, np.float32)
+    y = bn.forward(x)
+    g64, b64 = bn.params["gamma"].astype(np.float64), bn.params["beta"].astype(np.float64)
+    want, xc, xn, std, _, _ = ref.batchnorm_forward(x.astype(np.float64), g64, b64, bn.eps)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    dx = bn.backward(dout)
+    dx_want, dg_want, _ = ref.batchnorm_backward(dout.astype(np.float64), g64, xc, xn, std)
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(bn.grads["gamma"], dg_want, rtol=1e-4, atol=1e-2)
+    s = (1, -1) + (1,) * (len(shape) - 2)
+    rm, rv = bn.running_mean.astype(np.float64).reshape(s), bn.running_var.astype(np.float64).reshape(s)
+    np.testing.assert_allclose(bn.forward(x, train=False),
+                               g64.reshape(s) * (x - rm) / np.sqrt(rv + bn.eps) + b64.reshape(s),
+                               rtol=1e-4, atol=1e-4)
