@@ -123,43 +123,63 @@ def binary_matmul(a, b, n):
     return out
 
 
+def pack_conv_weights(w):
+    """w (F, C, KH, KW) real -> uint64 (F, ceil(KH*KW*C/64)): sign bits in im2col_bits order.
+
+    The reduction axis is packed in (i, j, c) order, channel fastest, to
+    match ``cdl.kernels.binary.im2col_bits``.
+    """
+    F = w.shape[0]
+    return pack_bits(np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, -1))
+
+
 def padding_correction(w_signs, in_hw, stride, pad):
-    """(F, OH, OW) int32 that turns -1 padding into zero padding (see binary_conv2d)."""
-    F, C, kh, kw = w_signs.shape
-    ones = np.ones((1, C, *in_hw), dtype=np.float64)
+    """(OH*OW, F) int32 that turns -1 padding into zero padding (see binary_conv2d)."""
+    F = w_signs.shape[0]
+    ones = np.ones((1, w_signs.shape[1], *in_hw), dtype=np.float64)
     inside = _conv.conv2d_forward(ones, w_signs.astype(np.float64), None, stride, pad)[0]
     total = w_signs.reshape(F, -1).sum(axis=1, dtype=np.float64)
-    return np.rint(total[:, None, None] - inside).astype(np.int32)
+    corr = np.rint(total[:, None, None] - inside).astype(np.int32)
+    return np.ascontiguousarray(corr.reshape(F, -1).T)
 
 
-def conv2d_packed(x, w_packed, kernel, stride, pad, correction):
-    """int32 (N, F, OH, OW): packed-weight convolution of sign(x) with zero padding.
+def conv_dots(px, C, w_packed, kernel, stride, pad, correction):
+    """int32 (N*OH*OW, F): zero-padded convolution of packed pixels with packed weights.
 
-    x (N, C, H, W) real (only its signs matter); w_packed (F, ceil(C*KH*KW/64))
-    the packed signs of the weights; correction from ``padding_correction``.
-    Validated by the callers (``binary_conv2d`` and ``cdl.packed``).
+    px (N, H, W, ceil(C/64)) from ``cdl.kernels.binary.pack_channels`` (or a
+    packed model's thresholds), w_packed from ``pack_conv_weights``,
+    correction from ``padding_correction`` (None without padding). Rows are
+    output pixels (n, oh, ow), columns filters. Validated by the callers.
     """
-    N, C, H, Wd = x.shape
+    N, H, Wd = px.shape[:3]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     oh, ow = (H + 2 * ph - kh) // sh + 1, (Wd + 2 * pw - kw) // sw + 1
     n = C * kh * kw
     cols = np.empty((N * oh * ow, _words(n)), dtype=np.uint64)
-    _K.im2col_signs(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+    _K.im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh, ow, cols)
     F = w_packed.shape[0]
     dots = np.empty((N * oh * ow, F), dtype=np.int32)
     _K.xnor_gemm(cols, w_packed, n, dots)
-    y = dots.reshape(N, oh, ow, F).transpose(0, 3, 1, 2)
-    if ph or pw:
-        y = y + correction[None]
-    return np.ascontiguousarray(y)
+    if correction is not None:
+        dots.reshape(N, oh * ow, F)[...] += correction
+    return dots
+
+
+def pack_pixels(x):
+    """x (N, C, H, W) real -> uint64 (N, H, W, ceil(C/64)): each pixel's channel signs."""
+    N, C, H, Wd = x.shape
+    px = np.empty((N, H, Wd, _words(C)), dtype=np.uint64)
+    _K.pack_channels(np.ascontiguousarray(x), px)
+    return px
 
 
 def binary_conv2d(x, w, stride=1, pad=0):
     """Convolution of +-1 tensors. x (N, C, H, W), w (F, C, KH, KW) real -> int32 (N, F, OH, OW).
 
     Computes conv(sign(x), sign(w)) with zero padding, exactly as Conv2D does
-    on the binarized tensors, through packed im2col (bits along C*KH*KW) and
-    ``binary_matmul``.
+    on the binarized tensors: each pixel's channels are packed into words,
+    a packed im2col gathers the windows (bits along the reduction axis in
+    (i, j, c) order, weights likewise) and ``binary_matmul`` multiplies.
 
     Padding scheme: a padded position has no +-1 value, so the packed
     im2col stores bit 0 (-1) there and each output is corrected afterwards.
@@ -185,10 +205,14 @@ def binary_conv2d(x, w, stride=1, pad=0):
     stride = pair("binary_conv2d", "stride", stride, 1)
     pad = pair("binary_conv2d", "pad", pad, 0)
     kernel = w.shape[2:]
-    conv_output_hw("binary_conv2d", x.shape[2:], kernel, stride, pad)
-    w_signs = np.where(w >= 0, 1.0, -1.0)
-    corr = padding_correction(w_signs, x.shape[2:], stride, pad)
-    return conv2d_packed(x, pack_bits(w.reshape(w.shape[0], -1)), kernel, stride, pad, corr)
+    oh, ow = conv_output_hw("binary_conv2d", x.shape[2:], kernel, stride, pad)
+    corr = None
+    if any(pad):
+        corr = padding_correction(np.where(w >= 0, 1.0, -1.0), x.shape[2:], stride, pad)
+    dots = conv_dots(pack_pixels(x), x.shape[1], pack_conv_weights(w), kernel, stride, pad, corr)
+    N, F = x.shape[0], w.shape[0]
+    return np.ascontiguousarray(dots.reshape(N, oh, ow, F).transpose(0, 3, 1, 2))
 
 
-__all__ = ["pack_bits", "unpack_bits", "binary_matmul", "binary_conv2d", "padding_correction"]
+__all__ = ["pack_bits", "unpack_bits", "binary_matmul", "binary_conv2d", "pack_conv_weights",
+           "pack_pixels", "padding_correction", "conv_dots"]

@@ -6,6 +6,7 @@ import cdl
 from cdl import layers as L
 from cdl import optim
 from cdl.data import load_digits
+from cdl.kernels import reference as ref
 from cdl.models import MODELS, BinaryConvNet, BinaryMLP
 from cdl.packed import PackedModel, _BinaryStage, _Threshold
 
@@ -65,10 +66,17 @@ def test_packed_model_reproduces_the_float_model(rng, build, x_shape, scale, dty
                for s in packed.stages) >= 2  # the folding is exercised
 
 
-def test_affine_chain_stays_packed_between_layers(rng):
+def test_activations_stay_packed_between_binary_layers(rng):
     packed = randomize(mlp(rng, False), rng).pack()
-    emitting = [s for s in packed.stages if isinstance(s, _BinaryStage) and s.emit_bits]
+    emitting = [s for s in packed.stages if isinstance(s, _BinaryStage) and s.emit_packed]
     assert len(emitting) == 2  # 70 -> 130 -> 65: thresholds write the next layer's input bits
+    packed = randomize(cnn(rng, False), rng).pack()
+    binary = [s for s in packed.stages if isinstance(s, _BinaryStage)]
+    # conv -> pool -> conv stays packed; the float MaxPool after the third conv needs floats;
+    # the last conv feeds the affine layer through Flatten in the pixel layout
+    assert [s.emit_packed for s in binary] == [False, True, False, True, False]
+    assert binary[-1].pixel_input == (9, 2)
+    assert not [s for s in packed.stages if isinstance(getattr(s, "layer", None), L.Flatten)]
 
 
 def test_thresholds_match_the_float_sign_for_every_integer(rng):
@@ -81,7 +89,7 @@ def test_thresholds_match_the_float_sign_for_every_integer(rng):
         th = _Threshold(stage, None, bn)
         dots = np.arange(-37, 38)[:, None].repeat(40, axis=1).astype(np.int32)
         float_signs = bn.forward(layer.finish(dots.astype(np.float32)), train=False) >= 0
-        np.testing.assert_array_equal(th.signs(dots) > 0, float_signs)
+        np.testing.assert_array_equal(ref.unpack_bits(th.bits(dots), 40) > 0, float_signs)
         assert not th.up.all()  # some channels decrease (gamma < 0)
 
 
@@ -140,3 +148,15 @@ def test_pack_errors(rng):
         packed.predict(np.zeros((2, 3, 8, 10), np.float32))
     with pytest.raises(ValueError, match="labels"):
         packed.accuracy(np.zeros((2, 2, 8, 10), np.float32), np.zeros(3))
+
+
+def test_stages_accept_packed_or_float_inputs_alike(rng):
+    net = randomize(cdl.Sequential([
+        L.BinaryConv2D(3, 70, 3, pad=1), random_bn(70, rng), L.Flatten(),
+        L.BinaryAffine(70 * 4 * 4, 8), random_bn(8, rng), L.BinaryAffine(8, 5)]), rng)
+    conv, affine, last = [s for s in net.pack().stages if isinstance(s, _BinaryStage)]
+    assert affine.pixel_input == (70, 16)
+    pixels = conv.run(rng.standard_normal((4, 3, 4, 4)).astype(np.float32))
+    rows = affine.run(pixels)
+    np.testing.assert_array_equal(affine.run(pixels.to_float()).words, rows.words)
+    np.testing.assert_array_equal(last.run(rows), last.run(rows.to_float()))

@@ -11,8 +11,9 @@ their dot product as +-1 vectors is
     dot(a, b) = (n - d) - d = n - 2 * popcount(a XOR b),
 
 with d the number of disagreeing positions; zero tails never disagree.
-Convolutions pack along the reduction axis C*KH*KW of im2col, in the same
-(c, i, j) order as ``cdl.ops.im2col``.
+Convolutions pack along their reduction axis KH*KW*C in (i, j, c) order,
+channel fastest (``im2col_bits``; the weights in the same order), so that a
+window gathers whole words of a pixel's packed channels.
 
 The GEMM on this CPU
 --------------------
@@ -100,33 +101,85 @@ def unpack_signs(p, out):
 
 
 @njit(parallel=True, cache=True)
-def im2col_signs(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
-    """out (N*OH*OW, W) uint64: packed signs of each window of x (N, C, H, W).
+def pack_channels(x, out):
+    """out (N, H, W, WC) uint64: the signs of each pixel's C channels of x (N, C, H, W), packed.
 
-    Row (n, oh, ow) holds bit t = (c*KH + i)*KW + j for input pixel
-    (c, oh*SH - PH + i, ow*SW - PW + j) (the order of ``cdl.ops.im2col``);
-    positions in the padding get bit 0 (-1). ``binary_conv2d`` adds the
-    correction that turns this into zero padding.
+    Bit c of pixel (n, y, x) is x[n, c, y, x] >= 0; WC = ceil(C/64), tails 0.
+    This pixel-major layout is what ``im2col_bits`` gathers from.
     """
     N, C, H, Wd = x.shape
+    WC = out.shape[3]
+    for ny in prange(N * H):
+        n, y = ny // H, ny % H
+        for xx in range(Wd):
+            for w in range(WC):
+                word = _U(0)
+                for t in range(min(64, C - 64 * w)):
+                    if x[n, 64 * w + t, y, xx] >= 0:
+                        word |= _U(1) << _U(t)
+                out[n, y, xx, w] = word
+
+
+@njit(parallel=True, cache=True)
+def im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
+    """out (N*OH*OW, ceil(KH*KW*C/64)): the packed bits of each window of px (N, H, W, WC).
+
+    Row (n, oh, ow) holds bit t = (i*KW + j)*C + c for channel c of pixel
+    (oh*SH - PH + i, ow*SW - PW + j): the reduction axis of the conv in
+    (i, j, c) order, so a tap copies its pixel's C bits as whole words
+    (shifted into place) rather than bit by bit. Padded taps get C zero
+    bits, i.e. -1: ``cdl.binary.binary_conv2d`` documents the correction
+    that turns this into zero padding.
+    """
+    N, H, Wd, WC = px.shape
+    Wk = out.shape[1]
     for nh in prange(N * oh_n):
         n, oh = nh // oh_n, nh % oh_n
         for ow in range(ow_n):
             row = nh * ow_n + ow
-            word, bit, w = _U(0), 0, 0  # the word being filled, its next bit, its index
-            for c in range(C):
-                for i in range(kh):
-                    y = oh * sh - ph + i
-                    for j in range(kw):
-                        xx = ow * sw - pw + j
-                        if 0 <= y < H and 0 <= xx < Wd and x[n, c, y, xx] >= 0:
-                            word |= _U(1) << _U(bit)
-                        bit += 1
-                        if bit == 64:
-                            out[row, w] = word
-                            word, bit, w = _U(0), 0, w + 1
-            if bit:
-                out[row, w] = word
+            for w in range(Wk):
+                out[row, w] = 0
+            cur = 0  # next free bit of the row
+            for i in range(kh):
+                y = oh * sh - ph + i
+                for j in range(kw):
+                    xx = ow * sw - pw + j
+                    if 0 <= y < H and 0 <= xx < Wd:
+                        for w in range(WC):
+                            v = px[n, y, xx, w]
+                            q, r = cur // 64, cur % 64
+                            out[row, q] |= v << _U(r)
+                            if r and r + min(64, C - 64 * w) > 64:
+                                out[row, q + 1] |= v >> _U(64 - r)
+                            cur += min(64, C - 64 * w)
+                    else:
+                        cur += C
+
+
+@njit(parallel=True, cache=True)
+def maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out):
+    """Max pooling of thresholded channels, on packed pixels px (N, H, W, WC) -> out (N, OH, OW, WC).
+
+    A channel's bit is z >= t (up) or z <= t (down) of its pre-activation z,
+    so the bit of max(z) over a window is the OR of the window's bits for
+    up channels and their AND for down channels; ``up`` (WC,) holds the up
+    channels as a bit mask. Padding never wins, as in MaxPool2D.
+    """
+    N, H, Wd, WC = px.shape
+    OH, OW = out.shape[1], out.shape[2]
+    for nh in prange(N * OH):
+        n, oh = nh // OH, nh % OH
+        y0 = oh * sh - ph
+        for ow in range(OW):
+            x0 = ow * sw - pw
+            for w in range(WC):
+                any_, all_ = _U(0), ~_U(0)
+                for y in range(max(y0, 0), min(y0 + kh, H)):
+                    for xx in range(max(x0, 0), min(x0 + kw, Wd)):
+                        v = px[n, y, xx, w]
+                        any_ |= v
+                        all_ &= v
+                out[n, oh, ow, w] = (any_ & up[w]) | (all_ & ~up[w])
 
 
 @njit(parallel=True, cache=True)

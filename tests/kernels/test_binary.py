@@ -189,25 +189,55 @@ def test_binary_conv2d_matches_float_conv_of_signs(case, seed):
     np.testing.assert_array_equal(y, ref.binary_conv2d(x, w, *s, *p))
 
 
-@settings(max_examples=30, deadline=None)
-@given(conv_cases(), st.integers(0, 2**31))
-def test_im2col_signs_packs_the_im2col_rows(case, seed):
+@settings(max_examples=40, deadline=None)
+@given(conv_cases(), st.integers(0, 2**31), st.sampled_from([1, 5, 64, 70, 130]))
+def test_im2col_bits_packs_the_im2col_rows(case, seed, C):
     xs, ws, (sh, sw), (ph, pw) = case
+    xs = (xs[0], C, *xs[2:])
     kh, kw = ws[2:]
     x = np.random.default_rng(seed).standard_normal(xs)
+    px = binary.pack_pixels(x)
+    assert px.shape == (xs[0], xs[2], xs[3], -(-C // 64))
+    np.testing.assert_array_equal(px, ref.pack_bits(x.transpose(0, 2, 3, 1)))
     oh, ow = ref.out_hw(xs[2], xs[3], kh, kw, sh, sw, ph, pw)
-    cols = np.empty((xs[0] * oh * ow, -(-xs[1] * kh * kw // 64)), np.uint64)
-    K.im2col_signs(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
-    # padding is bit 0 (-1): pad the sign image with -1 before the float im2col
+    cols = np.full((xs[0] * oh * ow, -(-C * kh * kw // 64)), 12345, np.uint64)
+    K.im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+    # padding is bit 0 (-1): pad the sign image with -1 before the float im2col,
+    # whose (c, i, j) columns are reordered to the packed (i, j, c) order
     signs = ref.pad_nchw(np.where(x >= 0, 1.0, -1.0), ph, pw, value=-1.0)
-    np.testing.assert_array_equal(cols, ref.pack_bits(ref.im2col(signs, kh, kw, sh, sw)))
+    col = ref.im2col(signs, kh, kw, sh, sw)
+    col = col.reshape(-1, C, kh, kw).transpose(0, 2, 3, 1).reshape(len(col), -1)
+    np.testing.assert_array_equal(cols, ref.pack_bits(col))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 140), st.integers(2, 7), st.integers(1, 3),
+       st.integers(1, 3), st.integers(0, 2**31))
+def test_maxpool_bits_equals_thresholds_after_max_pooling(N, C, H, k, s, seed):
+    rng = np.random.default_rng(seed)
+    p = min(rng.integers(0, 2), k // 2)
+    if k > H + 2 * p:
+        return
+    z = rng.integers(-6, 7, (N, C, H, H)).astype(np.float64)
+    thr = rng.integers(-4, 5, C)
+    up = rng.random(C) < 0.5
+    def bits(v):
+        t, u = thr[None, :, None, None], up[None, :, None, None]
+        return np.where(u, v >= t, v <= t)
+    pooled = ref.maxpool2d_forward(z, k, k, s, s, p, p)
+    want = ref.pack_bits(np.where(bits(pooled), 1.0, -1.0).transpose(0, 2, 3, 1))
+    px = ref.pack_bits(np.where(bits(z), 1.0, -1.0).transpose(0, 2, 3, 1))
+    up_words = ref.pack_bits(np.where(up, 1.0, -1.0))
+    out = np.empty(want.shape, np.uint64)
+    K.maxpool_bits(px, up_words, k, k, s, s, p, p, out)
+    np.testing.assert_array_equal(out, want)
 
 
 def test_padding_correction_vanishes_inside_and_counts_padded_taps():
     w = np.ones((1, 1, 3, 3))
-    corr = binary.padding_correction(w, (4, 4), (1, 1), (1, 1))
-    assert corr[0, 1:3, 1:3].tolist() == [[0, 0], [0, 0]]
-    assert corr[0, 0, 0] == 5 and corr[0, 0, 1] == 3  # corner: 5 taps in the padding
+    corr = binary.padding_correction(w, (4, 4), (1, 1), (1, 1)).reshape(4, 4)  # (OH*OW, F=1)
+    assert corr[1:3, 1:3].tolist() == [[0, 0], [0, 0]]
+    assert corr[0, 0] == 5 and corr[0, 1] == 3  # corner: 5 taps in the padding, edge: 3
 
 
 def test_binary_conv2d_bad_input():
