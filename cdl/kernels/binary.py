@@ -11,9 +11,10 @@ their dot product as +-1 vectors is
     dot(a, b) = (n - d) - d = n - 2 * popcount(a XOR b),
 
 with d the number of disagreeing positions; zero tails never disagree.
-Convolutions pack along their reduction axis KH*KW*C in (i, j, c) order,
-channel fastest (``im2col_bits``; the weights in the same order), so that a
-window gathers whole words of a pixel's packed channels.
+Images are packed per pixel, (N, H, W, ceil(C/64)) words with bit c the sign
+of channel c (``pack_channels``), and convolutions pack their reduction axis
+KH*KW*C in (i, j, c) order, channel fastest (``im2col_bits``; the weights in
+the same order), so that a window gathers whole words of packed channels.
 
 The GEMM on this CPU
 --------------------
