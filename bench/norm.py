@@ -1,4 +1,4 @@
-"""BatchNorm forward + backward: cdl vs the book's NumPy formulas vs PyTorch CPU; augmentation img/s.
+"""BatchNorm fwd + bwd: cdl vs the book's NumPy formulas vs PyTorch CPU; augmentation img/s.
 
     python bench/norm.py [--repeat 20] [--warmup 3] [--threads 2] [--quick]
 

@@ -58,7 +58,7 @@ class Ensemble:
         return self.member_probabilities(x, batch_size).mean(axis=0)
 
     def accuracy(self, x, t, batch_size=1000):
-        """Fraction of samples whose arg-max averaged probability is the label (or one-hot arg-max)."""
+        """Fraction of samples whose arg-max averaged probability is the label (t or one-hot)."""
         p = self.predict(x, batch_size)
         t = np.asarray(t)
         labels = t.argmax(axis=1) if t.ndim == 2 else t

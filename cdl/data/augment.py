@@ -144,14 +144,21 @@ class Geometric(Transform):
 
 
 def warp(x, mats, active, fill=0.0):
-    """x (N, C, H, W) resampled through per-sample output -> input maps mats (N, 3, 3)."""
+    """x (N, C, H, W) resampled through per-sample output -> input maps mats (N, 3, 3).
+
+    active (N,) bool: samples to warp (the others are copied). Pixel
+    coordinates and sampling as in cdl.kernels.augment.
+    """
+    x = check_batch("warp", x)
     mats = np.ascontiguousarray(mats, dtype=np.float64)
     if mats.shape != (len(x), 3, 3) or not np.isfinite(mats).all():
         raise ValueError(f"warp: need finite matrices of shape ({len(x)}, 3, 3), "
                          f"got {mats.shape}")
     out = np.empty_like(x)
-    K.warp_affine(x, np.ascontiguousarray(mats[:, :2]), np.ascontiguousarray(active, dtype=np.bool_),
-                  x.dtype.type(fill), out)
+    active = np.ascontiguousarray(active, dtype=np.bool_)
+    if active.shape != (len(x),):
+        raise ValueError(f"warp: active must have shape ({len(x)},), got {active.shape}")
+    K.warp_affine(x, np.ascontiguousarray(mats[:, :2]), active, x.dtype.type(fill), out)
     return out
 
 

@@ -274,6 +274,19 @@ def test_wrong_dtype_and_rgb_only_transforms():
             tr(np.zeros((2, 1, 4, 4), np.float32))
 
 
+def test_warp_validates_its_arguments():
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    eye = np.tile(np.eye(3), (2, 1, 1))
+    with pytest.raises(ValueError, match=r"need finite matrices of shape \(2, 3, 3\)"):
+        A.warp(x, eye[:1], np.ones(2, bool))
+    with pytest.raises(ValueError, match="need finite matrices"):
+        A.warp(x, eye * np.nan, np.ones(2, bool))
+    with pytest.raises(ValueError, match=r"active must have shape \(2,\)"):
+        A.warp(x, eye, np.ones(3, bool))
+    with pytest.raises(ValueError, match="expected an"):
+        A.warp(x[0], eye, np.ones(2, bool))
+
+
 def test_bad_targets_for_mixing():
     x = np.zeros((3, 1, 4, 4), np.float32)
     with pytest.raises(ValueError, match="integer labels need num_classes"):
