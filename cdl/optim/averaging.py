@@ -65,6 +65,10 @@ class _ParameterAverage(Callback, abc.ABC):
         if self.average is None or self._live is not None:
             return
         params = model.params
+        if params.keys() != self.average.keys():
+            raise ValueError(f"{type(self).__name__}: the model's parameters "
+                             f"{sorted(params)[:4]}... are not the averaged ones "
+                             f"{sorted(self.average)[:4]}...")
         self._live = {k: p.copy() for k, p in params.items()}
         for k, p in params.items():
             p[...] = self.average[k]

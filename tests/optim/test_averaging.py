@@ -108,3 +108,6 @@ def test_bad_arguments_and_changed_models():
         ema.update({"v": np.zeros(3)})
     with pytest.raises(ValueError, match="changed shape"):
         ema.update({"w": np.zeros(4)})
+    net = mlp(hidden=(4,), rng=0)
+    with pytest.raises(ValueError, match="not the averaged ones"):
+        ema.swap_in(net)
