@@ -1,25 +1,32 @@
-"""How cdl's convolution and pooling kernels use threads: one pool, BLAS handed over.
+"""How cdl's CPU kernels share the cores: the threading policy.
 
-A training step alternates BLAS calls (OpenBLAS's own threads) with compiled
-loops. When the loops run on a second runtime's threads (OpenMP), the two
-thread pools hand the cores back and forth dozens of times per layer, and
-each hand-over costs a wake-up, or worse: OpenBLAS's idle threads spin for
-about 0.1 s after every call, and on a busy machine every parallel region
-waits for its slowest thread to be scheduled. Measured on 2 cores with other
-jobs running, im2col + GEMM + col2im on OpenMP and OpenBLAS threads ran 5 to
-100 times slower than on one thread.
+A training step alternates BLAS calls with compiled loops, and every thread
+pool that idles by spinning takes cores from the next one. Three rules:
 
-So these kernels never nest two thread pools. ``run_slices`` cuts the batch
-into one contiguous slice per thread and runs a serial function on each
-slice: the calling thread takes the first, a persistent pool of Python
-threads the rest (the compiled code releases the GIL). For the duration,
-BLAS is limited to one thread (threadpoolctl), so every GEMM runs in the
-thread that called it, on data that thread has just written to its cache.
-One synchronisation per layer call instead of several per slice.
+1. Convolution and pooling never nest two pools. ``run_slices`` cuts the
+   batch into one contiguous slice per thread and runs a serial function on
+   each: the calling thread takes the first slice, a persistent pool of
+   Python threads the others (the compiled code releases the GIL). Inside,
+   BLAS is held to one thread (``single_threaded_blas``), so each GEMM runs
+   in the thread that just wrote its operands. One synchronisation per layer
+   call. (An earlier version ran im2col on OpenMP threads and the GEMMs on
+   OpenBLAS's: on 2 cores shared with other jobs a conv layer took 10 to 250
+   times longer than the same code on one thread.)
+
+2. OpenBLAS's own threads are replaced by OpenMP (``route_blas_threads``,
+   done on the first ``run_slices``): they spin for about 0.1 s after each
+   call, and in a DeepConvNet step (whose affine layers still call BLAS
+   with several threads) that cost 1.45x per step on 2 cores.
+
+3. OpenMP threads (Numba's prange kernels, the Cython extension, BLAS after
+   rule 2) sleep when idle: cdl/__init__.py sets OMP_WAIT_POLICY=PASSIVE
+   before libgomp loads.
 
 The thread count is Numba's: ``numba.set_num_threads(n)`` (or the
 NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole.
 """
+import ctypes
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -32,12 +39,23 @@ _pool_key = None        # (pid, workers) the pool was made for
 _blas = None            # threadpoolctl controllers of the loaded BLAS libraries
 _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
+_routed = None          # route_blas_threads(): None before the first try, then True/False
+_callback_setters = []  # OpenBLAS's set-callback functions we called (undone in a fork child)
 
 
 def _after_fork_in_child():
-    """A forked child has none of the parent's threads: fresh lock and pool, BLAS restored."""
-    global _lock, _pool, _pool_key, _blas_users
+    """A forked child has none of the parent's threads: fresh lock and pool, BLAS restored.
+
+    libgomp cannot start threads again in a child forked after it ran, so
+    OpenBLAS goes back to its own threads (which it restarts after a fork)
+    and is not routed to OpenMP again in this process.
+    """
+    global _lock, _pool, _pool_key, _blas_users, _routed
     _lock, _pool, _pool_key = threading.Lock(), None, None
+    for setter in _callback_setters:
+        setter(None)
+    if _callback_setters:
+        _routed = False
     if _blas_users:  # forked from inside single_threaded_blas(): give BLAS its threads back
         for c, n in zip(_blas, _blas_saved):
             c.set_num_threads(n)
@@ -70,6 +88,58 @@ def _workers(count):
         return _pool
 
 
+def _blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (cached)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _blas
+
+
+def route_blas_threads():
+    """Run OpenBLAS's parallel sections as OpenMP loops, once per process; True if done.
+
+    OpenBLAS's own worker threads spin for about 0.1 s after every call. In
+    a training step the next kernel starts within that time, so on 2 cores
+    a spinning worker took half a core from cdl's threads: DeepConvNet
+    steps were about 1.45x slower than with OPENBLAS_THREAD_TIMEOUT=4 (which
+    only works when set before numpy loads). OpenBLAS 0.3.27+ accepts a
+    callback that runs its jobs instead (openblas_set_threads_callback_function);
+    cdl._threads gives one that runs them on the OpenMP runtime, whose idle
+    threads sleep under cdl's OMP_WAIT_POLICY=PASSIVE and which Numba's
+    prange kernels share: one pool for BLAS and Numba, cdl's worker threads
+    (run_slices) for convolution and pooling. Skipped, returning False, for
+    other BLAS libraries, older or OpenMP builds of OpenBLAS, a missing
+    extension, or CDL_OPENBLAS_THREADS=own in the environment.
+    """
+    global _routed
+    with _lock:
+        if _routed is not None:
+            return _routed
+        _routed = False
+        if os.environ.get("CDL_OPENBLAS_THREADS", "").lower() == "own":
+            return False
+        try:
+            from cdl import _threads
+        except ImportError:
+            return False
+        for c in _blas_controllers():
+            if c.internal_api != "openblas" or getattr(c, "threading_layer", "") == "openmp":
+                continue
+            lib = ctypes.CDLL(c.filepath)
+            for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+                setter = getattr(lib, f"{prefix}openblas_set_threads_callback_function{suffix}",
+                                 None)
+                if setter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_void_p], None
+                    setter(_threads.openblas_callback())
+                    _callback_setters.append(setter)
+                    _routed = True
+                    break
+        return _routed
+
+
 class single_threaded_blas:
     """Context manager: BLAS runs on one thread inside, as it was configured outside.
 
@@ -77,12 +147,9 @@ class single_threaded_blas:
     """
 
     def __enter__(self):
-        global _blas, _blas_users, _blas_saved
+        global _blas_users, _blas_saved
+        _blas_controllers()
         with _lock:
-            if _blas is None:
-                from threadpoolctl import ThreadpoolController
-                _blas = [c for c in ThreadpoolController().lib_controllers
-                         if c.user_api == "blas"]
             if _blas_users == 0:
                 _blas_saved = [c.get_num_threads() for c in _blas]
                 for c in _blas:
@@ -108,6 +175,8 @@ def run_slices(fn, n, threads=None):
     slice has finished, so no worker still writes when the caller returns.
     A batch of one runs in the calling thread, BLAS keeping its threads.
     """
+    if _routed is None:
+        route_blas_threads()
     slices = split(n, threads or num_threads())
     if len(slices) == 1:  # one sample or one thread: BLAS may still use its own threads
         return [fn(*slices[0])]

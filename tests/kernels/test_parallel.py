@@ -9,7 +9,9 @@ from cdl.kernels import parallel
 
 
 def _blas_threads():
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """Threads of the BLAS libraries cdl hands over (those loaded when it first looked)."""
+    paths = {c.filepath for c in parallel._blas_controllers()}
+    return [i["num_threads"] for i in threadpool_info() if i["filepath"] in paths]
 
 
 @pytest.mark.parametrize("n,parts", [(1, 4), (5, 2), (7, 3), (3, 3), (10, 1)])
@@ -88,3 +90,42 @@ def test_fork_inside_single_threaded_blas_gives_the_child_its_blas_threads_back(
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert _blas_threads() == before
+
+
+def _big_matmul_is_right():
+    a = np.random.default_rng(0).standard_normal((300, 400)).astype(np.float32)
+    return np.allclose(a @ a.T, (a.astype(np.float64) @ a.T.astype(np.float64)), atol=1e-3)
+
+
+def test_blas_routed_to_openmp_computes_the_same():
+    routed = parallel.route_blas_threads()
+    assert parallel.route_blas_threads() is routed  # decided once per process
+    assert _big_matmul_is_right()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_gets_openblas_threads_back():
+    """libgomp cannot restart its threads in a fork child: BLAS must not use it there."""
+    parallel.route_blas_threads()
+    assert _big_matmul_is_right()  # the parent has run OpenMP threads
+    pid = os.fork()
+    if pid == 0:
+        import signal
+        signal.alarm(20)  # a hang becomes a failure, not a stuck test run
+        routed_before = bool(parallel._callback_setters)
+        ok = _big_matmul_is_right()
+        if routed_before:  # undone in the child, and not done again
+            ok = ok and parallel.route_blas_threads() is False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_opt_out_keeps_openblas_threads():
+    import subprocess
+    import sys
+    code = "from cdl.kernels import parallel; print(parallel.route_blas_threads())"
+    env = dict(os.environ, CDL_OPENBLAS_THREADS="own")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
