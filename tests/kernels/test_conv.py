@@ -72,15 +72,17 @@ def test_pointwise_and_gemm_agree_with_reference(case, dtype, bias):
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
 
 
+@pytest.mark.parametrize("columns_min_f", [1, 1 << 30])  # the two forward GEMM orientations
 @pytest.mark.parametrize("chunk_bytes", [1, 300, 1 << 20])
 @pytest.mark.parametrize("case", [
     ((7, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1)),
     ((5, 2, 9, 8), (3, 2, 3, 2), (2, 3), (1, 0)),
     ((6, 4, 4, 4), (5, 4, 1, 1), (1, 1), (0, 0)),
 ])
-def test_chunks_and_slices(monkeypatch, chunk_bytes, case):
-    """One sample per chunk, a few, or the whole slice: the same numbers either way."""
+def test_chunks_and_slices(monkeypatch, chunk_bytes, columns_min_f, case):
+    """One sample per chunk, a few, or the whole slice, y as GEMM rows or columns: same numbers."""
     monkeypatch.setattr(kconv, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(kconv, "_FORWARD_COLUMNS_MIN_F", columns_min_f)
     for algo in _algorithms(case):
         for got, want in _run(case, np.float64, algo=algo):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
