@@ -33,7 +33,9 @@ CASES = {
                (lambda: L.Conv2D(3, 2, (2, 3), stride=(2, 1), pad=(0, 1)), away_from_zero((1, 3, 5, 4))),
                (lambda: L.Conv2D(2, 2, 1, stride=3, bias=False), away_from_zero((2, 2, 7, 7))),
                # 1x1, stride 1, no padding: the "pointwise" algorithm of cdl.kernels.conv
-               (lambda: L.Conv2D(3, 2, 1), away_from_zero((3, 3, 3, 4)))],
+               (lambda: L.Conv2D(3, 2, 1), away_from_zero((3, 3, 3, 4))),
+               # 64 filters: the forward GEMM yields columns (cdl.kernels.conv)
+               (lambda: L.Conv2D(1, 64, 2, stride=2, pad=1), away_from_zero((2, 1, 3, 3)))],
     "MaxPool2D": [(lambda: L.MaxPool2D(2), distinct((2, 2, 4, 4))),
                   (lambda: L.MaxPool2D(3, stride=2, pad=1), distinct((1, 2, 5, 5)))],
     "AvgPool2D": [(lambda: L.AvgPool2D(2), away_from_zero((2, 2, 4, 4))),
