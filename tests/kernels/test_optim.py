@@ -74,7 +74,7 @@ def test_parallel_and_serial_bodies_agree_bitwise():
     m, v = np.zeros(n), np.zeros(n)
     p2, m2, v2 = p.copy(), m.copy(), v.copy()
     K._adam_par(p, g, m, v, 0.01, 1.5, 0.9, 0.999, 1e-8)
-    K._adam(p2, g, m2, v2, 0.01, 1.5, 0.9, 0.999, 1e-8, 0, n)
+    K._adam(p2, g, m2, v2, 0.01, 1.5, 0.9, 0.999, 1e-8)
     np.testing.assert_array_equal(p, p2)
     np.testing.assert_array_equal(v, v2)
 
