@@ -1,8 +1,7 @@
 """Bit-packed binary ops: pack_bits, unpack_bits, binary_matmul, binary_conv2d.
 
-The bit layout is specified once, in ``cdl.kernels.binary``: +1 (x >= 0) is
-bit 1, element j of a row is bit j % 64 of word j // 64, tail bits are 0, so
-two packed rows of n elements have the +-1 dot product n - 2*popcount(a ^ b).
+The bit layout (and why n - 2*popcount(a ^ b) is the +-1 dot product) is
+specified once, in the docstring of ``cdl.kernels.binary``.
 
     a = pack_bits(x)                  # x (M, K) float -> a (M, ceil(K/64)) uint64
     b = pack_bits(w)                  # w (N, K)
