@@ -7,6 +7,8 @@ no CUDA twin is a clear error, never a silent copy back to the host.
 """
 import importlib
 
+import numpy as np
+
 from cdl._checks import is_device_array
 
 
@@ -18,11 +20,15 @@ class _Twins:
         self._device = device
 
     def __getattr__(self, name):
+        # Only reached on the first lookup of a name: found kernels are cached on the
+        # instance, so layers pay a plain attribute access afterwards.
         module = importlib.import_module(self._module_name)
         try:
-            return getattr(module, name)
+            kernel = getattr(module, name)
         except AttributeError:
             raise RuntimeError(f"no {self._device} kernel for {name}") from None
+        setattr(self, name, kernel)
+        return kernel
 
 
 _CPU = _Twins("cdl.kernels", "CPU")
@@ -31,6 +37,8 @@ _CUDA = _Twins("cdl.cuda", "CUDA")
 
 def kernels_for(*arrays):
     """The kernel namespace for these arrays: all on the host or all on the GPU."""
+    if all(type(a) is np.ndarray or a is None for a in arrays):
+        return _CPU
     on_device = [is_device_array(a) for a in arrays if a is not None]
     if any(on_device) and not all(on_device):
         raise ValueError("arrays are split between the CPU and the GPU; move them together")
