@@ -79,8 +79,10 @@ class Trainer:
         self.stop_training = False
 
     def _call(self, hook, *args):
-        for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+        for cb in self.callbacks:  # duck-typed callbacks may define only the hooks they use
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
 
     def fit(self, x, t, validation_data=None):
         """Train for ``epochs`` epochs; returns the history dict of per-epoch lists."""
