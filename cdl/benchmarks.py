@@ -3,9 +3,10 @@
     cdl bench [--threads N] [--full]
 
 Three contenders, timed interleaved in one process (round-robin, so a noisy
-neighbour hits all of them alike) with the same thread count: cdl, the
-book's NumPy code (written out below as the book has it) and PyTorch when
-it is installed. Reported: median times, ratios, and the machine (CPU and
+neighbour hits all of them alike, with a short untimed pause before each
+call so that no contender's idle threads bill the next one) with the same
+thread count: cdl, the book's NumPy code (written out below as the book has
+it) and PyTorch when it is installed. Reported: median times, ratios, and the machine (CPU and
 SIMD flags, threads, library versions, BLAS). The tables:
 
     conv       Conv2D forward + backward (dx, dW, db) on five shapes
@@ -142,12 +143,18 @@ def machine():
     return info
 
 
-def interleaved(contenders, repeat, warmup, setup=None):
+PAUSE = 0.02  # seconds between timed calls in cdl's own tables (see interleaved)
+
+
+def interleaved(contenders, repeat, warmup, setup=None, pause=0.0):
     """Median seconds per contender, timed round-robin; and each one's first-call seconds.
 
     contenders: {name: zero-argument callable}. Warm-up calls come first;
     the first of them is reported apart (compilation, caches). setup
-    (optional) runs before every call, untimed.
+    (optional) runs before every call, untimed. pause (seconds, untimed)
+    sleeps before every timed call, so that a contender whose idle threads
+    spin for a while after it returns (PyTorch's OpenMP runtime does, by
+    default for a few milliseconds) does not slow down the next contender.
     """
     first = {}
     for name, fn in contenders.items():
@@ -163,6 +170,8 @@ def interleaved(contenders, repeat, warmup, setup=None):
         for name, fn in contenders.items():
             if setup:
                 setup()
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -379,7 +388,7 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
                 torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p).backward(tdout)
 
             contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup)
+        med, first = interleaved(contenders, repeat, warmup, pause=PAUSE)
         g = conv_gflop(N, C, H, W, F, K, s, p)
         row = {"shape": f"N{N} {C}->{F} {H}x{W} k{K} s{s} p{p}",
                "algo": ck.choose_algorithm(x.shape, Wt.shape, (s, s), (p, p)),
@@ -421,7 +430,7 @@ def pool_rows(cases, repeat, warmup, torch=None):
                 fn(tx, k, s).backward(tdout)
 
             contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup)
+        med, first = interleaved(contenders, repeat, warmup, pause=PAUSE)
         mb = (x.nbytes + y.nbytes) * 2 / 1e6  # x, y, dout, dx once each
         row = {"op": f"{op}pool {k}x{k} s{s}", "shape": "x".join(map(str, shape)),
                "cdl ms": med["cdl"] * 1e3, "book ms": med["book"] * 1e3,
@@ -468,6 +477,7 @@ def training_row(steps, torch=None, epoch_steps=600):
     for idx in batches[2:]:
         xb, tb = x[idx], t[idx]
         for name, tr in trainers.items():
+            time.sleep(PAUSE)  # untimed: the other framework's idle threads settle
             t0 = time.perf_counter()
             tr.step(xb, tb)
             times[name].append(time.perf_counter() - t0)
@@ -499,7 +509,7 @@ def inference_rows(torch, repeat, warmup, batch=500):
                     tnet(tx)
 
             contenders["torch"] = run_torch
-        med, _ = interleaved(contenders, repeat, warmup)
+        med, _ = interleaved(contenders, repeat, warmup, pause=PAUSE)
         row = {"model": name, "batch": batch, "cdl img/s": batch / med["cdl"]}
         if "torch" in med:
             row.update({"torch img/s": batch / med["torch"],
