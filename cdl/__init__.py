@@ -14,7 +14,7 @@ import os
 # fight OpenBLAS's spinning threads when BLAS calls and kernels alternate, as they do in
 # every training step: 6x slower steps measured on 2 cores. Sleeping instead costs a few
 # microseconds per parallel region. Must be set before libgomp loads; a user's own
-# setting wins.
+# setting wins. The rest of the threading policy: cdl/kernels/parallel.py.
 _omp_policy_from_cdl = "OMP_WAIT_POLICY" not in os.environ  # read by cdl.benchmarks
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
