@@ -127,6 +127,24 @@ cdef inline void _shifted_rows(const real *plane, real *dst, Py_ssize_t oh0, Py_
                 dst[oh * W + ow] = 0
 
 
+cdef void _gather_row(const real *src, real *dst, Py_ssize_t ow0, Py_ssize_t ow1,
+                      Py_ssize_t ow_n, Py_ssize_t o, int sw) noexcept nogil:
+    """dst[ow] = src[ow*SW + o] for ow in [ow0, ow1), zero elsewhere in [0, OW): one output
+    row of col_t. A function of its own, so that its loop keeps its pointers in registers
+    (inside im2col_t's body gcc spilled them to the stack: 2.3 ns per element)."""
+    cdef Py_ssize_t ow
+    for ow in range(ow0):
+        dst[ow] = 0
+    if sw == 1:
+        for ow in range(ow0, ow1):
+            dst[ow] = src[ow + o]
+    else:
+        for ow in range(ow0, ow1):
+            dst[ow] = src[ow * sw + o]
+    for ow in range(ow1, ow_n):
+        dst[ow] = 0
+
+
 def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
              int kh, int kw, int sh, int sw, int ph, int pw, int oh_n, int ow_n):
     """x[n0:n1] (nb, C, H, W) -> col_t (C*KH*KW, nb*OH*OW), in the calling thread.
@@ -161,19 +179,8 @@ def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
                             _shifted_rows(&x[n0 + m, c, 0, 0], dst, oh0, oh1, W, i - ph, j - pw)
                             continue
                         for oh in range(oh0, oh1):
-                            dst = &col[r, m * P + oh * ow_n]
-                            src = &x[n0 + m, c, oh * sh - ph + i, 0]
-                            for ow in range(ow0):
-                                dst[ow] = 0
-                            if sw == 1:
-                                o = j - pw
-                                for ow in range(ow0, ow1):
-                                    dst[ow] = src[ow + o]
-                            else:
-                                for ow in range(ow0, ow1):
-                                    dst[ow] = src[ow * sw - pw + j]
-                            for ow in range(ow1, ow_n):
-                                dst[ow] = 0
+                            _gather_row(&x[n0 + m, c, oh * sh - ph + i, 0],
+                                        &col[r, m * P + oh * ow_n], ow0, ow1, ow_n, j - pw, sw)
                     r += 1
 
 

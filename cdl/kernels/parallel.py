@@ -22,6 +22,14 @@ pool that idles by spinning takes cores from the next one. Three rules:
    rule 2) sleep when idle: cdl/__init__.py sets OMP_WAIT_POLICY=PASSIVE
    before libgomp loads.
 
+4. Every thread that runs a slice first runs one mid-sized single-threaded
+   sgemm (``_warm_sgemm``, about 1 ms, once per thread). Measured with
+   OpenBLAS 0.3.31 (Haswell kernels) on a Zen CPU: until a thread has run
+   an sgemm of roughly 64x576x384 or more, its small single-threaded sgemms
+   (the per-chunk GEMMs of a convolution) run about 3x slower, 13 instead
+   of 40 GFLOP/s, and stay so however many of them it runs; DeepConvNet's
+   64-channel layers took 2.5x longer. dgemm shows no such effect.
+
 The thread count is Numba's: ``numba.set_num_threads(n)`` (or the
 NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole.
 """
@@ -32,6 +40,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
+import numpy as np
 
 _lock = threading.Lock()
 _pool = None
@@ -41,6 +50,7 @@ _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
 _routed = None          # route_blas_threads(): None before the first try, then True/False
 _callback_setters = []  # OpenBLAS's set-callback functions we called (undone in a fork child)
+_local = threading.local()  # per thread: has it run _warm_sgemm?
 
 
 def _after_fork_in_child():
@@ -167,6 +177,20 @@ class single_threaded_blas:
         return False
 
 
+def _warm_sgemm():
+    """Rule 4 of the module doc: one 64x576x512 float32 GEMM in the calling thread, once."""
+    a = np.ones((64, 576), dtype=np.float32)
+    np.matmul(a, np.ones((576, 512), dtype=np.float32))
+    _local.warm = True
+
+
+def _slice(fn, a, z):
+    """fn(a, z) in a worker thread that has run _warm_sgemm."""
+    if not getattr(_local, "warm", False):
+        _warm_sgemm()
+    return fn(a, z)
+
+
 def run_slices(fn, n, threads=None):
     """[fn(a, z) for each slice (a, z) of range(n)], the slices run in parallel.
 
@@ -182,9 +206,9 @@ def run_slices(fn, n, threads=None):
         return [fn(*slices[0])]
     with single_threaded_blas():
         pool = _workers(len(slices) - 1)
-        futures = [pool.submit(fn, a, z) for a, z in slices[1:]]
+        futures = [pool.submit(_slice, fn, a, z) for a, z in slices[1:]]
         try:
-            first = fn(*slices[0])
+            first = _slice(fn, *slices[0])
         finally:
             wait(futures)
         return [first] + [f.result() for f in futures]
