@@ -2,6 +2,7 @@
 import numpy as np
 
 from cdl._checks import check_float
+from cdl.backend import kernels_for
 from cdl.layers.base import Layer
 
 
@@ -24,13 +25,16 @@ class ReLU(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        mask = x > 0
-        if train:
-            self._mask, self._shape = mask, x.shape
-        return x * mask
+        y = kernels_for(x).relu_forward(x, np.empty_like(x))
+        if train:  # y > 0 exactly where x > 0: the output is the mask
+            self._y, self._shape = y, x.shape
+        return y
 
     def backward(self, dout):
-        return self._dout(dout) * self._mask
+        dout = self._dout(dout)
+        y = self._y
+        return kernels_for(dout, y).relu_backward(dout.astype(y.dtype, copy=False), y,
+                                                  np.empty_like(y))
 
 
 class LeakyReLU(_Elementwise):
