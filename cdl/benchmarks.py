@@ -3,8 +3,8 @@
     cdl bench [--threads N] [--full]
 
 Three contenders, timed interleaved in one process (round-robin, so a noisy
-neighbour hits all of them alike, with a short untimed pause before each
-call so that no contender's idle threads bill the next one) with the same
+neighbour hits all of them alike, with a short untimed busy pause before
+each call so that no contender's idle threads bill the next one) with the same
 thread count: cdl, the book's NumPy code (written out below as the book has
 it) and PyTorch when it is installed. Reported: median times, ratios, and the machine (CPU and
 SIMD flags, threads, library versions, BLAS). The tables:
@@ -143,18 +143,32 @@ def machine():
     return info
 
 
-PAUSE = 0.02  # seconds between timed calls in cdl's own tables (see interleaved)
+PAUSE = 0.02  # seconds between timed calls (see interleaved)
 
 
-def interleaved(contenders, repeat, warmup, setup=None, pause=0.0):
+def pause(seconds=PAUSE):
+    """Busy-wait this long in the calling thread (untimed; see interleaved)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
     """Median seconds per contender, timed round-robin; and each one's first-call seconds.
 
     contenders: {name: zero-argument callable}. Warm-up calls come first;
     the first of them is reported apart (compilation, caches). setup
-    (optional) runs before every call, untimed. pause (seconds, untimed)
-    sleeps before every timed call, so that a contender whose idle threads
+    (optional) runs before every call, untimed. pause_s (seconds, untimed)
+    comes before every timed call, so that a contender whose idle threads
     spin for a while after it returns (PyTorch's OpenMP runtime does, by
-    default for a few milliseconds) does not slow down the next contender.
+    default for about 5 ms) does not slow down the next contender.
+
+    The pause busy-waits instead of sleeping. On the 2-vCPU virtual machines
+    this project is measured on, a process that sleeps for 10 ms or more pays
+    about 2 to 5 ms when its next call wakes a second thread (a BatchNorm
+    forward + backward: 3.9 ms after a busy pause, 6.2 ms after time.sleep;
+    a Conv2D 3->64 5x5: 6.4 against 11.4 ms), a cost that a training loop,
+    calling layer after layer, does not pay; PyTorch's times do not change.
     """
     first = {}
     for name, fn in contenders.items():
@@ -170,8 +184,8 @@ def interleaved(contenders, repeat, warmup, setup=None, pause=0.0):
         for name, fn in contenders.items():
             if setup:
                 setup()
-            if pause:
-                time.sleep(pause)
+            if pause_s:
+                pause(pause_s)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -388,7 +402,7 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
                 torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p).backward(tdout)
 
             contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup, pause=PAUSE)
+        med, first = interleaved(contenders, repeat, warmup)
         g = conv_gflop(N, C, H, W, F, K, s, p)
         row = {"shape": f"N{N} {C}->{F} {H}x{W} k{K} s{s} p{p}",
                "algo": ck.choose_algorithm(x.shape, Wt.shape, (s, s), (p, p)),
@@ -430,7 +444,7 @@ def pool_rows(cases, repeat, warmup, torch=None):
                 fn(tx, k, s).backward(tdout)
 
             contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup, pause=PAUSE)
+        med, first = interleaved(contenders, repeat, warmup)
         mb = (x.nbytes + y.nbytes) * 2 / 1e6  # x, y, dout, dx once each
         row = {"op": f"{op}pool {k}x{k} s{s}", "shape": "x".join(map(str, shape)),
                "cdl ms": med["cdl"] * 1e3, "book ms": med["book"] * 1e3,
@@ -477,7 +491,7 @@ def training_row(steps, torch=None, epoch_steps=600):
     for idx in batches[2:]:
         xb, tb = x[idx], t[idx]
         for name, tr in trainers.items():
-            time.sleep(PAUSE)  # untimed: the other framework's idle threads settle
+            pause()  # untimed: the other framework's idle threads settle (see interleaved)
             t0 = time.perf_counter()
             tr.step(xb, tb)
             times[name].append(time.perf_counter() - t0)
@@ -509,7 +523,7 @@ def inference_rows(torch, repeat, warmup, batch=500):
                     tnet(tx)
 
             contenders["torch"] = run_torch
-        med, _ = interleaved(contenders, repeat, warmup, pause=PAUSE)
+        med, _ = interleaved(contenders, repeat, warmup)
         row = {"model": name, "batch": batch, "cdl img/s": batch / med["cdl"]}
         if "torch" in med:
             row.update({"torch img/s": batch / med["torch"],
