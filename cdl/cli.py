@@ -46,10 +46,14 @@ def _positive(kind):
     return parse
 
 
+_DEFAULT_LR = {"adam": 2e-3}  # cdl train's own default, where it differs from the optimizer's
+
+
 def _train(args):
     import numpy as np
 
     import cdl
+    from cdl import optim
     from cdl.data import load_digits
     from cdl.models import MODELS
     from cdl.train import Trainer
@@ -59,12 +63,18 @@ def _train(args):
     net = MODELS[args.model](input_shape=x.shape[1:], num_classes=10,
                              rng=np.random.default_rng(args.seed))
     opt_cls = _optimizers()[args.optimizer]
-    opt = opt_cls(lr=args.lr) if args.lr is not None else opt_cls()
+    lr = args.lr if args.lr is not None else _DEFAULT_LR.get(args.optimizer)
+    opt = opt_cls(lr=lr) if lr is not None else opt_cls()
     print(f"cdl train: {args.model} ({net.num_params():,} parameters) on digits 8x8, "
-          f"{len(x)} train / {len(xt)} test images, {opt!r}, batch {args.batch_size}, "
+          f"{len(x)} train / {len(xt)} test images, {opt!r} with cosine decay, "
+          f"batch {args.batch_size}, "
           f"seed {args.seed}", flush=True)
     start = time.perf_counter()
-    trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    # Cosine decay: over seeds 0-7 the default CNN ends at 97.5-98.6 % test accuracy with it
+    # (30 epochs, Adam 2e-3), at 96.7-97.5 % with a constant 1e-3 over 15 epochs.
+    schedule = optim.CosineLR(total=args.epochs, lr_min=opt.lr * 0.01)
+    trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                      callbacks=[schedule])
     history = trainer.fit(x, t, validation_data=(xt, tt))
     test_acc = history["val_acc"][-1] if history.get("val_acc") else net.accuracy(xt, tt)
     print(f"test accuracy {test_acc:.4f} after {len(history.get('loss', []))} epochs "
@@ -92,10 +102,11 @@ def main(argv=None):
     from cdl.models import MODELS
     p = sub.add_parser("train", help="train a model on the digits shipped with cdl")
     p.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    p.add_argument("--epochs", type=_positive(int), default=15)
+    p.add_argument("--epochs", type=_positive(int), default=30)
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--lr", type=_positive(float), default=None,
-                   help="learning rate (default: the optimizer's)")
+                   help="initial learning rate, decayed on a cosine to 1%% of it by the last "
+                        "epoch (default: 2e-3 for adam, the optimizer's own for the others)")
     p.add_argument("--optimizer", choices=sorted(_optimizers()), default="adam")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", metavar="PATH", default=None, help="save the trained model (.npz)")

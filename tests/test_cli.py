@@ -16,6 +16,15 @@ def test_train_runs_and_saves(tmp_path, capsys):
     assert cdl.load(path).layers
 
 
+@pytest.mark.slow
+def test_default_train_reaches_the_promised_accuracy(capsys):
+    """`cdl train` with no options: above 97 % test accuracy (issue 2; about 12 s here)."""
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    acc = float(re.search(r"test accuracy ([0-9.]+) after 30 epochs", out).group(1))
+    assert acc > 0.97
+
+
 def test_optimizer_choices_are_the_first_order_optimizers():
     assert sorted(_optimizers()) == ["adadelta", "adagrad", "adam", "momentum", "nesterov",
                                      "rmsprop", "sgd"]
