@@ -19,10 +19,11 @@ pushed past +-1 are back at +-1 before they are used or packed.
 import numpy as np
 
 from cdl import init as _init
-from cdl._checks import check_float, conv_output_hw, pair
+from cdl._checks import check_float, pair
 from cdl.backend import kernels_for
 from cdl.kernels.binary import sign_pm1
 from cdl.layers.base import Layer, compute_dtype
+from cdl.layers.conv import conv_output_shape
 from cdl.layers.dense import _positive_int
 from cdl.layers.dropout import _Stochastic
 
@@ -242,15 +243,7 @@ class BinaryConv2D(_BinaryLinear):
 
     def output_shape(self, x_shape):
         """(N, F, OH, OW) for an input of shape x_shape, or ValueError."""
-        if len(x_shape) != 4:
-            raise ValueError(f"{self._describe()}: expected 4-D (N, C, H, W) input, "
-                             f"got shape {tuple(x_shape)}")
-        if x_shape[1] != self.in_channels:
-            raise ValueError(f"{self._describe()}: input of shape {tuple(x_shape)} has "
-                             f"{x_shape[1]} channels, expected {self.in_channels}")
-        oh, ow = conv_output_hw(self._describe(), x_shape[2:], self.kernel_size,
-                                self.stride, self.pad)
-        return x_shape[0], self.out_channels, oh, ow
+        return conv_output_shape(self, x_shape)
 
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")

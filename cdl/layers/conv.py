@@ -8,6 +8,20 @@ from cdl.layers.base import Layer, compute_dtype
 from cdl.layers.dense import _positive_int
 
 
+def conv_output_shape(layer, x_shape):
+    """(N, F, OH, OW) of a convolution layer (Conv2D, BinaryConv2D) for input x_shape, or a
+    ValueError naming the layer: wrong ndim, channel count, or a kernel that does not fit."""
+    if len(x_shape) != 4:
+        raise ValueError(f"{layer._describe()}: expected 4-D (N, C, H, W) input, "
+                         f"got shape {tuple(x_shape)}")
+    if x_shape[1] != layer.in_channels:
+        raise ValueError(f"{layer._describe()}: input of shape {tuple(x_shape)} has "
+                         f"{x_shape[1]} channels, expected {layer.in_channels}")
+    oh, ow = conv_output_hw(layer._describe(), x_shape[2:], layer.kernel_size,
+                            layer.stride, layer.pad)
+    return x_shape[0], layer.out_channels, oh, ow
+
+
 class Conv2D(Layer):
     """2-D convolution (cross-correlation). x (N, C, H, W) -> y (N, F, OH, OW).
 
@@ -43,15 +57,7 @@ class Conv2D(Layer):
 
     def output_shape(self, x_shape):
         """(N, F, OH, OW) for an input of shape x_shape, or ValueError."""
-        if len(x_shape) != 4:
-            raise ValueError(f"{self._describe()}: expected 4-D (N, C, H, W) input, "
-                             f"got shape {tuple(x_shape)}")
-        if x_shape[1] != self.in_channels:
-            raise ValueError(f"{self._describe()}: input of shape {tuple(x_shape)} has "
-                             f"{x_shape[1]} channels, expected {self.in_channels}")
-        oh, ow = conv_output_hw(self._describe(), x_shape[2:], self.kernel_size,
-                                self.stride, self.pad)
-        return x_shape[0], self.out_channels, oh, ow
+        return conv_output_shape(self, x_shape)
 
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
