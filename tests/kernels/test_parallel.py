@@ -129,3 +129,25 @@ def test_opt_out_keeps_openblas_threads():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_nested_and_concurrent_calls_run_every_slice_once():
+    """A run_slices inside a slice, or from another thread meanwhile, runs in its caller."""
+    import threading
+    outs = [np.zeros((3, 40)) for _ in range(2)]
+
+    def job(out):
+        def outer(a, z):
+            for row in range(a, z):
+                def fill(b, e):
+                    out[row, b:e] += np.arange(b, e)
+                parallel.run_slices(fill, 40, threads=2)
+        parallel.run_slices(outer, 3, threads=2)
+
+    threads = [threading.Thread(target=job, args=(out,)) for out in outs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in outs:
+        np.testing.assert_array_equal(out, np.tile(np.arange(40.0), (3, 1)))
