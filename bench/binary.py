@@ -4,17 +4,19 @@
 
 1. GEMM: cdl.binary.binary_matmul on packed rows (M, K/64 words) x (N, K/64)
    against NumPy's float32 matmul (M, K) @ (K, N) (OpenBLAS/MKL sgemm) and
-   torch.matmul when torch is installed, timed interleaved. Both GEMM variants
-   of cdl.kernels.binary run too ("scalar": register-blocked popcnt, the
-   default without a vector popcount; "vector": the word loop left to LLVM's
-   vectorizer). GOPS counts 2*M*N*K (one multiply and one add per +-1 element
+   torch.matmul when torch is installed, timed interleaved. Every GEMM variant
+   of cdl.kernels.binary runs too ("hybrid": half of each panel on scalar
+   popcnt, half on an AVX2 nibble lookup, the default on AVX2 without a vector
+   popcount; "scalar": register-blocked popcnt; "vector": the word loop left
+   to LLVM's vectorizer, the default with AVX-512 VPOPCNTDQ); "cdl" is
+   binary_matmul with the variant gemm_variant() picks, validation included. GOPS counts 2*M*N*K (one multiply and one add per +-1 element
    pair, as sgemm's GFLOP/s does), and "x sgemm" is sgemm time / cdl time.
 2. Inference: BinaryMLP (3 x 2048, 28x28 input) and BinaryConvNet, packed
    (``net.pack()``) vs their float twins and vs the float-simulated binary
    model, images/s on one batch.
 3. Bytes: what the packed and float models store.
 
-    python bench/binary.py --asm    # what LLVM emits for the two GEMM kernels
+    python bench/binary.py --asm    # what LLVM emits for the GEMM kernels
 
 prints the innermost loop of each kernel as compiled for this CPU and, in a
 subprocess with NUMBA_CPU_NAME/NUMBA_CPU_FEATURES, for an AVX-512 VPOPCNTDQ
@@ -63,12 +65,11 @@ def bench_gemm(args, rng):
         out = np.empty((M, N), np.int32)
         corner = np.where(A[:8] >= 0, 1, -1) @ np.where(B[:, :8] >= 0, 1, -1)
         assert np.array_equal(binary.binary_matmul(a, b, Kbits)[:8, :8], corner)
-        contenders = {
-            "cdl": lambda: binary.binary_matmul(a, b, Kbits),
-            "cdl scalar": lambda: K.xnor_gemm(a, b, Kbits, out, "scalar"),
-            "cdl vector": lambda: K.xnor_gemm(a, b, Kbits, out, "vector"),
-            "numpy sgemm": lambda: A @ B,
-        }
+        contenders = {"cdl": lambda: binary.binary_matmul(a, b, Kbits)}
+        for v in K.VARIANTS:
+            if v != "hybrid" or "+avx2" in K._target_features():
+                contenders[f"cdl {v}"] = (lambda v=v: K.xnor_gemm(a, b, Kbits, out, v))
+        contenders["numpy sgemm"] = lambda: A @ B
         if torch is not None:
             tA, tB = torch.from_numpy(A), torch.from_numpy(B)
             contenders["torch sgemm"] = lambda: torch.matmul(tA, tB)
@@ -128,8 +129,11 @@ def inner_loops():
     from cdl.kernels import binary as K
     u2 = types.Array(types.uint64, 2, "C")
     i32 = types.Array(types.int32, 2, "C")
-    sigs = {"_gemm_panels (scalar)": (K._gemm_panels, (u2, types.Array(types.uint64, 3, "C"),
-                                                        types.int64, i32, types.int64, types.int64)),
+    u3 = types.Array(types.uint64, 3, "C")
+    sigs = {"_gemm_hybrid (hybrid)": (K._gemm_hybrid, (u2, u3, u3, types.int64, i32, types.int64,
+                                                       types.int64)),
+            "_gemm_panels (scalar)": (K._gemm_panels, (u2, u3, types.int64, i32, types.int64,
+                                                       types.int64)),
             "_gemm_rows (vector)": (K._gemm_rows, (u2, u2, types.int64, i32, types.int64,
                                                    types.int64))}
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
@@ -142,7 +146,8 @@ def inner_loops():
         end = min(j for j in range(hits[0], len(lines)) if lines[j].strip().startswith("j"))
         loop = lines[start:end + 1]
         count = {op: sum(l.split()[0].startswith(op) for l in loop if l.strip() and not l.startswith("."))
-                 for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "vpxor")}
+                 for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "vpxor", "vpaddb",
+                            "vpbroadcastq", "mov")}
         print(f"--- {name} on {cpu}: {len(loop) - 1} instructions in the inner loop; "
               + ", ".join(f"{k} {v}" for k, v in count.items() if v))
         print("\n".join(loop))

@@ -81,15 +81,47 @@ def test_binary_matmul_matches_float_dot_product(shape, seed):
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
 
 
-@pytest.mark.parametrize("variant", ["scalar", "vector"])
+HAS_AVX2 = "+avx2" in K._target_features()
+# every GEMM kernel this CPU can run ("hybrid" calls AVX2 instructions)
+RUNNABLE = [v for v in K.VARIANTS if v != "hybrid" or HAS_AVX2]
+
+
+@pytest.mark.parametrize("variant", RUNNABLE)
 @pytest.mark.parametrize("M, N, n", [(1, 1, 1), (1, 9, 64), (17, 8, 65), (16, 15, 127),
                                      (33, 70, 300), (3, 130, 4096), (40, 17, 5000)])
-def test_both_gemm_variants_agree_with_reference(variant, M, N, n):
+def test_every_gemm_variant_agrees_with_reference(variant, M, N, n):
     rng = np.random.default_rng(M * 1000 + N)
     a, b = random_packed(rng, M, n), random_packed(rng, N, n)
     out = np.full((M, N), -7, dtype=np.int32)
     K.xnor_gemm(a, b, n, out, variant=variant)
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(RUNNABLE), st.integers(1, 21), st.integers(1, 21),
+       st.integers(1, 64 * 70), st.integers(0, 2**31))
+def test_gemm_variants_match_the_float_dot_product(variant, M, N, n, seed):
+    # n up to 70 words: the hybrid kernel's byte counters restart every 31 words
+    rng = np.random.default_rng(seed)
+    a, b = random_packed(rng, M, n), random_packed(rng, N, n)
+    out = np.full((M, N), -7, dtype=np.int32)
+    K.xnor_gemm(a, b, n, out, variant=variant)
+    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
+
+
+@pytest.mark.parametrize("variant", RUNNABLE)
+@pytest.mark.parametrize("words", [1, 31, 32, 64, 93])
+def test_gemm_variants_count_every_bit_differing(variant, words):
+    # every byte of every word differs: the most any byte counter of the hybrid kernel holds
+    n = 64 * words
+    ones = np.full((3, words), ~np.uint64(0))
+    zeros = np.zeros((9, words), np.uint64)
+    out = np.empty((3, 9), np.int32)
+    K.xnor_gemm(ones, zeros, n, out, variant=variant)
+    assert (out == -n).all()
+    out = np.empty((3, 3), np.int32)
+    K.xnor_gemm(ones, ones, n, out, variant=variant)
+    assert (out == n).all()
 
 
 def test_binary_matmul_extremes():
@@ -103,20 +135,34 @@ def test_binary_matmul_extremes():
 def test_gemm_variant_follows_the_cpu(monkeypatch):
     monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
     monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt,-avx512vpopcntdq")
+    assert K.gemm_variant() == "hybrid"
+    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,-avx2,+popcnt")
     assert K.gemm_variant() == "scalar"
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx512f,+avx512vpopcntdq")
+    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+avx512f,+avx512vpopcntdq")
     assert K.gemm_variant() == "vector"
     monkeypatch.setattr(K, "_target_features", lambda: "+neon,+v8a")
     assert K.gemm_variant() == "vector"
     monkeypatch.setenv("CDL_BINARY_GEMM", "vector")
     monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt")
     assert K.gemm_variant() == "vector"
+    monkeypatch.setenv("CDL_BINARY_GEMM", "scalar")
+    assert K.gemm_variant() == "scalar"
     monkeypatch.setenv("CDL_BINARY_GEMM", "fast")
     with pytest.raises(ValueError, match="CDL_BINARY_GEMM"):
         K.gemm_variant()
     with pytest.raises(ValueError, match="variant"):
         K.xnor_gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
                     np.zeros((1, 1), np.int32), variant="avx9000")
+
+
+def test_hybrid_gemm_refuses_cpus_without_avx2(monkeypatch):
+    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,-avx2,+popcnt")
+    monkeypatch.setenv("CDL_BINARY_GEMM", "hybrid")
+    with pytest.raises(ValueError, match="AVX2"):
+        K.gemm_variant()
+    with pytest.raises(ValueError, match="AVX2"):
+        K.xnor_gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
+                    np.zeros((1, 1), np.int32), variant="hybrid")
 
 
 def test_binary_matmul_bad_input():
