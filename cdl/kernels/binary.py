@@ -16,15 +16,29 @@ of channel c (``pack_channels``), and convolutions pack their reduction axis
 KH*KW*C in (i, j, c) order, channel fastest (``im2col_bits``; the weights in
 the same order), so that a window gathers whole words of packed channels.
 
-The GEMM on this CPU
---------------------
-XOR + popcount + add is three integer operations per 64-bit word pair. On
-CPUs with a vector popcount instruction (AVX-512 VPOPCNTDQ) LLVM vectorizes
-the word loop and that wins. On AVX2 it has none: LLVM's vector form is a
-nibble lookup (vpand, vpsrlw, 2 x vpshufb, vpaddb, vpsadbw per 4 words) that
-is slower than the scalar ``popcnt`` pipes, so ``xnor_gemm`` picks a scalar,
-register-blocked kernel there (see ``gemm_variant``) and keeps LLVM from
-vectorizing it with an empty inline-asm barrier. bench/binary.py measures both.
+The GEMM kernels (``xnor_gemm``, chosen per CPU by ``gemm_variant``)
+----------------------------------------------------------------------
+XOR + popcount + add is three integer operations per 64-bit word pair.
+
+- "vector": with a vector popcount (AVX-512 VPOPCNTDQ), or off x86, LLVM
+  vectorizes the word loop of a 2 x 4 tile (vpxor/vpopcntq/vpaddq), and that
+  wins.
+- "hybrid" (x86 with AVX2, no VPOPCNTDQ): AVX2 has no popcount; LLVM's vector
+  form is a nibble lookup (vpand, vpsrlw, 2 x vpshufb, vpaddb, vpsadbw per
+  4 words) that alone is slower than the scalar ``popcnt`` pipes, and the
+  scalar pipes alone are bound by three ALU ops per word on 4 ALUs. So each
+  panel of 8 rows of b is split: rows 0-3 through scalar popcnt, rows 4-7
+  through the lookup, in one loop, so the integer ALUs and the vector pipes
+  work at once. The lookup half is stored pre-split into nibbles (so a word
+  costs vpxor + vpshufb + vpaddb per nibble, no masking) and its byte
+  counters are folded into 64-bit lanes once every 31 words. That loop is
+  written in LLVM IR (``_hybrid_panel``): Numba values cannot hold vectors.
+- "scalar" (x86 without AVX2): the 1 x 8 register tile of popcnt alone.
+
+The scalar loops keep LLVM from vectorizing them with an empty inline-asm
+barrier. On Zen 1 (bench/binary.py, 1024 x 1024 x 4096 bits) hybrid is
+about 1.2x faster than scalar, which is about 1.3x faster than vector;
+``python bench/binary.py --asm`` prints each inner loop.
 """
 import os
 
@@ -343,13 +357,15 @@ _I8, _I32, _I64 = _ir.IntType(8), _ir.IntType(32), _ir.IntType(64)
 _V32B, _V4Q = _ir.VectorType(_I8, 32), _ir.VectorType(_I64, 4)
 
 
-@njit(parallel=True, cache=True)
+# The two packers are serial: a few hundred KiB at most, and a parallel launch of its
+# own costs more than that when the other core is busy.
+@njit(cache=True)
 def _pack_split_panels(b, out):
     """out (P, W, 12) from b (N, W): per panel of 8 rows and word k, rows 0-3 as they are,
     then the low nibbles and the high nibbles (shifted down) of rows 4-7; pad rows zero."""
     N, W = b.shape
     P = out.shape[0]
-    for p in prange(P):
+    for p in range(P):
         for k in range(W):
             for r in range(NR):
                 row = p * NR + r
@@ -361,11 +377,11 @@ def _pack_split_panels(b, out):
                     out[p, k, r + _HALF] = (v >> _U(4)) & _NIBBLES
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _split_nibbles(a, out):
     """out (M, W, 2): the low and the high (shifted down) nibbles of each word of a (M, W)."""
     M, W = a.shape
-    for i in prange(M):
+    for i in range(M):
         for k in range(W):
             out[i, k, 0] = a[i, k] & _NIBBLES
             out[i, k, 1] = (a[i, k] >> _U(4)) & _NIBBLES
@@ -560,6 +576,10 @@ def gemm_variant():
 # and rows of a come in blocks of 16 rows, enough to amortize loading that share.
 _B_TASK_BYTES = 16 * 1024
 _ROWS_PER_TASK = 16
+# hybrid: split panels are 1.5x larger and each row of a brings its nibbles along;
+# 32 rows x 24 KiB of panels measured best of 16-128 rows x 6-24 KiB (1 thread, Zen 1)
+_HYB_B_TASK_BYTES = 24 * 1024
+_HYB_ROWS_PER_TASK = 32
 
 
 def xnor_gemm(a, b, n, out, variant=None):
@@ -592,8 +612,8 @@ def xnor_gemm(a, b, n, out, variant=None):
         _pack_split_panels(b, bs)
         nib = np.empty((M, W, 2), dtype=np.uint64)
         _split_nibbles(a, nib)
-        per_task = max(1, _B_TASK_BYTES // (_STRIDE * 8 * W))
-        _gemm_hybrid(a, nib, bs, n, out, _ROWS_PER_TASK, per_task)
+        per_task = max(1, _HYB_B_TASK_BYTES // (_STRIDE * 8 * W))
+        _gemm_hybrid(a, nib, bs, n, out, _HYB_ROWS_PER_TASK, per_task)
     else:
         raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
     return out
