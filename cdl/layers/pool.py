@@ -38,19 +38,22 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Max pooling. x (N, C, H, W) -> y (N, C, OH, OW); padding acts as -inf."""
 
+    def __init__(self, pool_size, stride=None, pad=0):
+        super().__init__(pool_size, stride, pad)
+        self._x = self._y = None
+
     def forward(self, x, train=True):
         x, y = self._prepare(x)
-        argmax = np.empty(y.shape, dtype=np.int32)
-        kernels_for(x).maxpool2d_forward(x, *self._geometry(), y, argmax)
-        if train:
-            self._x_shape, self._argmax = x.shape, argmax
+        kernels_for(x).maxpool2d_forward(x, *self._geometry(), y)
+        if train:  # backward finds each window's maximum again: y says which value it is
+            self._x, self._y = x, y
         return y
 
     def backward(self, dout):
-        x_shape = self._cached(self._x_shape)
-        dout = self._check_dout(dout, self._argmax.shape)
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        kernels_for(dout).maxpool2d_backward(dout, self._argmax, dx)
+        x = self._cached(self._x)
+        dout = self._check_dout(dout, self._y.shape)
+        dx = np.empty(x.shape, dtype=dout.dtype)
+        kernels_for(dout, x).maxpool2d_backward(dout, x, self._y, *self._geometry(), dx)
         return dx
 
 

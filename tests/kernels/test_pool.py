@@ -52,10 +52,62 @@ def test_avgpool_matches_reference(case, dtype):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_maxpool_padding_never_wins():
-    x = -np.ones((1, 1, 2, 2), np.float32) * 5
-    y = L.MaxPool2D(2, stride=1, pad=1).forward(x)
+@st.composite
+def tied_pool_cases(draw):
+    """pool_cases plus the 2x2 stride-2 fast path, with small-integer x (many ties), NaN
+    pixels and, sometimes, a non-finite dout."""
+    shape, k, s, p = draw(st.one_of(pool_cases(), st.tuples(
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(2, 9), st.integers(2, 9)),
+        st.just((2, 2)), st.just((2, 2)), st.just((0, 0)))))
+    return shape, k, s, p, draw(st.integers(0, 3)), draw(st.sampled_from([None, np.inf, np.nan]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(tied_pool_cases(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31))
+def test_maxpool_ties_nan_and_nonfinite_dout_match_reference(case, dtype, seed):
+    """The first maximum (row-major) of a window takes its gradient, a NaN window's first
+    NaN; an inf or NaN in dout reaches that pixel only. Integer values: sums are exact."""
+    shape, k, s, p, nans, bad_dout = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    x.flat[rng.integers(0, x.size, nans)] = np.nan
+    layer = L.MaxPool2D(k, stride=s, pad=p)
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, ref.maxpool2d_forward(x, *k, *s, *p))
+    dout = rng.integers(-3, 4, y.shape).astype(dtype)
+    if bad_dout is not None:
+        dout.flat[rng.integers(0, dout.size)] = bad_dout
+    np.testing.assert_array_equal(layer.backward(dout), ref.maxpool2d_backward(dout, x, *k, *s, *p))
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 1, 1), (3, 2, 1), (3, 1, 1)])
+def test_maxpool_padding_never_wins(k, s, p):
+    x = -np.ones((1, 1, 2, 3), np.float32) * 5
+    layer = L.MaxPool2D(k, stride=s, pad=p)
+    y = layer.forward(x)
     assert (y == -5).all()
+    dout = np.arange(1, y.size + 1, dtype=np.float32).reshape(y.shape)
+    dx = layer.backward(dout)
+    assert dx.sum() == dout.sum()  # nothing routed to padding
+    np.testing.assert_array_equal(dx, ref.maxpool2d_backward(dout, x, k, k, s, s, p, p))
+    # All -inf: padding ties with the pixels and still never wins (the reference, which pads
+    # with -inf and takes np.argmax, would route to padding here): same routing as for -5.
+    x[...] = -np.inf
+    assert (layer.forward(x) == -np.inf).all()
+    np.testing.assert_array_equal(layer.backward(dout), dx)
+
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 1), (3, 2)])
+def test_maxpool_routes_to_the_first_nan(k, s):
+    x = np.arange(36, dtype=np.float64).reshape(1, 1, 6, 6)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # both in the first window: (0, 1) comes first
+    layer = L.MaxPool2D(k, stride=s)
+    y = layer.forward(x)
+    assert np.isnan(y[0, 0, 0, 0])
+    dout = np.zeros_like(y)
+    dout[0, 0, 0, 0] = 1
+    dx = layer.backward(dout)
+    assert dx[0, 0, 0, 1] == 1 and dx.sum() == 1
 
 
 def test_maxpool_propagates_nan_anywhere_in_the_window():
@@ -90,11 +142,11 @@ def test_backward_kernels_overwrite_dx(shape):
     x = _distinct(shape, rng, np.float64)
     k, s = (2, 3), (3, 3)  # windows skip pixels: those must end up 0, not garbage
     oh, ow = (shape[2] - k[0]) // s[0] + 1, (shape[3] - k[1]) // s[1] + 1
-    y, arg = np.empty((*shape[:2], oh, ow)), np.empty((*shape[:2], oh, ow), np.int32)
-    K.maxpool2d_forward(x, *k, *s, 0, 0, y, arg)
+    y = np.empty((*shape[:2], oh, ow))
+    K.maxpool2d_forward(x, *k, *s, 0, 0, y)
     dout = rng.standard_normal(y.shape)
     dx = np.full(shape, np.nan)
-    K.maxpool2d_backward(dout, arg, dx)
+    K.maxpool2d_backward(dout, x, y, *k, *s, 0, 0, dx)
     np.testing.assert_allclose(dx, ref.maxpool2d_backward(dout, x, *k, *s), atol=1e-12)
     dx = np.full(shape, np.nan)
     K.avgpool2d_backward(dout, *k, *s, 0, 0, dx)
@@ -102,21 +154,47 @@ def test_backward_kernels_overwrite_dx(shape):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 4), (1, 2, 7, 9), (3, 1, 2, 2), (2, 2, 5, 6)])
-def test_maxpool_2x2_fast_path_matches_the_general_kernel(shape):
-    """2x2 stride 2 without padding has its own unrolled kernel: same values, same argmax."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool_2x2_fast_path_matches_the_general_kernels(shape, dtype):
+    """2x2 stride 2 without padding has its own kernels: same y, same dx, dx fully written
+    (odd H or W leave a row or column no window covers)."""
     from cdl.kernels import pool as kp
     rng = np.random.default_rng(4)
-    x = rng.integers(-3, 3, shape).astype(np.float32)  # many ties: the first one must win
+    x = rng.integers(-3, 3, shape).astype(dtype)  # many ties: the first one must win
     x.flat[::5] = np.nan
     oh, ow = shape[2] // 2, shape[3] // 2
-    y1, y2 = np.empty((*shape[:2], oh, ow), np.float32), np.empty((*shape[:2], oh, ow), np.float32)
-    a1, a2 = np.empty(y1.shape, np.int32), np.empty(y1.shape, np.int32)
-    kp._maxpool_forward(x, 2, 2, 2, 2, 0, 0, y1, a1, 0, shape[0])
-    kp.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, y2, a2)
+    y1, y2 = np.empty((*shape[:2], oh, ow), dtype), np.empty((*shape[:2], oh, ow), dtype)
+    kp._maxpool_forward(x, 2, 2, 2, 2, 0, 0, y1, 0, shape[0])
+    kp.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, y2)
     np.testing.assert_array_equal(y1, y2)
-    np.testing.assert_array_equal(a1, a2)
-    finite = ~np.isnan(x)
-    xf = np.where(finite, x, -np.inf)  # the reference on the windows without NaN
-    want = ref.maxpool2d_forward(xf, 2, 2, 2, 2)
-    ok = ~np.isnan(y2)
-    np.testing.assert_array_equal(y2[ok], want[ok])
+    np.testing.assert_array_equal(y2, ref.maxpool2d_forward(x, 2, 2, 2, 2))
+    dout = rng.standard_normal(y1.shape).astype(dtype)
+    dout.flat[::7] = np.inf  # reaches the winner only, exactly as a finite value does
+    dx1, dx2 = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
+    kp._maxpool_backward(dout, x, y1, 2, 2, 2, 2, 0, 0, dx1, 0, shape[0])
+    kp.maxpool2d_backward(dout, x, y2, 2, 2, 2, 2, 0, 0, dx2)
+    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_array_equal(dx2, ref.maxpool2d_backward(dout, x, 2, 2, 2, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]))
+def test_maxpool_fast_and_exact_plane_paths_agree(case, dtype):
+    """Planes without NaN (and, backward, with finite dout) take the branch-free loops; the
+    others the per-window scan. On tied planes both must give the same y and dx."""
+    from cdl.kernels import pool as kp
+    shape, (kh, kw), (sh, sw), (ph, pw) = case
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, shape[2:]).astype(dtype)
+    oh = (shape[2] + 2 * ph - kh) // sh + 1
+    ow = (shape[3] + 2 * pw - kw) // sw + 1
+    lo, hi = kp._col_ranges(kw, sw, pw, shape[3], ow)
+    y1, y2 = np.empty((oh, ow), dtype), np.empty((oh, ow), dtype)
+    kp._forward_plane_fast(x, kh, sh, sw, ph, pw, y1, lo, hi)
+    kp._forward_plane_exact(x, kh, kw, sh, sw, ph, pw, y2)
+    np.testing.assert_array_equal(y1, y2)
+    g = rng.integers(-3, 4, (oh, ow)).astype(dtype)
+    dx1, dx2 = np.full(x.shape, np.nan, dtype), np.full(x.shape, np.nan, dtype)
+    kp._backward_plane_fast(g, x, y1, kh, sh, sw, ph, pw, dx1, np.empty(ow, dtype), lo, hi)
+    kp._backward_plane_exact(g, x, kh, kw, sh, sw, ph, pw, dx2)
+    np.testing.assert_array_equal(dx1, dx2)
