@@ -21,7 +21,9 @@ backward, with finite dout: inf * 0 is NaN); other planes take an exact
 per-window scan, slower but rare. 2x2 stride 2 without padding has unrolled
 kernels that need no such check: NaN-propagating maxima that LLVM
 vectorizes, and a backward that writes each dx pixel once through integer
-bit masks (x & -hit), which also keep inf and NaN in dout exact.
+bit masks (x & -hit), which also keep inf and NaN in dout exact. Average
+pooling uses the same passes (sums in float64, in the order a per-window
+loop would take).
 
 The public functions split the batch with cdl.kernels.parallel.run_slices
 (one pool of threads for all of cdl's conv and pool kernels); the Numba
@@ -245,43 +247,58 @@ def _maxpool_backward_2x2(gbits, x, dxbits, n0, n1):
 
 @njit(nogil=True, cache=True)
 def _avgpool_forward(x, kh, kw, sh, sw, ph, pw, y, n0, n1):
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    OH, OW = y.shape[2], y.shape[3]
+    """Window sums in float64, one (i, j) pass at a time along an output row (each window
+    still adds its pixels in row-major order), times 1/(KH*KW)."""
+    H = x.shape[2]
+    lo, hi = _col_ranges(kw, sw, pw, x.shape[3], y.shape[3])
+    acc = np.empty(y.shape[3])
     scale = 1.0 / (kh * kw)
+    usw = uint64(sw)
     for n in range(n0, n1):
-        for c in range(C):
-            for oh in range(OH):
+        for c in range(x.shape[1]):
+            xp, yp = x[n, c], y[n, c]
+            for oh in range(yp.shape[0]):
                 y0 = oh * sh - ph
-                i0, i1 = max(y0, 0), min(y0 + kh, H)
-                for ow in range(OW):
-                    x0 = ow * sw - pw
-                    j0, j1 = max(x0, 0), min(x0 + kw, W)
-                    s = 0.0
-                    for i in range(i0, i1):
-                        for j in range(j0, j1):
-                            s += x[n, c, i, j]
-                    y[n, c, oh, ow] = s * scale
+                acc[:] = 0.0
+                for i in range(max(y0, 0), min(y0 + kh, H)):
+                    r = xp[i]
+                    for j in range(kw):
+                        a = uint64(lo[j])
+                        base = uint64(lo[j] * sw + j - pw)
+                        for t in range(hi[j] - lo[j]):
+                            u = uint64(t)
+                            acc[a + u] += r[base + u * usw]
+                yr = yp[oh]
+                for t in range(yr.size):
+                    yr[t] = acc[t] * scale
 
 
 @njit(nogil=True, cache=True)
 def _avgpool_backward(dout, kh, kw, sh, sw, ph, pw, dx, n0, n1):
-    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    OH, OW = dout.shape[2], dout.shape[3]
+    H = dx.shape[2]
+    lo, hi = _col_ranges(kw, sw, pw, dx.shape[3], dout.shape[3])
+    gs = np.empty(dout.shape[3])
     scale = 1.0 / (kh * kw)
+    usw = uint64(sw)
     for n in range(n0, n1):
-        for c in range(C):
-            plane = dx[n, c]
-            plane[:] = 0
-            for oh in range(OH):
+        for c in range(dx.shape[1]):
+            gp, dp = dout[n, c], dx[n, c]
+            dp[:] = 0
+            for oh in range(gp.shape[0]):
                 y0 = oh * sh - ph
-                i0, i1 = max(y0, 0), min(y0 + kh, H)
-                for ow in range(OW):
-                    x0 = ow * sw - pw
-                    j0, j1 = max(x0, 0), min(x0 + kw, W)
-                    g = dout[n, c, oh, ow] * scale
-                    for i in range(i0, i1):
-                        for j in range(j0, j1):
-                            plane[i, j] += g
+                g = gp[oh]
+                for t in range(gs.size):
+                    gs[t] = g[t] * scale
+                for i in range(max(y0, 0), min(y0 + kh, H)):
+                    d = dp[i]
+                    # j descending: a pixel then gets its windows' shares in ow order, the
+                    # order of a per-window loop, so overlapping windows round the same way
+                    for j in range(kw - 1, -1, -1):
+                        a = uint64(lo[j])
+                        base = uint64(lo[j] * sw + j - pw)
+                        for t in range(hi[j] - lo[j]):
+                            u = uint64(t)
+                            d[base + u * usw] += gs[a + u]
 
 
 def _is_2x2_tiling(kh, kw, sh, sw, ph, pw):
