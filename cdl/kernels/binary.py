@@ -36,8 +36,10 @@ XOR + popcount + add is three integer operations per 64-bit word pair.
 - "scalar" (x86 without AVX2): the 1 x 8 register tile of popcnt alone.
 
 The scalar loops keep LLVM from vectorizing them with an empty inline-asm
-barrier. On Zen 1 (bench/binary.py, 1024 x 1024 x 4096 bits) hybrid is
-about 1.2x faster than scalar, which is about 1.3x faster than vector;
+barrier. On Zen 1 hybrid does about 1.15 words per cycle against scalar's
+0.96 with the data in cache (one thread), 1.05-1.1x scalar's speed on whole
+GEMMs with 64-word rows and about even with 18-word rows, where the per-panel
+block setup weighs more; scalar is about 1.3x faster than vector there.
 ``python bench/binary.py --asm`` prints each inner loop.
 """
 import os
@@ -551,10 +553,10 @@ def gemm_variant():
       scalar popcnt pipes, half on the AVX2 nibble lookup, in one loop);
     - "scalar" on x86 without AVX2.
 
-    Measured on Zen 1 (2-core EPYC, bench/binary.py): at 1024 x 1024 x 4096
-    bits hybrid is about 1.2x faster than scalar, which is about 1.3x faster
-    than vector. "hybrid" calls AVX2 instructions, so forcing it on a CPU
-    without AVX2 is a ValueError.
+    Measured on Zen 1 (2-core EPYC, bench/binary.py; see the module doc):
+    hybrid 1.05-1.2x faster than scalar on long rows, scalar about 1.3x
+    faster than vector. "hybrid" calls AVX2 instructions, so forcing it on a
+    CPU without AVX2 is a ValueError.
     """
     feats = _target_features()
     x86 = "+sse2" in feats
