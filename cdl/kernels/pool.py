@@ -8,9 +8,9 @@ holds a real pixel.
 
 Max pooling keeps no argmax. Forward computes only the maxima; backward
 routes dout[oh, ow] to the window's first pixel (row-major) equal to y[oh, ow],
-or to its first NaN when y[oh, ow] is NaN: the pixel a strict ``>`` scan
-would have kept (ties: the first maximum wins, as np.argmax). A NaN anywhere
-in a window is propagated, as np.max and PyTorch do.
+or to its first NaN when y[oh, ow] is NaN, as np.argmax picks (ties: the
+first maximum wins). A NaN anywhere in a window is propagated, as np.max and
+PyTorch do.
 
 Why: the argmax costs a data-dependent branch per pixel, about 90 % of the
 forward time. The fast loops below are branch-free instead: one pass per
@@ -21,7 +21,7 @@ backward, with finite dout: inf * 0 is NaN); other planes take an exact
 per-window scan, slower but rare. 2x2 stride 2 without padding has unrolled
 kernels that need no such check: NaN-propagating maxima that LLVM
 vectorizes, and a backward that writes each dx pixel once through integer
-bit masks (x & -hit), which also keep inf and NaN in dout exact. Average
+masks on dout's bits (bits & -hit), which also keep inf and NaN in dout exact. Average
 pooling uses the same passes (sums in float64, in the order a per-window
 loop would take).
 
@@ -29,7 +29,8 @@ The public functions split the batch with cdl.kernels.parallel.run_slices
 (one pool of threads for all of cdl's conv and pool kernels); the Numba
 loops below handle samples n0 <= n < n1 serially and release the GIL.
 Backward kernels overwrite dx: each (sample, channel) plane is zeroed and
-filled while it is in cache, instead of a separate np.zeros pass. Loops run
+filled while it is in cache, instead of a separate np.zeros pass (the 2x2
+max-pool backward writes every pixel once and needs no zeroing). Loops run
 over row views from 0 with unsigned offsets: signed indexes pay Numba's
 negative-index wraparound on every access.
 """
