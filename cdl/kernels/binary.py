@@ -584,11 +584,25 @@ _HYB_B_TASK_BYTES = 24 * 1024
 _HYB_ROWS_PER_TASK = 32
 
 
+def _hybrid_pays(M, N, W):
+    """Whether "hybrid" beats "scalar" for an (M, W) x (N, W) product (a size rule).
+
+    Hybrid re-packs a and b into split nibbles on every call, serially, and
+    its per-panel set-up weighs on short rows. bench/binary.py on Zen 1, quiet
+    machine, hybrid vs scalar ms: 1024x1024 W=64 15.0 vs 16.3, 1000x2048 W=32
+    15.2 vs 15.9, but 256x256 W=128 4.4 vs 3.1, 64x2048 W=32 1.6 vs 1.2 and
+    6272x128 W=18 7.6 vs 3.9.
+    """
+    return W >= 32 and min(M, N) >= 512
+
+
 def xnor_gemm(a, b, n, out, variant=None):
     """out (M, N) int32 = n - 2*popcount(a (M, W) XOR b (N, W)): the +-1 dot products.
 
     Inputs are trusted (``cdl.binary.binary_matmul`` validates). variant:
-    one of ``VARIANTS`` (default ``gemm_variant()``).
+    one of ``VARIANTS``; by default ``gemm_variant()``, except that "hybrid"
+    gives way to "scalar" on products too small for it (``_hybrid_pays``)
+    unless CDL_BINARY_GEMM forces it.
     """
     M, W = a.shape
     # cheap guards for direct callers: the compiled loops index without bounds checks
@@ -599,7 +613,11 @@ def xnor_gemm(a, b, n, out, variant=None):
         raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
                          f"(M, N) and 0 < n <= 64*W; got a {a.dtype}{a.shape}, b "
                          f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
-    variant = variant or gemm_variant()
+    if variant is None:
+        variant = gemm_variant()
+        if variant == "hybrid" and not os.environ.get("CDL_BINARY_GEMM") \
+                and not _hybrid_pays(M, b.shape[0], W):
+            variant = "scalar"
     if variant == "scalar":
         bp = pack_panels(b)
         per_task = max(1, _B_TASK_BYTES // (NR * 8 * W))
