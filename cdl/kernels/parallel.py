@@ -1,7 +1,7 @@
 """How cdl's CPU kernels share the cores: the threading policy.
 
 A training step alternates BLAS calls with compiled loops, and every thread
-pool that idles by spinning takes cores from the next one. Three rules:
+pool that idles by spinning takes cores from the next one. Four rules:
 
 1. Convolution and pooling never nest two pools. ``run_slices`` cuts the
    batch into one contiguous slice per thread and runs a serial function on
