@@ -544,13 +544,15 @@ def _target_features():
 VARIANTS = ("hybrid", "scalar", "vector")
 
 
-def gemm_variant():
+def gemm_variant(shape=None):
     """The GEMM kernel for this CPU: $CDL_BINARY_GEMM if set, else by the target's features:
 
     - "vector" where there is a vector popcount (AVX-512 VPOPCNTDQ) or the CPU
       is not x86 (LLVM's own vectorization of the word loop);
     - "hybrid" on x86 with AVX2 and no VPOPCNTDQ (half of each panel on the
-      scalar popcnt pipes, half on the AVX2 nibble lookup, in one loop);
+      scalar popcnt pipes, half on the AVX2 nibble lookup, in one loop), for
+      products large enough for it when their shape (M, N, W) is given
+      (``_hybrid_pays``), "scalar" for smaller ones;
     - "scalar" on x86 without AVX2.
 
     Measured on Zen 1 (2-core EPYC, bench/binary.py; see the module doc):
@@ -571,7 +573,9 @@ def gemm_variant():
         return forced
     if not x86 or "+avx512vpopcntdq" in feats:
         return "vector"
-    return "hybrid" if avx2 else "scalar"
+    if not avx2 or (shape is not None and not _hybrid_pays(*shape)):
+        return "scalar"
+    return "hybrid"
 
 
 # Cache blocking: a task's share of b is about 16 KiB (half of a 32 KiB L1d),
@@ -600,9 +604,7 @@ def xnor_gemm(a, b, n, out, variant=None):
     """out (M, N) int32 = n - 2*popcount(a (M, W) XOR b (N, W)): the +-1 dot products.
 
     Inputs are trusted (``cdl.binary.binary_matmul`` validates). variant:
-    one of ``VARIANTS``; by default ``gemm_variant()``, except that "hybrid"
-    gives way to "scalar" on products too small for it (``_hybrid_pays``)
-    unless CDL_BINARY_GEMM forces it.
+    one of ``VARIANTS``; by default ``gemm_variant`` of this product's shape.
     """
     M, W = a.shape
     # cheap guards for direct callers: the compiled loops index without bounds checks
@@ -613,11 +615,7 @@ def xnor_gemm(a, b, n, out, variant=None):
         raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
                          f"(M, N) and 0 < n <= 64*W; got a {a.dtype}{a.shape}, b "
                          f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
-    if variant is None:
-        variant = gemm_variant()
-        if variant == "hybrid" and not os.environ.get("CDL_BINARY_GEMM") \
-                and not _hybrid_pays(M, b.shape[0], W):
-            variant = "scalar"
+    variant = variant or gemm_variant((M, b.shape[0], W))
     if variant == "scalar":
         bp = pack_panels(b)
         per_task = max(1, _B_TASK_BYTES // (NR * 8 * W))
