@@ -79,11 +79,8 @@ def set_threads(n=None):
     import numba
     n = n or os.cpu_count()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n)
-    except ImportError:
-        pass
+    from threadpoolctl import threadpool_limits  # a dependency of cdl
+    threadpool_limits(n)
     torch = torch_or_none()
     if torch is not None:
         torch.set_num_threads(n)
@@ -128,14 +125,11 @@ def machine():
             "numpy": np.__version__, "numba": numba.__version__,
             "numba_threads": numba.get_num_threads(), "numba_layer": numba_threading_layer(),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        if blas:
-            info["blas"] = f"{blas[0].get('internal_api')} {blas[0].get('version')} " \
-                           f"{blas[0].get('architecture')} x{blas[0].get('num_threads')}"
-    except ImportError:
-        pass
+    from threadpoolctl import threadpool_info
+    blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    if blas:
+        info["blas"] = f"{blas[0].get('internal_api')} {blas[0].get('version')} " \
+                       f"{blas[0].get('architecture')} x{blas[0].get('num_threads')}"
     torch = torch_or_none()
     info["torch"] = None if torch is None else f"{torch.__version__} x{torch.get_num_threads()}"
     if "OPENBLAS_CORETYPE" in os.environ:
