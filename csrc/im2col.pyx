@@ -154,9 +154,8 @@ def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
     """
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t nb = n1 - n0, P = oh_n * ow_n
-    cdef Py_ssize_t r, m, c, i, j, oh, ow, oh0, oh1, ow0, ow1, o
+    cdef Py_ssize_t r, m, c, i, j, oh, oh0, oh1, ow0, ow1, o
     cdef real *dst
-    cdef const real *src
     # Nested loops, no index divisions (a 64-bit idiv costs ~40 cycles, as much as
     # copying a 64-pixel row); plain loops rather than memcpy for one output row.
     with nogil:
