@@ -22,19 +22,12 @@ from numba import njit
 
 from cdl.kernels.parallel import run_slices
 
-PARALLEL_MIN = 1 << 15  # pixels (N*C*H*W); smaller batches run in the calling thread
-
-
-def _threads(x):
-    return 1 if x.size < PARALLEL_MIN else None
-
-
 def warp_affine(x, mats, active, fill, out):
     """out (N, C, H, W) = x sampled bilinearly at mats[n] @ (j, i, 1); copies inactive samples.
 
     mats (N, 2, 3) float64, output -> input coordinates; active (N,) bool.
     """
-    run_slices(lambda a, z: _warp_affine(x, mats, active, fill, out, a, z), len(x), _threads(x))
+    run_slices(lambda a, z: _warp_affine(x, mats, active, fill, out, a, z), len(x), work=x.size)
 
 
 @njit(nogil=True, cache=True)
@@ -110,7 +103,7 @@ def shift_hue(x, shifts, active):
     RGB -> HSV -> RGB per pixel (the hexcone model, as colorsys and
     torchvision use); saturation and value are kept.
     """
-    run_slices(lambda a, z: _shift_hue(x, shifts, active, a, z), len(x), _threads(x))
+    run_slices(lambda a, z: _shift_hue(x, shifts, active, a, z), len(x), work=x.size)
 
 
 @njit(nogil=True, cache=True)

@@ -37,7 +37,6 @@ from numba import njit
 from cdl.kernels.parallel import run_slices
 
 _BLOCK = 128         # features per slice item for (N, D) input
-PARALLEL_MIN = 1 << 15  # elements; smaller batches run in the calling thread
 
 
 @njit(cache=True, inline="always")
@@ -115,11 +114,6 @@ def _channel_dot(dout, x, c, mu):
     return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
-def _run(fn, n, size):
-    """fn(a, z) over slices of range(n): on cdl's thread pool, or inline for small work."""
-    run_slices(fn, n, threads=1 if size < PARALLEL_MIN else None)
-
-
 def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     """Training BN. x, y (N, C, L); gamma, beta (C,); writes mean, var (C,) float64.
 
@@ -128,11 +122,12 @@ def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     N, C, L = x.shape
     if L == 1:
         x2, y2 = x.reshape(N, C), y.reshape(N, C)
-        _run(lambda a, z: _rows_forward(x2, gamma, beta, eps, y2, mean, var, coef,
-                                        a * _BLOCK, min(z * _BLOCK, C)), _blocks(C), x.size)
+        run_slices(lambda a, z: _rows_forward(x2, gamma, beta, eps, y2, mean, var, coef,
+                                              a * _BLOCK, min(z * _BLOCK, C)),
+                   _blocks(C), work=x.size)
     else:
-        _run(lambda a, z: _channels_forward(x, gamma, beta, eps, y, mean, var, coef, a, z),
-             C, x.size)
+        run_slices(lambda a, z: _channels_forward(x, gamma, beta, eps, y, mean, var, coef, a, z),
+                   C, work=x.size)
 
 
 def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
@@ -141,10 +136,10 @@ def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
     _apply_coef(mean, inv_std, gamma, coef)
     if L == 1:
         x2, y2 = x.reshape(N, C), y.reshape(N, C)
-        _run(lambda a, z: _rows_apply(x2, beta, y2, coef, a * _BLOCK, min(z * _BLOCK, C)),
-             _blocks(C), x.size)
+        run_slices(lambda a, z: _rows_apply(x2, beta, y2, coef, a * _BLOCK, min(z * _BLOCK, C)),
+                   _blocks(C), work=x.size)
     else:
-        _run(lambda a, z: _channels_apply(x, beta, y, coef, a, z), C, x.size)
+        run_slices(lambda a, z: _channels_apply(x, beta, y, coef, a, z), C, work=x.size)
 
 
 def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
@@ -157,12 +152,13 @@ def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, d
     batch_stats = bool(batch_stats)
     if L == 1:
         d2, x2, dx2 = dout.reshape(N, C), x.reshape(N, C), dx.reshape(N, C)
-        _run(lambda a, z: _rows_backward(d2, x2, mean, inv_std, gamma, batch_stats, dx2, dgamma,
-                                         dbeta, coef, a * _BLOCK, min(z * _BLOCK, C)),
-             _blocks(C), x.size)
+        run_slices(lambda a, z: _rows_backward(d2, x2, mean, inv_std, gamma, batch_stats, dx2,
+                                               dgamma, dbeta, coef, a * _BLOCK,
+                                               min(z * _BLOCK, C)),
+                   _blocks(C), work=x.size)
     else:
-        _run(lambda a, z: _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx,
-                                             dgamma, dbeta, coef, a, z), C, x.size)
+        run_slices(lambda a, z: _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx,
+                                                   dgamma, dbeta, coef, a, z), C, work=x.size)
 
 
 def _blocks(C):

@@ -231,8 +231,17 @@ def _slice(fn, a, z):
     return fn(a, z)
 
 
-def run_slices(fn, n, threads=None):
+# Elements of work below which run_slices(..., work=) stays in the calling thread: handing
+# slices to the workers costs more than it saves there (measured on 2 cores).
+PARALLEL_MIN = 1 << 15
+
+
+def run_slices(fn, n, threads=None, work=None):
     """[fn(a, z) for each slice (a, z) of range(n)], the slices run in parallel.
+
+    threads: how many slices (default: Numba's thread count). work: the
+    number of elements the call touches, if given; below PARALLEL_MIN the
+    whole range runs in the calling thread.
 
     fn must be safe to run concurrently on disjoint slices (it writes only
     to its own rows of shared outputs). Exceptions propagate after every
@@ -241,6 +250,8 @@ def run_slices(fn, n, threads=None):
     """
     if _routed is None:
         route_blas_threads()
+    if work is not None and work < PARALLEL_MIN:
+        threads = 1
     slices = split(n, threads or num_threads())
     if len(slices) == 1:  # one sample or one thread: BLAS may still use its own threads
         return [fn(*slices[0])]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from cdl import kernels as K
 from cdl import layers as L
-from cdl.kernels import activation
+from cdl.kernels.parallel import PARALLEL_MIN
 
 
 def _data(size, rng, dtype):
@@ -18,7 +18,7 @@ def _data(size, rng, dtype):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from([1, 2, 7, 64, 1000, activation.PARALLEL_MIN + 13]),
+@given(st.sampled_from([1, 2, 7, 64, 1000, PARALLEL_MIN + 13]),
        st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31))
 def test_relu_kernels_match_numpy(size, dtype, seed):
     rng = np.random.default_rng(seed)

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdl.kernels import augment as K
+from cdl.kernels.parallel import PARALLEL_MIN
 from cdl.kernels import reference as ref
 
 
@@ -97,7 +98,7 @@ def test_large_batches_split_over_threads_match_reference():
     """Batches above PARALLEL_MIN pixels run in slices on cdl's worker pool."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((40, 1, 30, 30)).astype(np.float32)
-    assert x.size >= K.PARALLEL_MIN
+    assert x.size >= PARALLEL_MIN
     mats = np.tile(np.array([[0.9, -0.3, 4.0], [0.3, 0.9, -3.0]]), (40, 1, 1))
     mats += rng.uniform(-0.2, 0.2, mats.shape)
     active = rng.random(40) < 0.8
@@ -107,7 +108,7 @@ def test_large_batches_split_over_threads_match_reference():
     want[~active] = x[~active]
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
     img = rng.random((4, 3, 48, 60))
-    assert img.size >= K.PARALLEL_MIN
+    assert img.size >= PARALLEL_MIN
     shifts = rng.uniform(-0.5, 0.5, 4)
     got = img.copy()
     K.shift_hue(got, shifts, np.ones(4, bool))

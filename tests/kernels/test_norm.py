@@ -99,7 +99,7 @@ def test_nan_propagates_instead_of_vanishing():
 @pytest.mark.parametrize("shape", [(8, 16, 16, 16), (64, 600), (2, 3, 75, 80)])
 def test_batches_split_over_threads_match_reference(shape):
     """Shapes above PARALLEL_MIN run on cdl's worker pool, in channel or feature-block slices."""
-    from cdl.kernels.norm import PARALLEL_MIN
+    from cdl.kernels.parallel import PARALLEL_MIN
     assert np.prod(shape) >= PARALLEL_MIN
     rng = np.random.default_rng(4)
     x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
