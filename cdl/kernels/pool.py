@@ -85,6 +85,12 @@ def _col_ranges(kw, sw, pw, W, OW):
     return lo, hi
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _run_start(lo, j, sw, pw):
+    """(first output ow, its input column) of kernel column j's run along a row, unsigned."""
+    return uint64(lo[j]), uint64(lo[j] * sw + j - pw)
+
+
 @njit(nogil=True, cache=True)
 def _window_argmax(xp, i0, i1, j0, j1):
     """(i, j) of the first maximum of xp[i0:i1, j0:j1] in row-major order, or of its first NaN."""
@@ -123,8 +129,7 @@ def _forward_plane_fast(xp, kh, sh, sw, ph, pw, yp, lo, hi):
         for i in range(max(y0, 0), min(y0 + kh, H)):
             r = xp[i]
             for j in range(lo.size):
-                a = uint64(lo[j])
-                base = uint64(lo[j] * sw + j - pw)
+                a, base = _run_start(lo, j, sw, pw)
                 for t in range(hi[j] - lo[j]):
                     u = uint64(t)
                     v, q = r[base + u * usw], yr[a + u]
@@ -187,8 +192,7 @@ def _backward_plane_fast(gp, xp, yp, kh, sh, sw, ph, pw, dp, rem, lo, hi):
         for i in range(max(y0, 0), min(y0 + kh, H)):
             r, d = xp[i], dp[i]
             for j in range(lo.size):
-                a = uint64(lo[j])
-                base = uint64(lo[j] * sw + j - pw)
+                a, base = _run_start(lo, j, sw, pw)
                 for t in range(hi[j] - lo[j]):
                     u = uint64(t)
                     col = base + u * usw
@@ -264,8 +268,7 @@ def _avgpool_forward(x, kh, kw, sh, sw, ph, pw, y, n0, n1):
                 for i in range(max(y0, 0), min(y0 + kh, H)):
                     r = xp[i]
                     for j in range(kw):
-                        a = uint64(lo[j])
-                        base = uint64(lo[j] * sw + j - pw)
+                        a, base = _run_start(lo, j, sw, pw)
                         for t in range(hi[j] - lo[j]):
                             u = uint64(t)
                             acc[a + u] += r[base + u * usw]
@@ -295,8 +298,7 @@ def _avgpool_backward(dout, kh, kw, sh, sw, ph, pw, dx, n0, n1):
                     # j descending: a pixel then gets its windows' shares in ow order, the
                     # order of a per-window loop, so overlapping windows round the same way
                     for j in range(kw - 1, -1, -1):
-                        a = uint64(lo[j])
-                        base = uint64(lo[j] * sw + j - pw)
+                        a, base = _run_start(lo, j, sw, pw)
                         for t in range(hi[j] - lo[j]):
                             u = uint64(t)
                             d[base + u * usw] += gs[a + u]
