@@ -11,7 +11,7 @@ Two algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
              book's col (index map in csrc/im2col.pyx): each of its rows is a
              run of whole output rows, so im2col is mostly a copy, and col2im
              gathers per (sample, channel) plane. A chunk's col_t is about
-             _CHUNK_BYTES, so it is still in cache when the GEMM reads it, and
+             _CHUNK_BYTES, so it is still in cache (L2 or L3) when the GEMM reads it, and
              the workspace stays small whatever the batch. The GEMM
              orientations are the fastest measured with OpenBLAS when F is small.
 
