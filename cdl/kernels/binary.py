@@ -230,6 +230,23 @@ def pack_panels(b):
     return np.ascontiguousarray(panels.reshape(P, NR, W).transpose(0, 2, 1))
 
 
+@njit(cache=True, inline="always")
+def _store_panel(out, i, j, n, sums):
+    """out[i, j:j+NR] = n - 2*sums (the NR popcount sums of one panel), clipped to out's width."""
+    if j + NR <= out.shape[1]:
+        out[i, j] = n - 2 * np.int64(sums[0])
+        out[i, j + 1] = n - 2 * np.int64(sums[1])
+        out[i, j + 2] = n - 2 * np.int64(sums[2])
+        out[i, j + 3] = n - 2 * np.int64(sums[3])
+        out[i, j + 4] = n - 2 * np.int64(sums[4])
+        out[i, j + 5] = n - 2 * np.int64(sums[5])
+        out[i, j + 6] = n - 2 * np.int64(sums[6])
+        out[i, j + 7] = n - 2 * np.int64(sums[7])
+    else:
+        for r in range(out.shape[1] - j):
+            out[i, j + r] = n - 2 * np.int64(sums[r])
+
+
 @njit(parallel=True, cache=True)
 def _gemm_panels(a, bp, n, out, rows_per_task, panels_per_task):
     """out (M, N) = n - 2*popcount(a[i] ^ b[j]) with b as panels (scalar popcnt, 1 x NR tile).
@@ -239,7 +256,6 @@ def _gemm_panels(a, bp, n, out, rows_per_task, panels_per_task):
     NR sums of one row of a against one panel in registers for all W words.
     """
     M, W = a.shape
-    N = out.shape[1]
     P = bp.shape[0]
     flat = bp.reshape(-1)
     n_i = (M + rows_per_task - 1) // rows_per_task
@@ -270,20 +286,7 @@ def _gemm_panels(a, bp, n, out, rows_per_task, panels_per_task):
                     s5 += _popcount(x ^ flat[o + _U(5)])
                     s6 += _popcount(x ^ flat[o + _U(6)])
                     s7 += _popcount(x ^ flat[o + _U(7)])
-                j = p * NR
-                if j + NR <= N:
-                    out[i, j] = n - 2 * np.int64(s0)
-                    out[i, j + 1] = n - 2 * np.int64(s1)
-                    out[i, j + 2] = n - 2 * np.int64(s2)
-                    out[i, j + 3] = n - 2 * np.int64(s3)
-                    out[i, j + 4] = n - 2 * np.int64(s4)
-                    out[i, j + 5] = n - 2 * np.int64(s5)
-                    out[i, j + 6] = n - 2 * np.int64(s6)
-                    out[i, j + 7] = n - 2 * np.int64(s7)
-                else:
-                    sums = (s0, s1, s2, s3, s4, s5, s6, s7)
-                    for r in range(N - j):
-                        out[i, j + r] = n - 2 * np.int64(sums[r])
+                _store_panel(out, i, p * NR, n, (s0, s1, s2, s3, s4, s5, s6, s7))
 
 
 @njit(parallel=True, cache=True)
@@ -507,7 +510,6 @@ def _gemm_hybrid(a, nib, bs, n, out, rows_per_task, panels_per_task):
     ``_hybrid_panel`` does the word loop.
     """
     M, W = a.shape
-    N = out.shape[1]
     P = bs.shape[0]
     flat = bs.reshape(-1)
     n_i = (M + rows_per_task - 1) // rows_per_task
@@ -518,19 +520,7 @@ def _gemm_hybrid(a, nib, bs, n, out, rows_per_task, panels_per_task):
         for i in range(i0, min(i0 + rows_per_task, M)):
             for p in range(p0, min(p0 + panels_per_task, P)):
                 sums = _hybrid_panel(a, nib, i, flat, p)
-                j = p * NR
-                if j + NR <= N:
-                    out[i, j] = n - 2 * np.int64(sums[0])
-                    out[i, j + 1] = n - 2 * np.int64(sums[1])
-                    out[i, j + 2] = n - 2 * np.int64(sums[2])
-                    out[i, j + 3] = n - 2 * np.int64(sums[3])
-                    out[i, j + 4] = n - 2 * np.int64(sums[4])
-                    out[i, j + 5] = n - 2 * np.int64(sums[5])
-                    out[i, j + 6] = n - 2 * np.int64(sums[6])
-                    out[i, j + 7] = n - 2 * np.int64(sums[7])
-                else:
-                    for r in range(N - j):
-                        out[i, j + r] = n - 2 * np.int64(sums[r])
+                _store_panel(out, i, p * NR, n, sums)
 
 
 def _target_features():
