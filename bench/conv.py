@@ -20,9 +20,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402  (imports torch, if present, before cdl: see _common)
 
 from cdl import benchmarks as B  # noqa: E402
+from cdl.kernels.conv import ALGORITHMS  # noqa: E402
 
 SHAPES = B.CONV_SHAPES  # the five shapes of issue 6
-EXTRA = [  # more 1x1 shapes, where both algorithms apply (with --algos)
+EXTRA = [  # with --algos: few-channel shapes ("direct" vs "gemm") and 1x1 ("pointwise" too)
+    (100, 1, 28, 28, 32, 5, 1, 2),
+    (64, 3, 32, 32, 32, 3, 1, 1),
+    (64, 3, 32, 32, 16, 3, 1, 1),
+    (100, 1, 28, 28, 16, 3, 2, 0),
+    (32, 3, 64, 64, 32, 7, 2, 3),
+    (100, 8, 14, 14, 16, 3, 1, 1),
     (64, 256, 14, 14, 64, 1, 1, 0),
     (64, 64, 16, 16, 256, 1, 1, 0),
     (100, 64, 8, 8, 64, 1, 1, 0),
@@ -40,7 +47,7 @@ def main(argv=None):
     rows = B.conv_rows(SHAPES + (EXTRA if args.algos else []), repeat, warmup,
                        _common.torch_or_none(), algos=args.algos)
     summary = B.summary(rows[:len(SHAPES)])  # the geomean is over the issue's five shapes
-    cols = B.CONV_COLUMNS + ["cdl first s"] + ([f"{a} ms" for a in ("gemm", "pointwise")]
+    cols = B.CONV_COLUMNS + ["cdl first s"] + ([f"{a} ms" for a in ALGORITHMS]
                                               if args.algos else [])
     _common.table(rows + [summary], cols)
     print(f"threads={threads}; median of {repeat}; cdl/torch < 1: cdl faster than torch; "

@@ -34,14 +34,16 @@ def test_book_pool_matches_reference(op):
 
 
 def test_rows_and_table():
-    rows = B.conv_rows([(2, 3, 6, 6, 4, 3, 1, 1), (2, 8, 4, 4, 4, 1, 1, 0)], 1, 1, algos=True)
-    assert [r["algo"] for r in rows] == ["gemm", "pointwise"]
+    rows = B.conv_rows([(2, 3, 6, 6, 4, 3, 1, 1), (2, 8, 4, 4, 4, 1, 1, 0), (2, 8, 6, 6, 4, 3, 1, 1)],
+                       1, 1, algos=True)
+    assert [r["algo"] for r in rows] == ["direct", "pointwise", "gemm"]
     assert all(r["cdl ms"] > 0 and r["book/cdl"] > 0 for r in rows)
+    assert all(r["gemm ms"] > 0 and r["direct ms"] > 0 for r in rows)
     assert "pointwise ms" in rows[1] and "pointwise ms" not in rows[0]
     rows += B.pool_rows([("max", (2, 3, 6, 6), 2, 2), ("avg", (2, 3, 7, 7), 3, 2)], 1, 1)
     lines = []
     B.table(rows + [B.summary(rows)], B.CONV_COLUMNS, out=lines.append)
-    assert lines[0].split()[:3] == ["shape", "algo", "cdl"] and len(lines) == 6
+    assert lines[0].split()[:3] == ["shape", "algo", "cdl"] and len(lines) == 7
     assert "torch ms" not in lines[0]  # a column nobody filled is left out
 
 

@@ -1,6 +1,6 @@
 """Convolution on the CPU: conv2d_forward / conv2d_backward and the choice of algorithm.
 
-Two algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
+Three algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
 
 "gemm"       im2col + BLAS, a chunk of samples at a time. For samples n0..n1
              col_t = im2col_t(x[n0:n1])                 (C*KH*KW, nb*OH*OW)
@@ -19,28 +19,36 @@ Two algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
              so no im2col and no reordering: y[n] = Wm @ x[n] + b,
              dx[n] = Wm.T @ dy[n], dW = sum_n dy[n] @ x[n].T.
 
-choose_algorithm() is the heuristic; bench/conv.py --algos times both
-algorithms wherever both apply. A direct Numba convolution for few input
-channels (loops over kernel taps, no im2col) was tried and dropped: on first
-layers with 1 to 3 channels and 3x3 or 5x5 kernels it was 1.15x to 2x slower
-than "gemm" on this project's 2-core AVX2 test machine.
+"direct"     few input channels (first layers): no im2col and no BLAS; each
+             kernel tap is one pass of a vectorized loop over whole output
+             planes laid out as "wide rows" (cdl/kernels/conv_direct.py).
 
-Both run on cdl.kernels.parallel: the batch is cut into one slice per
+choose_algorithm() is the heuristic; bench/conv.py --algos times every
+algorithm wherever it applies.
+
+All three run on cdl.kernels.parallel: the batch is cut into one slice per
 thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
 import numpy as np
 from numba import njit
 
+from cdl.kernels import conv_direct as _direct
 from cdl.kernels import im2col as _cols
 from cdl.kernels.parallel import run_slices
 
-ALGORITHMS = ("gemm", "pointwise")
+ALGORITHMS = ("gemm", "pointwise", "direct")
 
 # Bytes of col_t per chunk of a thread's slice of the batch (at least one sample). 1 MiB:
 # DeepConvNet training steps on 2 Zen cores (512 KiB L2 each) took 148, 145, 129, 130 and
 # 146 ms with 256 KiB, 512 KiB, 1, 2 and 4 MiB (larger GEMMs, fewer of them).
 _CHUNK_BYTES = 1 << 20
+
+# Input channels up to which "direct" replaces "gemm". Forward + backward, float32, 2 threads
+# on 2 Zen cores (bench/conv.py --algos): with 1 to 3 channels direct took 0.56-0.77 of gemm's
+# time (1->16 28x28 3x3 and 3->32 64x64 7x7 s2, for example), and 1.07 for 3->64 32x32 5x5 s2;
+# with 8 and 16 channels 1.15-1.4.
+_DIRECT_MAX_C = 3
 
 # Output channels from which the forward GEMM produces columns (see _gemm_forward_slice).
 _FORWARD_COLUMNS_MIN_F = 64
@@ -48,9 +56,12 @@ _FORWARD_COLUMNS_MIN_F = 64
 
 def choose_algorithm(x_shape, w_shape, stride, pad):
     """The algorithm conv2d_forward/backward use: "pointwise" for a 1x1 kernel with
-    stride 1 and no padding (the input is its own im2col), else "gemm"."""
+    stride 1 and no padding (the input is its own im2col), else "direct" for at most
+    _DIRECT_MAX_C input channels, else "gemm"."""
     if tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0):
         return "pointwise"
+    if x_shape[1] <= _DIRECT_MAX_C:
+        return "direct"
     return "gemm"
 
 
@@ -71,6 +82,13 @@ def _algorithm(algo, x_shape, w_shape, stride, pad):
         raise ValueError(f"conv2d: 'pointwise' needs a 1x1 kernel, stride 1 and no padding; "
                          f"got kernel {tuple(w_shape[2:])}, stride {stride}, pad {pad}")
     return algo
+
+
+def _direct_geometry(w_shape, stride, pad, out_hw):
+    """The geometry arguments of conv_direct's slice kernels after the kernel and bias."""
+    hq, wq, _ = _direct.phase_geometry(w_shape, stride, out_hw)
+    planes, offs = _direct.taps(w_shape[1], *w_shape[2:], *stride, wq)
+    return planes, offs, *stride, *pad, hq, wq
 
 
 def _chunks(a, z, rows, P, itemsize):
@@ -188,9 +206,14 @@ def conv2d_forward(x, W, b, stride, pad, algo=None):
     Wm = W.reshape(F, -1)
     y = np.empty((N, F, oh, ow), dtype=x.dtype)
     y3 = y.reshape(N, F, oh * ow)
-    if _algorithm(algo, x.shape, W.shape, stride, pad) == "pointwise":
+    algo = _algorithm(algo, x.shape, W.shape, stride, pad)
+    if algo == "pointwise":
         x3 = x.reshape(N, -1, oh * ow)
         run_slices(lambda a, z: _pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
+    elif algo == "direct":
+        bias = b if b is not None else np.zeros(F, dtype=x.dtype)
+        d = _direct_geometry(W.shape, stride, pad, (oh, ow))
+        run_slices(lambda a, z: _direct.forward_slice(x, Wm, bias, *d, y, a, z), N)
     else:
         bias = b if b is not None else np.zeros(F, dtype=x.dtype)
         run_slices(lambda a, z: _gemm_forward_slice(x, Wm, bias, g, y3, a, z), N)
@@ -206,9 +229,20 @@ def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None):
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm, d3 = W.reshape(F, -1), dout.reshape(N, F, oh * ow)
     dx = np.empty_like(x)
-    if _algorithm(algo, x.shape, W.shape, stride, pad) == "pointwise":
+    algo = _algorithm(algo, x.shape, W.shape, stride, pad)
+    if algo == "pointwise":
         x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow)
         parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
+        dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
+    elif algo == "direct":
+        d = _direct_geometry(W.shape, stride, pad, (oh, ow))
+        lists = _direct.gather_lists(W, stride, d[-1])
+
+        def direct_slice(a, z):
+            dWt, db = np.zeros(Wm.shape, dtype=x.dtype), np.zeros(F, dtype=x.dtype)
+            _direct.backward_slice(dout, x, Wm, *d[:2], *lists, *d[2:], dx, dWt, db, a, z)
+            return dWt, db
+        parts = run_slices(direct_slice, N)
         dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
     else:
         parts = run_slices(lambda a, z: _gemm_backward_slice(d3, x, Wm, g, dx, a, z), N)

@@ -38,7 +38,8 @@ def _run(case, dtype, seed=0, algo=None, bias=True):
 
 
 def _algorithms(case):
-    """Every algorithm that applies to the geometry (pointwise only for 1x1, stride 1, pad 0)."""
+    """Every algorithm that applies to the geometry (pointwise only for 1x1, stride 1, pad 0;
+    gemm and direct everywhere)."""
     xs, ws, stride, pad = case
     pointwise = kconv.choose_algorithm(xs, ws, stride, pad) == "pointwise"
     return [a for a in kconv.ALGORITHMS if a != "pointwise" or pointwise]
@@ -51,6 +52,18 @@ def test_conv_matches_reference(case, dtype):
     for got, want in _run(case, dtype):
         assert got.dtype == dtype and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_cases(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_every_algorithm_matches_reference(case, dtype, bias):
+    """Each algorithm forced, whatever the heuristic would pick: any kernel, stride, padding,
+    odd and even channel counts (direct pairs channels), batch 1."""
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for algo in _algorithms(case):
+        for got, want in _run(case, dtype, algo=algo, bias=bias):
+            assert got.dtype == dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
 
 
 @st.composite
@@ -100,6 +113,11 @@ def test_heuristic():
     assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (1, 1), (0, 0)) == "pointwise"
     assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (2, 2), (0, 0)) == "gemm"
     assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 3, 3), (1, 1), (1, 1)) == "gemm"
+    assert kconv.choose_algorithm((8, 4, 8, 8), (32, 4, 3, 3), (1, 1), (1, 1)) == "gemm"
+    for C in (1, 2, 3):  # first layers: gray or RGB
+        assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 3, 3), (1, 1), (1, 1)) == "direct"
+        assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 5, 5), (2, 2), (2, 2)) == "direct"
+    assert kconv.choose_algorithm((8, 1, 28, 28), (16, 1, 1, 1), (1, 1), (0, 0)) == "pointwise"
 
 
 @pytest.mark.parametrize("case", [
@@ -109,6 +127,9 @@ def test_heuristic():
     ((1, 1, 3, 3), (2, 1, 5, 5), (1, 1), (1, 1)),   # kernel bigger than the image
     ((3, 5, 9, 7), (6, 5, 3, 2), (2, 1), (1, 0)),   # odd, rectangular
     ((2, 16, 4, 4), (8, 16, 1, 1), (1, 1), (0, 0)),  # pointwise
+    ((2, 1, 5, 5), (3, 1, 2, 2), (4, 4), (0, 0)),   # stride > kernel, pixels no window reads
+    ((1, 3, 4, 9), (5, 3, 4, 1), (3, 2), (2, 0)),   # stride > kernel in one direction only
+    ((2, 1, 1, 1), (2, 1, 3, 3), (1, 1), (1, 1)),   # 1x1 image, all padding around it
 ])
 def test_conv_edge_cases(case):
     for algo in _algorithms(case):
