@@ -16,7 +16,7 @@ def conv_cases(draw):
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     H = draw(st.integers(max(1, kh - 2 * ph), 10))
     W = draw(st.integers(max(1, kw - 2 * pw), 10))
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 7))
     return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
 
 
