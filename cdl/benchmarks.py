@@ -329,7 +329,7 @@ class CdlTrainer:
 
     def step(self, x, t):
         loss = self.net.loss(x, t)
-        self.net.backward()
+        self.net.backward(input_grad=False)  # as torch: the images do not require grad
         self.opt.update(self.net.params, self.net.grads)
         return loss
 

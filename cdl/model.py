@@ -95,13 +95,17 @@ class Sequential:
             value += self.weight_decay.penalty(self.layers)
         return value
 
-    def backward(self, dout=1.0):
-        """Fill every layer's grads from the last loss; returns dL/dx."""
+    def backward(self, dout=1.0, input_grad=True):
+        """Fill every layer's grads from the last loss; returns dL/dx, or None with
+        input_grad=False, which spares the first layer computing it (Trainer does so)."""
         if self.loss_layer is None:
             raise RuntimeError("Sequential.backward: the model has no loss")
         d = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers):
-            d = layer.backward(d)
+        for i in range(len(self.layers) - 1, -1, -1):
+            if i == 0 and not input_grad:
+                d = self.layers[0].backward_params(d)
+            else:
+                d = self.layers[i].backward(d)
         if self.weight_decay is not None:
             self.weight_decay.add_grads(self.layers)
         return d

@@ -146,7 +146,7 @@ class Trainer:
                     raise FloatingPointError(
                         f"Trainer: loss is {loss} at epoch {epoch}, batch {b + 1}; the model "
                         f"diverged (try a smaller learning rate)")
-                self.model.backward()
+                self.model.backward(input_grad=False)
                 self.optimizer.update(self.model.params, self.model.grads)
                 total += loss * len(idx)
                 seen += len(idx)

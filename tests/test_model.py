@@ -48,6 +48,26 @@ def test_model_gradient_matches_numerical(rng):
     np.testing.assert_allclose(analytic, num, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("first, width", [
+    (lambda: L.Conv2D(1, 4, 3, pad=1, rng=0), 64),   # "direct" algorithm
+    (lambda: L.Conv2D(1, 4, 1, rng=0), 64),          # "pointwise"
+    (lambda: L.Affine(16, 4, rng=0), 4)])            # Layer.backward_params' default
+def test_backward_without_input_grad(rng, first, width):
+    """input_grad=False: the same grads, no dx (Conv2D skips computing it)."""
+    layers = [first(), L.ReLU(), L.Flatten(), L.Affine(width, 3, rng=0)]
+    net = cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy())
+    x = rng.standard_normal((5, 1, 4, 4)).astype(np.float32)
+    t = rng.integers(0, 3, 5)
+    net.loss(x, t)
+    dx = net.backward()
+    assert dx.shape == x.shape
+    want = {k: v.copy() for k, v in net.grads.items()}
+    net.loss(x, t)
+    assert net.backward(input_grad=False) is None
+    for k, v in net.grads.items():
+        np.testing.assert_allclose(v, want[k], rtol=1e-6, atol=1e-7)
+
+
 def test_frozen_layers_are_left_out_of_params():
     net = tiny_net()
     net.layers[0].trainable = False

@@ -160,11 +160,12 @@ def _gemm_forward_slice(x, Wm, bias, g, y, a, z):
 
 
 def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
-    """dx[a:z]; returns this slice's dW.T (C*KH*KW, F) and db (F,), chunk by chunk."""
+    """dx[a:z] (unless dx is None); returns this slice's dW.T (C*KH*KW, F) and db (F,),
+    chunk by chunk."""
     K, F, P = Wm.shape[1], Wm.shape[0], d3.shape[2]
     nb, chunks = _chunks(a, z, K, P, x.itemsize)
     col_buf = np.empty(K * nb * P, dtype=x.dtype)
-    dcol_buf = np.empty(K * nb * P, dtype=x.dtype)
+    dcol_buf = np.empty(K * nb * P if dx is not None else 0, dtype=x.dtype)
     dy_buf = np.empty(F * nb * P, dtype=x.dtype)
     dWt, part = np.zeros((K, F), dtype=x.dtype), np.empty((K, F), dtype=x.dtype)
     db = np.zeros(F, dtype=x.dtype)
@@ -175,8 +176,9 @@ def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
         _nchw_to_cols(d3, n0, n1, dy)
         db += dy.sum(axis=1)  # contiguous rows, still in cache
         dWt += np.matmul(col, dy.T, out=part)
-        dcol = np.matmul(Wm.T, dy, out=_buffer(dcol_buf, K, cols))
-        _cols.col2im_t(dcol, dx, n0, n1, *g)
+        if dx is not None:
+            dcol = np.matmul(Wm.T, dy, out=_buffer(dcol_buf, K, cols))
+            _cols.col2im_t(dcol, dx, n0, n1, *g)
     return dWt, db
 
 
@@ -188,8 +190,10 @@ def _pointwise_forward_slice(x3, Wm, b, y3, a, z):
 
 
 def _pointwise_backward_slice(d3, x3, Wm, dx3, a, z):
-    """dx[a:z] = Wm.T @ dy[a:z]; returns this slice's dW = sum_n dy[n] @ x[n].T and db."""
-    np.matmul(Wm.T, d3[a:z], out=dx3[a:z])
+    """dx[a:z] = Wm.T @ dy[a:z] (unless dx3 is None); returns this slice's
+    dW = sum_n dy[n] @ x[n].T and db."""
+    if dx3 is not None:
+        np.matmul(Wm.T, d3[a:z], out=dx3[a:z])
     dW, part = np.zeros(Wm.shape, dtype=Wm.dtype), np.empty(Wm.shape, dtype=Wm.dtype)
     for n in range(a, z):
         dW += np.matmul(d3[n], x3[n].T, out=part)
@@ -220,27 +224,30 @@ def conv2d_forward(x, W, b, stride, pad, algo=None):
     return y
 
 
-def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None):
-    """(dx, dW, db) for dout (N, F, OH, OW); db is None without a bias.
+def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None, with_dx=True):
+    """(dx, dW, db) for dout (N, F, OH, OW); db is None without a bias, dx None without
+    with_dx (the first layer of a network: nothing reads it, so it is not computed).
 
-    algo: None (choose_algorithm decides), "gemm" or "pointwise".
+    algo: None (choose_algorithm decides), "gemm", "pointwise" or "direct".
     """
     g = _geometry(x.shape, W.shape, stride, pad)
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm, d3 = W.reshape(F, -1), dout.reshape(N, F, oh * ow)
-    dx = np.empty_like(x)
+    dx = np.empty_like(x) if with_dx else None
     algo = _algorithm(algo, x.shape, W.shape, stride, pad)
     if algo == "pointwise":
-        x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow)
+        x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow) if with_dx else None
         parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
         dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
     elif algo == "direct":
         d = _direct_geometry(W.shape, stride, pad, (oh, ow))
         lists = _direct.gather_lists(W, stride, d[-1])
+        dx_or_empty = dx if with_dx else np.empty((0, 0, 0, 0), dtype=x.dtype)
 
         def direct_slice(a, z):
             dWt, db = np.zeros(Wm.shape, dtype=x.dtype), np.zeros(F, dtype=x.dtype)
-            _direct.backward_slice(dout, x, Wm, *d[:2], *lists, *d[2:], dx, dWt, db, a, z)
+            _direct.backward_slice(dout, x, Wm, *d[:2], *lists, *d[2:], dx_or_empty,
+                                   with_dx, dWt, db, a, z)
             return dWt, db
         parts = run_slices(direct_slice, N)
         dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)

@@ -323,8 +323,8 @@ def gather_lists(W, stride, wq):
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, ph, pw, hq, wq,
-                   dx, dWt, db, a, z):
-    """dx[a:z] for samples a..z-1; adds their dW (F, T) and db (F,) into dWt and db.
+                   dx, with_dx, dWt, db, a, z):
+    """dx[a:z] for samples a..z-1 (if with_dx); adds their dW (F, T) and db (F,) into dWt, db.
 
     dout[n] goes into dpad as wide rows behind P0 zeros (P0 = max(offs)). db sums
     them, dW takes their dot products with the taps' input slices, two output
@@ -353,6 +353,8 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
             _dots2(D[f:f + 2], planes, offs, planes_in, dWt[f:f + 2])
         if F % 2:
             _dots1(D[F - 1:], planes, offs, planes_in, dWt[F - 1:])
+        if not with_dx:
+            continue
         dxph[...] = 0
         for r in range(S):
             e0, e1 = starts[r], starts[r + 1]

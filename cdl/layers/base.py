@@ -57,6 +57,12 @@ class Layer(abc.ABC):
     def backward(self, dout):
         """Return dL/dx for dout = dL/dy; fill self.grads."""
 
+    def backward_params(self, dout):
+        """Fill self.grads for dout = dL/dy without returning dL/dx, for a first layer whose
+        input gradient nobody reads (as PyTorch skips it for inputs that do not require
+        grad). Layers that can skip computing dx (Conv2D) override this."""
+        self.backward(dout)
+
     def config(self):
         """Constructor keyword arguments, JSON-serialisable."""
         return {}

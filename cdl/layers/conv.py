@@ -71,12 +71,19 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dout):
+        return self._backward(dout, with_dx=True)
+
+    def backward_params(self, dout):
+        """Fill grads only: the kernels skip dx (col2im or its gather) altogether."""
+        self._backward(dout, with_dx=False)
+
+    def _backward(self, dout, with_dx):
         x = self._cached(self._x)
         dout = self._check_dout(dout, self._y_shape)
         W = self.params["W"]
         dx, dW, db = kernels_for(dout).conv2d_backward(
             dout.astype(x.dtype, copy=False), x, W.astype(x.dtype, copy=False),
-            self.stride, self.pad, self.bias)
+            self.stride, self.pad, self.bias, with_dx=with_dx)
         self.grads["W"] = dW.astype(W.dtype, copy=False)
         if self.bias:
             self.grads["b"] = db.astype(W.dtype, copy=False)

@@ -394,7 +394,7 @@ def model_closure(net, x, t):
     def fun(theta):
         set_flat(params, theta)
         loss = net.loss(x, t)
-        net.backward()
+        net.backward(input_grad=False)
         return loss, get_flat(net.grads)
 
     return fun, get_flat(params)

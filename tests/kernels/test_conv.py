@@ -101,6 +101,25 @@ def test_chunks_and_slices(monkeypatch, chunk_bytes, columns_min_f, case):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("case", [
+    ((3, 2, 6, 5), (5, 2, 3, 3), (1, 1), (1, 1)),
+    ((2, 5, 7, 7), (3, 5, 3, 2), (2, 1), (1, 0)),
+    ((2, 4, 4, 4), (6, 4, 1, 1), (1, 1), (0, 0)),
+])
+def test_backward_without_dx(case):
+    """with_dx=False: dx is None, dW and db are the same, for every algorithm."""
+    xs, ws, stride, pad = case
+    rng = np.random.default_rng(3)
+    x, W = rng.standard_normal(xs), rng.standard_normal(ws)
+    dout = rng.standard_normal(kconv.conv2d_forward(x, W, None, stride, pad).shape)
+    for algo in _algorithms(case):
+        dx, dW, db = K.conv2d_backward(dout, x, W, stride, pad, True, algo=algo)
+        none, dW2, db2 = K.conv2d_backward(dout, x, W, stride, pad, True, algo=algo, with_dx=False)
+        assert none is None and dx is not None
+        np.testing.assert_allclose(dW2, dW, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-12)
+
+
 def test_unknown_or_inapplicable_algorithm():
     x, W = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
     with pytest.raises(ValueError, match="unknown algorithm"):
