@@ -44,11 +44,17 @@ ALGORITHMS = ("gemm", "pointwise", "direct")
 # 146 ms with 256 KiB, 512 KiB, 1, 2 and 4 MiB (larger GEMMs, fewer of them).
 _CHUNK_BYTES = 1 << 20
 
-# Input channels up to which "direct" replaces "gemm". Forward + backward, float32, 2 threads
-# on 2 Zen cores (bench/conv.py --algos): with 1 to 3 channels direct took 0.56-0.77 of gemm's
-# time (1->16 28x28 3x3 and 3->32 64x64 7x7 s2, for example), and 1.07 for 3->64 32x32 5x5 s2;
-# with 8 and 16 channels 1.15-1.4.
+# When "direct" replaces "gemm": at most _DIRECT_MAX_C input channels (first layers), or
+# output rows of at least _DIRECT_MIN_OW pixels. Forward + backward, float32, 2 threads on 2
+# Zen cores, direct's time over gemm's (bench/conv.py --algos and the DeepConvNet layers):
+#   1 to 3 channels: 0.54 (1->16 28x28), 0.6-0.8 (3->16, 3->32 32x32; 3->32 64x64 7x7 s2),
+#     1.02 (3->64 32x32 5x5 s2)
+#   rows of 28 to 56: 0.80-0.98 (16->16 ... 64->64 at 28x28, 32x32, 56x56)
+#   rows of 24: 1.00; of 14 and 16: 1.05-1.17; of 8: 1.4-1.8
+# Direct computes (KW - 1) // SW wasted columns per row and makes one short pass per
+# plane: both cost more on small planes, where the GEMMs are long enough.
 _DIRECT_MAX_C = 3
+_DIRECT_MIN_OW = 28
 
 # Output channels from which the forward GEMM produces columns (see _gemm_forward_slice).
 _FORWARD_COLUMNS_MIN_F = 64
@@ -57,10 +63,12 @@ _FORWARD_COLUMNS_MIN_F = 64
 def choose_algorithm(x_shape, w_shape, stride, pad):
     """The algorithm conv2d_forward/backward use: "pointwise" for a 1x1 kernel with
     stride 1 and no padding (the input is its own im2col), else "direct" for at most
-    _DIRECT_MAX_C input channels, else "gemm"."""
+    _DIRECT_MAX_C input channels or output rows of _DIRECT_MIN_OW pixels or more, else
+    "gemm"."""
     if tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0):
         return "pointwise"
-    if x_shape[1] <= _DIRECT_MAX_C:
+    ow = (x_shape[3] + 2 * pad[1] - w_shape[3]) // stride[1] + 1
+    if x_shape[1] <= _DIRECT_MAX_C or ow >= _DIRECT_MIN_OW:
         return "direct"
     return "gemm"
 

@@ -137,6 +137,9 @@ def test_heuristic():
         assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 3, 3), (1, 1), (1, 1)) == "direct"
         assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 5, 5), (2, 2), (2, 2)) == "direct"
     assert kconv.choose_algorithm((8, 1, 28, 28), (16, 1, 1, 1), (1, 1), (0, 0)) == "pointwise"
+    assert kconv.choose_algorithm((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1)) == "direct"
+    assert kconv.choose_algorithm((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), (0, 0)) == "gemm"  # 26
+    assert kconv.choose_algorithm((8, 16, 56, 56), (16, 16, 3, 3), (2, 2), (1, 1)) == "direct"  # 28
 
 
 @pytest.mark.parametrize("case", [
