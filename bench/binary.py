@@ -130,8 +130,9 @@ def inner_loops():
     u2 = types.Array(types.uint64, 2, "C")
     i32 = types.Array(types.int32, 2, "C")
     u3 = types.Array(types.uint64, 3, "C")
-    sigs = {"_gemm_hybrid (hybrid)": (K._gemm_hybrid, (u2, u3, u3, types.int64, i32, types.int64,
-                                                       types.int64)),
+    i1 = types.Array(types.int64, 1, "C")
+    sigs = {"_gemm_hybrid (hybrid)": (K._gemm_hybrid, (u3, i1, u3, i1, types.int64, i32,
+                                                       types.int64, types.int64)),
             "_gemm_panels (scalar)": (K._gemm_panels, (u2, u3, types.int64, i32, types.int64,
                                                        types.int64)),
             "_gemm_rows (vector)": (K._gemm_rows, (u2, u2, types.int64, i32, types.int64,
@@ -146,7 +147,7 @@ def inner_loops():
         end = min(j for j in range(hits[0], len(lines)) if lines[j].strip().startswith("j"))
         loop = lines[start:end + 1]
         count = {op: sum(l.split()[0].startswith(op) for l in loop if l.strip() and not l.startswith("."))
-                 for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "vpxor", "vpaddb",
+                 for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "andn", "vpxor", "vpaddb",
                             "vpbroadcastq", "mov")}
         print(f"--- {name} on {cpu}: {len(loop) - 1} instructions in the inner loop; "
               + ", ".join(f"{k} {v}" for k, v in count.items() if v))

@@ -27,12 +27,14 @@ XOR + popcount + add is three integer operations per 64-bit word pair.
   form is a nibble lookup (vpand, vpsrlw, 2 x vpshufb, vpaddb, vpsadbw per
   4 words) that alone is slower than the scalar ``popcnt`` pipes, and the
   scalar pipes alone are bound by three ALU ops per word on 4 ALUs. So each
-  panel of 8 rows of b is split: rows 0-3 through scalar popcnt, rows 4-7
-  through the lookup, in one loop, so the integer ALUs and the vector pipes
-  work at once. The lookup half is stored pre-split into nibbles (so a word
-  costs vpxor + vpshufb + vpaddb per nibble, no masking) and its byte
-  counters are folded into 64-bit lanes once every 31 words. That loop is
-  written in LLVM IR (``_hybrid_panel``): Numba values cannot hold vectors.
+  panel of 8 rows of b is split: rows 0-3 through scalar popcnt (as
+  popcount(~a & b) with BMI1's three-operand andn, corrected by the row
+  popcounts), rows 4-7 through the lookup, in one loop over groups of 4
+  words, so the integer ALUs and the vector pipes work at once. The lookup
+  half is stored pre-split into nibbles (so a word costs vpxor + vpshufb +
+  vpaddb per nibble, no masking), and a row of a meets the 4 vector rows as
+  one ymm per group. That loop is written in LLVM IR (``_hybrid_panel``):
+  Numba values cannot hold vectors.
 - "scalar" (x86 without AVX2): the 1 x 8 register tile of popcnt alone.
 
 The scalar loops keep LLVM from vectorizing them with an empty inline-asm
@@ -42,6 +44,7 @@ GEMMs with 64-word rows and about even with 18-word rows, where the per-panel
 block setup weighs more; scalar is about 1.3x faster than vector there.
 ``python bench/binary.py --asm`` prints each inner loop.
 """
+import functools
 import os
 
 import numpy as np
@@ -343,53 +346,90 @@ def _gemm_rows(a, b, n, out, rows_per_task, cols_per_task):
 #
 # A panel of NR = 8 rows of b is split between the two execution domains:
 # rows 0-3 go through scalar popcnt on the integer ALUs, rows 4-7 through an
-# AVX2 nibble lookup on the vector pipes, in the same loop over k, so both
-# domains work at once. The vector half is stored pre-split into nibbles
-# (b & 0x0F.. and (b >> 4) & 0x0F.., likewise a), which saves the vpand /
-# vpsrlw / vpand of the usual lookup: popcount(a ^ b) per byte is
-# LUT[a_lo ^ b_lo] + LUT[a_hi ^ b_hi], two vpxor (with b from memory), two
-# vpshufb and two vpaddb per 4 words. The byte counters gain at most 8 per
-# word, so they are summed into 64-bit lanes (one vpsadbw) every _KB = 31
-# words (31 * 8 = 248 < 256). See Mula, Kurz, Lemire, "Faster population
-# counts using AVX2 instructions" (2016) for the lookup.
+# AVX2 nibble lookup on the vector pipes, in the same loop, so both domains
+# work at once. The loop steps over groups of _KG = 4 words.
+#
+# Scalar half: popcount(a ^ b) = popcount(a) - popcount(b) + 2 * popcount(~a & b)
+# (the bits where a and b differ are those of a & ~b and of ~a & b, and
+# popcount(a & ~b) = popcount(a) - popcount(b) + popcount(~a & b)). BMI1's
+# three-operand ``andn`` computes ~a & b with b straight from memory, where
+# xor, which overwrites its operand, needs a copy of a for every b: 3 instead
+# of 4 instructions a word. The row popcounts are added once per output.
+#
+# Vector half: a and b are stored pre-split into nibbles (x & 0x0F.. and
+# (x >> 4) & 0x0F..), which saves the vpand / vpsrlw / vpand of the usual
+# lookup: popcount(a ^ b) per byte is LUT[a_lo ^ b_lo] + LUT[a_hi ^ b_hi].
+# One ymm holds the 4 words of a group of one row, so a row of a is loaded
+# once per group and meets each of the 4 b rows with two vpxor (b from
+# memory), two vpshufb and two vpaddb into that b row's byte counters. A
+# group adds at most 8 to a byte counter, so the counters are summed into
+# 64-bit lanes (vpsadbw) every _KB = 31 groups (31 * 8 = 248 < 256). See Mula,
+# Kurz, Lemire, "Faster population counts using AVX2 instructions" (2016).
+#
+# Per group of 32 word pairs the loop is 82 instructions: 16 andn + 16 popcnt
+# + 16 add + 4 loads of a on the integer side, 8 vpxor + 8 vpshufb + 8 vpaddb
+# + 2 loads of a on the vector side; with 256-bit operations split in two on
+# Zen 1 that is about 107 macro-ops and 40 loads of 16 bytes or less, for a
+# bound near 20 cycles (2 loads a cycle), ~1.6 words a cycle.
 
 _HALF = NR // 2     # panel rows counted by scalar popcnt; the other half by the vector lookup
-_STRIDE = 12        # words per k in a split panel: 4 raw, 4 low nibbles, 4 high nibbles
-_KB = 31            # words per byte-counter block (see above)
+_KG = 4             # words per group: one ymm of nibbles
+_A_GROUP = 3 * _KG  # words of a per group: 4 raw, 4 low nibbles, 4 high nibbles
+_B_GROUP = _KG * _HALF + 2 * _KG * (NR - _HALF)  # 16 raw (word-major), then per vector row
+#                                                  4 low and 4 high nibble words
+_KB = 31            # groups per byte-counter block (see above)
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 
-_I8, _I32, _I64 = _ir.IntType(8), _ir.IntType(32), _ir.IntType(64)
+_I8, _I64 = _ir.IntType(8), _ir.IntType(64)
 _V32B, _V4Q = _ir.VectorType(_I8, 32), _ir.VectorType(_I64, 4)
 
 
-# The two packers are serial: a few hundred KiB at most, and a parallel launch of its
-# own costs more than that when the other core is busy.
 @njit(cache=True)
-def _pack_split_panels(b, out):
-    """out (P, W, 12) from b (N, W): per panel of 8 rows and word k, rows 0-3 as they are,
-    then the low nibbles and the high nibbles (shifted down) of rows 4-7; pad rows zero."""
+def _pack_hybrid_a(a, i0, out, pop):
+    """out (R, G, 12), pop (R,) from rows i0 .. i0+R-1 of a (M, W): per group of 4 words the
+    words, their low nibbles and their high nibbles (shifted down), words past W zero; pop
+    the rows' popcounts."""
+    W = a.shape[1]
+    R, G = out.shape[0], out.shape[1]
+    for i in range(R):
+        total = 0
+        for g in range(G):
+            for t in range(_KG):
+                k = g * _KG + t
+                v = a[i0 + i, k] if k < W else _U(0)
+                total += np.int64(_popcount(v))
+                out[i, g, t] = v
+                out[i, g, _KG + t] = v & _NIBBLES
+                out[i, g, 2 * _KG + t] = (v >> _U(4)) & _NIBBLES
+        pop[i] = total
+
+
+# Serial: b is packed once per product, before the parallel loop (about 0.1 ms for
+# 1024 x 64 words), and a parallel launch of its own costs more than that when the
+# other core is busy.
+@njit(cache=True)
+def _pack_hybrid_b(b, out, pop):
+    """out (P, G, 48) from b (N, W), per panel of 8 rows and group of 4 words: rows 0-3's words
+    (word-major), then for each of rows 4-7 its 4 low and 4 high nibble words; pad rows and
+    words past W zero. pop (P*8,) the rows' popcounts (pad rows 0)."""
     N, W = b.shape
-    P = out.shape[0]
+    P, G = out.shape[0], out.shape[1]
     for p in range(P):
-        for k in range(W):
-            for r in range(NR):
-                row = p * NR + r
-                v = b[row, k] if row < N else _U(0)
-                if r < _HALF:
-                    out[p, k, r] = v
-                else:
-                    out[p, k, r] = v & _NIBBLES
-                    out[p, k, r + _HALF] = (v >> _U(4)) & _NIBBLES
-
-
-@njit(cache=True)
-def _split_nibbles(a, out):
-    """out (M, W, 2): the low and the high (shifted down) nibbles of each word of a (M, W)."""
-    M, W = a.shape
-    for i in range(M):
-        for k in range(W):
-            out[i, k, 0] = a[i, k] & _NIBBLES
-            out[i, k, 1] = (a[i, k] >> _U(4)) & _NIBBLES
+        for r in range(NR):
+            row = p * NR + r
+            total = 0
+            for g in range(G):
+                for t in range(_KG):
+                    k = g * _KG + t
+                    v = b[row, k] if row < N and k < W else _U(0)
+                    total += np.int64(_popcount(v))
+                    if r < _HALF:
+                        out[p, g, t * _HALF + r] = v
+                    else:
+                        o = _KG * _HALF + 2 * _KG * (r - _HALF)
+                        out[p, g, o + t] = v & _NIBBLES
+                        out[p, g, o + _KG + t] = (v >> _U(4)) & _NIBBLES
+            pop[row] = total
 
 
 def _opaque(builder, x):
@@ -398,35 +438,36 @@ def _opaque(builder, x):
 
 
 @intrinsic
-def _hybrid_panel(typingctx, a, nib, i, bs, p):
-    """popcount(a[i] ^ b[p*8 + r]) summed over the words, r = 0..7: an 8-tuple of uint64.
+def _hybrid_panel(typingctx, asp, i, bs, p, G):
+    """Word sums of row i of a against panel p of b: an 8-tuple of uint64.
 
-    a (M, W) raw words, nib (M, W, 2) their nibbles (``_split_nibbles``), bs
-    the flat split panels (``_pack_split_panels``). The k loop is written
-    here in LLVM IR because it holds vectors, which Numba values cannot: per
-    word one scalar xor/popcnt/add for each of rows 0-3 and, for rows 4-7,
-    llvm.x86.avx2.pshuf.b lookups into byte counters, folded into 64-bit
-    lanes with llvm.x86.avx2.psad.bw every _KB words. Needs AVX2.
+    asp, bs: the flat packed forms of a and b (``_pack_hybrid_a``,
+    ``_pack_hybrid_b``), G groups of 4 words a row. Entries 0-3 are
+    sum popcount(~a & b) over the words (scalar andn/popcnt), entries 4-7
+    sum popcount(a ^ b) (llvm.x86.avx2.pshuf.b lookups into byte counters,
+    folded into 64-bit lanes with llvm.x86.avx2.psad.bw every _KB groups).
+    The loop is written here in LLVM IR because it holds vectors, which Numba
+    values cannot. Needs AVX2 (and BMI1 for andn, which every AVX2 CPU has).
     """
     ret = types.UniTuple(types.uint64, NR)
 
     def codegen(context, builder, sig, args):
-        ta, tn, _, tb, _ = sig.args
-        arr_a = context.make_array(ta)(context, builder, args[0])
-        arr_n = context.make_array(tn)(context, builder, args[1])
-        arr_b = context.make_array(tb)(context, builder, args[3])
-        i_, p_ = args[2], args[4]
-        W = builder.extract_value(arr_a.shape, 1)
-        pa = builder.gep(arr_a.data, [builder.mul(i_, W)])
-        pn = builder.gep(arr_n.data, [builder.mul(i_, builder.mul(W, _I64(2)))])
-        pb = builder.gep(arr_b.data, [builder.mul(p_, builder.mul(W, _I64(_STRIDE)))])
+        arr_a = context.make_array(sig.args[0])(context, builder, args[0])
+        arr_b = context.make_array(sig.args[2])(context, builder, args[2])
+        i_, p_, G_ = args[1], args[3], args[4]
+        pa = builder.gep(arr_a.data, [builder.mul(i_, builder.mul(G_, _I64(_A_GROUP)))])
+        pb = builder.gep(arr_b.data, [builder.mul(p_, builder.mul(G_, _I64(_B_GROUP)))])
         v32 = _ir.FunctionType(_V32B, [_V32B, _V32B])
         pshufb = cgutils.get_or_insert_function(builder.module, v32, "llvm.x86.avx2.pshuf.b")
         psadbw = cgutils.get_or_insert_function(
             builder.module, _ir.FunctionType(_V4Q, [_V32B, _V32B]), "llvm.x86.avx2.psad.bw")
         lut = _ir.Constant(_V32B, [bin(v).count("1") for v in range(16)] * 2)
         zero_b = _ir.Constant(_V32B, None)
-        splat0 = _ir.Constant(_ir.VectorType(_I32, 4), [0] * 4)
+        nv = NR - _HALF
+
+        def vload(ptr, off):
+            return builder.load(builder.bitcast(builder.gep(ptr, [_I64(off)]),
+                                                _V4Q.as_pointer()), align=8)
 
         entry = builder.basic_block
         block = builder.append_basic_block("hyb.block")
@@ -435,92 +476,126 @@ def _hybrid_panel(typingctx, a, nib, i, bs, p):
         done = builder.append_basic_block("hyb.done")
         builder.branch(block)
 
-        # a block of up to _KB words: fresh byte counters
+        # a block of up to _KB groups: fresh byte counters
         builder.position_at_end(block)
-        k0 = builder.phi(_I64)
-        q = builder.phi(_V4Q)
+        g0 = builder.phi(_I64)
+        q = [builder.phi(_V4Q) for _ in range(nv)]
         s_blk = [builder.phi(_I64) for _ in range(_HALF)]
-        k0.add_incoming(_I64(0), entry)
-        q.add_incoming(_ir.Constant(_V4Q, None), entry)
+        g0.add_incoming(_I64(0), entry)
+        for v in q:
+            v.add_incoming(_ir.Constant(_V4Q, None), entry)
         for s in s_blk:
             s.add_incoming(_I64(0), entry)
-        k1 = builder.add(k0, _I64(_KB))
-        kend = builder.select(builder.icmp_signed("<", k1, W), k1, W)
+        g1 = builder.add(g0, _I64(_KB))
+        gend = builder.select(builder.icmp_signed("<", g1, G_), g1, G_)
         builder.branch(body)
 
-        # one word k
+        # one group of 4 words
         builder.position_at_end(body)
-        k = builder.phi(_I64)
-        c = builder.phi(_V32B)
-        s_k = [builder.phi(_I64) for _ in range(_HALF)]
-        k.add_incoming(k0, block)
-        c.add_incoming(zero_b, block)
-        for s, s0 in zip(s_k, s_blk):
+        g = builder.phi(_I64)
+        c = [builder.phi(_V32B) for _ in range(nv)]
+        s_g = [builder.phi(_I64) for _ in range(_HALF)]
+        g.add_incoming(g0, block)
+        for v in c:
+            v.add_incoming(zero_b, block)
+        for s, s0 in zip(s_g, s_blk):
             s.add_incoming(s0, block)
-        row = builder.gep(pb, [builder.mul(k, _I64(_STRIDE))])
-        # opaque x: the SLP vectorizer would otherwise turn the scalar half into a lookup too
-        x = _opaque(builder, builder.load(builder.gep(pa, [k])))
-        s_next = [builder.add(s, builder.ctpop(builder.xor(x, builder.load(builder.gep(row, [_I64(r)])))))
-                  for r, s in enumerate(s_k)]
-        nk = builder.gep(pn, [builder.mul(k, _I64(2))])
-
-        def lookup(nibble_ptr, off):  # byte counts of (a nibbles, broadcast) ^ (4 panel rows)
-            xv = builder.insert_element(_ir.Constant(_V4Q, _ir.Undefined), builder.load(nibble_ptr),
-                                        _I64(0))
-            xv = builder.shuffle_vector(xv, xv, splat0)
-            bv = builder.load(builder.bitcast(builder.gep(row, [_I64(off)]), _V4Q.as_pointer()),
-                              align=8)
-            return builder.call(pshufb, [lut, builder.bitcast(builder.xor(xv, bv), _V32B)])
-
-        c_next = builder.add(c, builder.add(lookup(nk, _HALF),
-                                            lookup(builder.gep(nk, [_I64(1)]), 2 * _HALF)))
-        k_next = builder.add(k, _I64(1))
-        k.add_incoming(k_next, body)
-        c.add_incoming(c_next, body)
-        for s, sn in zip(s_k, s_next):
+        arow = builder.gep(pa, [builder.mul(g, _I64(_A_GROUP))])
+        brow = builder.gep(pb, [builder.mul(g, _I64(_B_GROUP))])
+        s_next = list(s_g)
+        for t in range(_KG):
+            # opaque ~a: the SLP vectorizer would otherwise turn the scalar half into a lookup too
+            nx = builder.xor(_opaque(builder, builder.load(builder.gep(arow, [_I64(t)]))),
+                             _I64(-1))
+            for r in range(_HALF):
+                w = builder.and_(nx, builder.load(builder.gep(brow, [_I64(t * _HALF + r)])))
+                s_next[r] = builder.add(s_next[r], builder.ctpop(w))
+        a_lo, a_hi = vload(arow, _KG), vload(arow, 2 * _KG)
+        c_next = []
+        for r in range(nv):
+            o = _KG * _HALF + 2 * _KG * r
+            lo = builder.call(pshufb, [lut, builder.bitcast(builder.xor(a_lo, vload(brow, o)),
+                                                           _V32B)])
+            hi = builder.call(pshufb, [lut, builder.bitcast(
+                builder.xor(a_hi, vload(brow, o + _KG)), _V32B)])
+            c_next.append(builder.add(c[r], builder.add(lo, hi)))
+        g_next = builder.add(g, _I64(1))
+        g.add_incoming(g_next, body)
+        for v, vn in zip(c, c_next):
+            v.add_incoming(vn, body)
+        for s, sn in zip(s_g, s_next):
             s.add_incoming(sn, body)
-        builder.cbranch(builder.icmp_signed("<", k_next, kend), body, block_end)
+        builder.cbranch(builder.icmp_signed("<", g_next, gend), body, block_end)
 
-        # byte counters -> the four 64-bit lanes
+        # byte counters -> 64-bit lanes
         builder.position_at_end(block_end)
-        q_next = builder.add(q, builder.call(psadbw, [c_next, zero_b]))
-        k0.add_incoming(kend, block_end)
-        q.add_incoming(q_next, block_end)
+        q_next = [builder.add(v, builder.call(psadbw, [cn, zero_b])) for v, cn in zip(q, c_next)]
+        g0.add_incoming(gend, block_end)
+        for v, vn in zip(q, q_next):
+            v.add_incoming(vn, block_end)
         for s, sn in zip(s_blk, s_next):
             s.add_incoming(sn, block_end)
-        builder.cbranch(builder.icmp_signed("<", kend, W), block, done)
+        builder.cbranch(builder.icmp_signed("<", gend, G_), block, done)
 
         builder.position_at_end(done)
-        lanes = [builder.extract_element(q_next, _I64(r)) for r in range(NR - _HALF)]
-        return context.make_tuple(builder, ret, s_next + lanes)
+        sums = list(s_next)
+        for v in q_next:
+            lanes = [builder.extract_element(v, _I64(t)) for t in range(4)]
+            sums.append(builder.add(builder.add(lanes[0], lanes[1]),
+                                    builder.add(lanes[2], lanes[3])))
+        return context.make_tuple(builder, ret, sums)
 
-    if not (isinstance(a, types.Array) and isinstance(nib, types.Array)
-            and isinstance(bs, types.Array) and a.dtype == nib.dtype == bs.dtype == types.uint64
-            and a.layout == nib.layout == bs.layout == "C" and bs.ndim == 1
-            and isinstance(i, types.Integer) and isinstance(p, types.Integer)):
+    if not (isinstance(asp, types.Array) and isinstance(bs, types.Array)
+            and asp.dtype == bs.dtype == types.uint64 and asp.layout == bs.layout == "C"
+            and asp.ndim == bs.ndim == 1 and isinstance(i, types.Integer)
+            and isinstance(p, types.Integer) and isinstance(G, types.Integer)):
         return None
-    return ret(a, nib, i, bs, p), codegen
+    return ret(asp, i, bs, p, G), codegen
 
 
 @njit(parallel=True, cache=True)
-def _gemm_hybrid(a, nib, bs, n, out, rows_per_task, panels_per_task):
-    """out (M, N) = n - 2*popcount(a[i] ^ b[j]), b as split panels, one row x 8 columns a step.
+def _gemm_hybrid(a, bs, pop_b, n, out, rows_per_task, panel_splits, panels_per_block):
+    """out (M, N) = n - 2*popcount(a[i] ^ b[j]), b packed (``_pack_hybrid_b``), one row x 8
+    columns a step.
 
-    Tasks are (block of rows of a) x (chunk of panels), as in ``_gemm_panels``;
-    ``_hybrid_panel`` does the word loop.
+    Tasks are (block of rows of a) x (one of panel_splits ranges of panels);
+    a task packs its rows of a (``_pack_hybrid_a``) into its own buffer, then
+    sweeps them over blocks of panels_per_block panels, so that a block of b
+    stays in L1 while the rows pass. ``_hybrid_panel`` does the word loop, and
+    the row popcounts turn its andn sums (panel rows 0-3) into popcount(a ^ b).
     """
-    M, W = a.shape
-    P = bs.shape[0]
-    flat = bs.reshape(-1)
+    M = a.shape[0]
+    P, G = bs.shape[0], bs.shape[1]
+    fb = bs.reshape(-1)
     n_i = (M + rows_per_task - 1) // rows_per_task
-    n_j = (P + panels_per_task - 1) // panels_per_task
-    for task in prange(n_i * n_j):
-        i0 = (task // n_j) * rows_per_task
-        p0 = (task % n_j) * panels_per_task
-        for i in range(i0, min(i0 + rows_per_task, M)):
-            for p in range(p0, min(p0 + panels_per_task, P)):
-                sums = _hybrid_panel(a, nib, i, flat, p)
-                _store_panel(out, i, p * NR, n, sums)
+    for task in prange(n_i * panel_splits):
+        # row blocks of equal size, give or take one row: the threads get equal shares
+        ti, tj = task // panel_splits, task % panel_splits
+        i0, i1 = ti * M // n_i, (ti + 1) * M // n_i
+        p0, p1 = tj * P // panel_splits, (tj + 1) * P // panel_splits
+        asp = np.empty((i1 - i0, G, _A_GROUP), np.uint64)
+        pop_a = np.empty(i1 - i0, np.int64)
+        _pack_hybrid_a(a, i0, asp, pop_a)
+        fa = asp.reshape(-1)
+        for q0 in range(p0, p1, panels_per_block):
+            for i in range(i1 - i0):
+                pa = pop_a[i]
+                for p in range(q0, min(q0 + panels_per_block, p1)):
+                    s = _hybrid_panel(fa, i, fb, p, G)
+                    j = p * NR
+                    d0 = pa - pop_b[j] + 2 * np.int64(s[0])
+                    d1 = pa - pop_b[j + 1] + 2 * np.int64(s[1])
+                    d2 = pa - pop_b[j + 2] + 2 * np.int64(s[2])
+                    d3 = pa - pop_b[j + 3] + 2 * np.int64(s[3])
+                    _store_panel(out, i0 + i, j, n, (d0, d1, d2, d3, np.int64(s[4]),
+                                                     np.int64(s[5]), np.int64(s[6]),
+                                                     np.int64(s[7])))
+
+
+@functools.cache
+def _host_features():
+    """The host CPU's features as LLVM flattens them (asking LLVM takes about 0.3 ms)."""
+    return _llvm.get_host_cpu_features().flatten()
 
 
 def _target_features():
@@ -528,7 +603,7 @@ def _target_features():
     from numba.core import config
     if config.CPU_FEATURES is not None:
         return config.CPU_FEATURES
-    return _llvm.get_host_cpu_features().flatten()
+    return _host_features()
 
 
 VARIANTS = ("hybrid", "scalar", "vector")
@@ -574,7 +649,7 @@ _B_TASK_BYTES = 16 * 1024
 _ROWS_PER_TASK = 16
 # hybrid: split panels are 1.5x larger and each row of a brings its nibbles along;
 # 32 rows x 24 KiB of panels measured best of 16-128 rows x 6-24 KiB (1 thread, Zen 1)
-_HYB_B_TASK_BYTES = 24 * 1024
+_HYB_B_BLOCK_BYTES = 12 * 1024
 _HYB_ROWS_PER_TASK = 32
 
 
@@ -616,12 +691,11 @@ def xnor_gemm(a, b, n, out, variant=None):
     elif variant == "hybrid":
         if "+avx2" not in _target_features():
             raise ValueError("xnor_gemm: the 'hybrid' variant needs a CPU with AVX2")
-        bs = np.empty((-(-b.shape[0] // NR), W, _STRIDE), dtype=np.uint64)
-        _pack_split_panels(b, bs)
-        nib = np.empty((M, W, 2), dtype=np.uint64)
-        _split_nibbles(a, nib)
-        per_task = max(1, _HYB_B_TASK_BYTES // (_STRIDE * 8 * W))
-        _gemm_hybrid(a, nib, bs, n, out, _HYB_ROWS_PER_TASK, per_task)
+        G, P = -(-W // _KG), -(-b.shape[0] // NR)
+        bs, pop_b = np.empty((P, G, _B_GROUP), np.uint64), np.empty(P * NR, np.int64)
+        _pack_hybrid_b(b, bs, pop_b)
+        per_block = max(1, _HYB_B_BLOCK_BYTES // (_B_GROUP * 8 * G))
+        _gemm_hybrid(a, bs, pop_b, n, out, _HYB_ROWS_PER_TASK, 1, per_block)
     else:
         raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
     return out
