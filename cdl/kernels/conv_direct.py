@@ -70,11 +70,15 @@ def _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph):
             for c in range(C):
                 plane = xph[p * sw + q, c]
                 for Y in range(hq):
-                    r = Y * sh + p - ph
-                    dst = plane[Y * wq:(Y + 1) * wq]
-                    for X in range(wq):
-                        dst[X] = 0
-                    if 0 <= r < H and x0 < x1:
+                    r, dst = Y * sh + p - ph, plane[Y * wq:(Y + 1) * wq]
+                    if r < 0 or r >= H or x0 >= x1:
+                        dst[:] = 0
+                        continue
+                    dst[:x0] = 0
+                    dst[x1:] = 0
+                    if sw == 1:  # a contiguous run: a vectorized copy
+                        dst[x0:x1] = x[n, c, r, x0 + q - pw:x1 + q - pw]
+                    else:
                         src = x[n, c, r]
                         for X in range(x0, x1):
                             dst[X] = src[X * sw + q - pw]
