@@ -379,8 +379,7 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
             return layer.backward(dout)
 
         contenders = {"cdl": run_cdl, "book": lambda: book_conv(x, Wt, b, dout, s, p)}
-        applicable = [a for a in ck.ALGORITHMS
-                      if a != "pointwise" or ck.choose_algorithm(x.shape, Wt.shape, (s, s), (p, p)) == a]
+        applicable = ck.applicable(x.shape, Wt.shape, (s, s), (p, p))
         for algo in applicable if algos else ():
             contenders[algo] = (lambda a: lambda: (
                 ck.conv2d_forward(x, Wt, b, (s, s), (p, p), algo=a),

@@ -47,7 +47,8 @@ class Callback:
 class Trainer:
     """Train a model with an optimizer on mini-batches.
 
-    model       a Sequential (``loss``, ``backward``, ``params``, ``grads``, ``accuracy``)
+    model       a Sequential (``loss``, ``backward``, ``params``, ``grads``, ``accuracy``);
+                the Trainer calls ``backward(input_grad=False)``: nothing reads dL/dx
     optimizer   anything with ``update(params, grads)``
     batch_size  samples per update; the last, smaller batch of an epoch is kept
     epochs      passes over the training set

@@ -77,7 +77,9 @@ def _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph):
                     dst[:x0] = 0
                     dst[x1:] = 0
                     if sw == 1:  # a contiguous run: a vectorized copy
-                        dst[x0:x1] = x[n, c, r, x0 + q - pw:x1 + q - pw]
+                        src = x[n, c, r, x0 + q - pw:x1 + q - pw]
+                        for X in range(x1 - x0):
+                            dst[x0 + X] = src[X]
                     else:
                         src = x[n, c, r]
                         for X in range(x0, x1):

@@ -194,8 +194,8 @@ class _Spy:
         self.trained.append(x.copy())
         return self.net.loss(x, t)
 
-    def backward(self):
-        return self.net.backward()
+    def backward(self, input_grad=True):
+        return self.net.backward(input_grad=input_grad)
 
     def predict(self, x, batch_size=None):
         self.evaluated.append(x.copy())

@@ -38,11 +38,10 @@ def _run(case, dtype, seed=0, algo=None, bias=True):
 
 
 def _algorithms(case):
-    """Every algorithm that applies to the geometry (pointwise only for 1x1, stride 1, pad 0;
-    gemm and direct everywhere)."""
-    xs, ws, stride, pad = case
-    pointwise = kconv.choose_algorithm(xs, ws, stride, pad) == "pointwise"
-    return [a for a in kconv.ALGORITHMS if a != "pointwise" or pointwise]
+    """Every algorithm that applies to the geometry (kconv.applicable)."""
+    algos = kconv.applicable(*case)
+    assert {"gemm", "direct"} <= set(algos) and kconv.choose_algorithm(*case) in algos
+    return algos
 
 
 @settings(max_examples=50, deadline=None)
@@ -67,6 +66,35 @@ def test_every_algorithm_matches_reference(case, dtype, bias):
 
 
 @st.composite
+def winograd_cases(draw):
+    """3x3, stride 1, padding 0 to 2, odd and even output sizes down to 1x1."""
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, 3 - 2 * ph), 9))
+    W = draw(st.integers(max(1, 3 - 2 * pw), 9))
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    return (N, C, H, W), (F, C, 3, 3), (1, 1), (ph, pw)
+
+
+@settings(max_examples=40, deadline=None)
+@given(winograd_cases(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_winograd_matches_reference(case, dtype, bias):
+    assert "winograd" in kconv.applicable(*case)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for got, want in _run(case, dtype, algo="winograd", bias=bias):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5000, 1 << 20])
+def test_winograd_chunks(monkeypatch, chunk_bytes):
+    """One sample per chunk, a few, or the whole slice: the same numbers."""
+    monkeypatch.setattr(kconv, "_WINOGRAD_CHUNK_BYTES", chunk_bytes)
+    case = ((7, 4, 6, 5), (3, 4, 3, 3), (1, 1), (1, 2))
+    for got, want in _run(case, np.float64, algo="winograd"):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@st.composite
 def pointwise_cases(draw):
     N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
     H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
@@ -79,7 +107,7 @@ def test_pointwise_and_gemm_agree_with_reference(case, dtype, bias):
     """Both algorithms on the shapes where the heuristic picks "pointwise"."""
     assert kconv.choose_algorithm(*case) == "pointwise"
     tol = 2e-4 if dtype == np.float32 else 1e-10
-    for algo in kconv.ALGORITHMS:
+    for algo in _algorithms(case):
         for got, want in _run(case, dtype, algo=algo, bias=bias):
             assert got.dtype == dtype and got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
@@ -123,15 +151,21 @@ def test_backward_without_dx(case):
 def test_unknown_or_inapplicable_algorithm():
     x, W = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
     with pytest.raises(ValueError, match="unknown algorithm"):
-        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="winograd")
-    with pytest.raises(ValueError, match="pointwise.*1x1"):
+        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="fft")
+    with pytest.raises(ValueError, match="'pointwise' needs a 1x1"):
         K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="pointwise")
+    with pytest.raises(ValueError, match="'winograd' needs a 3x3 kernel and stride 1"):
+        K.conv2d_forward(x, W, None, (2, 2), (0, 0), algo="winograd")
 
 
 def test_heuristic():
     assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (1, 1), (0, 0)) == "pointwise"
     assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 1, 1), (2, 2), (0, 0)) == "gemm"
-    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 3, 3), (1, 1), (1, 1)) == "gemm"
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 3, 3), (1, 1), (1, 1)) == "winograd"
+    assert kconv.choose_algorithm((8, 32, 8, 8), (32, 32, 3, 3), (1, 1), (2, 2)) == "winograd"
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 3, 3), (2, 2), (1, 1)) == "gemm"
+    assert kconv.choose_algorithm((8, 64, 8, 8), (32, 64, 5, 5), (1, 1), (2, 2)) == "gemm"
+    assert kconv.choose_algorithm((8, 16, 14, 14), (32, 16, 3, 3), (1, 1), (1, 1)) == "gemm"
     assert kconv.choose_algorithm((8, 4, 8, 8), (32, 4, 3, 3), (1, 1), (1, 1)) == "gemm"
     for C in (1, 2, 3):  # first layers: gray or RGB
         assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 3, 3), (1, 1), (1, 1)) == "direct"

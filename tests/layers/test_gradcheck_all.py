@@ -38,7 +38,9 @@ CASES = {
                (lambda: L.Conv2D(4, 64, 2, stride=2, pad=1), away_from_zero((2, 4, 3, 3))),
                # more than 3 input channels: "gemm"; the cases above with 2 or 3 take "direct"
                (lambda: L.Conv2D(5, 3, 3, pad=1), away_from_zero((2, 5, 4, 4))),
-               (lambda: L.Conv2D(1, 3, (3, 2), stride=(1, 2), pad=(1, 0)), away_from_zero((2, 1, 5, 6)))],
+               (lambda: L.Conv2D(1, 3, (3, 2), stride=(1, 2), pad=(1, 0)), away_from_zero((2, 1, 5, 6))),
+               # 3x3, stride 1, 32 input channels or more: "winograd"
+               (lambda: L.Conv2D(32, 2, 3, pad=1), away_from_zero((1, 32, 3, 4)))],
     "MaxPool2D": [(lambda: L.MaxPool2D(2), distinct((2, 2, 4, 4))),
                   (lambda: L.MaxPool2D(3, stride=2, pad=1), distinct((1, 2, 5, 5)))],
     "AvgPool2D": [(lambda: L.AvgPool2D(2), away_from_zero((2, 2, 4, 4))),
