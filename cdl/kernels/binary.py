@@ -380,8 +380,9 @@ _B_GROUP = _KG * _HALF + 2 * _KG * (NR - _HALF)  # 16 raw (word-major), then per
 _KB = 31            # groups per byte-counter block (see above)
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 
-_I8, _I64 = _ir.IntType(8), _ir.IntType(64)
-_V32B, _V4Q = _ir.VectorType(_I8, 32), _ir.VectorType(_I64, 4)
+_I8, _I32, _I64 = _ir.IntType(8), _ir.IntType(32), _ir.IntType(64)
+_V32B, _V4Q, _V8Q = _ir.VectorType(_I8, 32), _ir.VectorType(_I64, 4), _ir.VectorType(_I64, NR)
+_V4I32, _V8D = _ir.VectorType(_I32, 4), _ir.VectorType(_I32, NR)
 
 
 @njit(cache=True)
@@ -438,23 +439,28 @@ def _opaque(builder, x):
 
 
 @intrinsic
-def _hybrid_panel(typingctx, asp, i, bs, p, G):
-    """Word sums of row i of a against panel p of b: an 8-tuple of uint64.
+def _hybrid_panel(typingctx, asp, i, bs, p, G, pop_a, pop_b, n, out, row):
+    """out[row, 8p:8p+8] = n - 2*popcount(a[i] ^ b[j]) for the 8 rows j of panel p (clipped
+    to out's width).
 
     asp, bs: the flat packed forms of a and b (``_pack_hybrid_a``,
-    ``_pack_hybrid_b``), G groups of 4 words a row. Entries 0-3 are
-    sum popcount(~a & b) over the words (scalar andn/popcnt), entries 4-7
-    sum popcount(a ^ b) (llvm.x86.avx2.pshuf.b lookups into byte counters,
-    folded into 64-bit lanes with llvm.x86.avx2.psad.bw every _KB groups).
-    The loop is written here in LLVM IR because it holds vectors, which Numba
-    values cannot. Needs AVX2 (and BMI1 for andn, which every AVX2 CPU has).
+    ``_pack_hybrid_b``), G groups of 4 words a row, pop_a and pop_b their
+    row popcounts. Panel rows 0-3 sum popcount(~a & b) over the words (scalar
+    andn/popcnt) and become popcount(a ^ b) = pop_a - pop_b + 2 * sum; rows
+    4-7 sum popcount(a ^ b) (llvm.x86.avx2.pshuf.b lookups into byte
+    counters, folded into 64-bit lanes with llvm.x86.avx2.psad.bw every _KB
+    groups). The 8 results are stored as one vector where the panel fits.
+    Written in LLVM IR because the loop holds vectors, which Numba values
+    cannot. Needs AVX2 (and BMI1 for andn, which every AVX2 CPU has).
     """
-    ret = types.UniTuple(types.uint64, NR)
-
     def codegen(context, builder, sig, args):
         arr_a = context.make_array(sig.args[0])(context, builder, args[0])
         arr_b = context.make_array(sig.args[2])(context, builder, args[2])
-        i_, p_, G_ = args[1], args[3], args[4]
+        arr_pa = context.make_array(sig.args[5])(context, builder, args[5])
+        arr_pb = context.make_array(sig.args[6])(context, builder, args[6])
+        arr_out = context.make_array(sig.args[8])(context, builder, args[8])
+        i_, p_, G_, n_, row_ = (context.cast(builder, args[k], sig.args[k], types.int64)
+                                for k in (1, 3, 4, 7, 9))
         pa = builder.gep(arr_a.data, [builder.mul(i_, builder.mul(G_, _I64(_A_GROUP)))])
         pb = builder.gep(arr_b.data, [builder.mul(p_, builder.mul(G_, _I64(_B_GROUP)))])
         v32 = _ir.FunctionType(_V32B, [_V32B, _V32B])
@@ -538,19 +544,53 @@ def _hybrid_panel(typingctx, asp, i, bs, p, G):
         builder.cbranch(builder.icmp_signed("<", gend, G_), block, done)
 
         builder.position_at_end(done)
-        sums = list(s_next)
-        for v in q_next:
-            lanes = [builder.extract_element(v, _I64(t)) for t in range(4)]
-            sums.append(builder.add(builder.add(lanes[0], lanes[1]),
-                                    builder.add(lanes[2], lanes[3])))
-        return context.make_tuple(builder, ret, sums)
+        # rows 0-3: pop_a[i] - pop_b[j] + 2 * sum, j = 8p .. 8p+3
+        v4 = _ir.Constant(_V4Q, _ir.Undefined)
+        j = builder.mul(p_, _I64(NR))
+        pop_bj = builder.load(builder.bitcast(builder.gep(arr_pb.data, [j]), _V4Q.as_pointer()),
+                              align=8)
+        pop_ai = builder.load(builder.gep(arr_pa.data, [i_]))
+        scal = v4
+        for r, x in enumerate(s_next):
+            scal = builder.insert_element(scal, builder.shl(x, _I64(1)), _I64(r))
+        scal = builder.add(builder.sub(builder.shuffle_vector(
+            builder.insert_element(v4, pop_ai, _I64(0)), v4, _ir.Constant(_V4I32, [0] * 4)),
+            pop_bj), scal)
 
-    if not (isinstance(asp, types.Array) and isinstance(bs, types.Array)
-            and asp.dtype == bs.dtype == types.uint64 and asp.layout == bs.layout == "C"
-            and asp.ndim == bs.ndim == 1 and isinstance(i, types.Integer)
-            and isinstance(p, types.Integer) and isinstance(G, types.Integer)):
+        # rows 4-7: the four lanes of each of q0..q3 summed, as one vector
+        def pairs(x, y):  # [x0+x1, y0+y1, x2+x3, y2+y3]
+            return builder.add(builder.shuffle_vector(x, y, _ir.Constant(_V4I32, [0, 4, 2, 6])),
+                               builder.shuffle_vector(x, y, _ir.Constant(_V4I32, [1, 5, 3, 7])))
+        t0, t1 = pairs(q_next[0], q_next[1]), pairs(q_next[2], q_next[3])
+        vect = builder.add(builder.shuffle_vector(t0, t1, _ir.Constant(_V4I32, [0, 1, 4, 5])),
+                           builder.shuffle_vector(t0, t1, _ir.Constant(_V4I32, [2, 3, 6, 7])))
+
+        d = builder.shuffle_vector(scal, vect, _ir.Constant(_ir.VectorType(_I32, NR), list(range(NR))))
+        n8 = builder.shuffle_vector(builder.insert_element(_ir.Constant(_V8Q, _ir.Undefined),
+                                                          n_, _I64(0)),
+                                    _ir.Constant(_V8Q, _ir.Undefined),
+                                    _ir.Constant(_ir.VectorType(_I32, NR), [0] * NR))
+        res = builder.trunc(builder.sub(n8, builder.shl(d, _ir.Constant(_V8Q, [1] * NR))), _V8D)
+        width = builder.extract_value(arr_out.shape, 1)
+        dst = builder.gep(arr_out.data, [builder.add(builder.mul(row_, width), j)])
+        left = builder.sub(width, j)
+        with builder.if_else(builder.icmp_signed(">=", left, _I64(NR))) as (full, part):
+            with full:
+                builder.store(res, builder.bitcast(dst, _V8D.as_pointer()), align=4)
+            with part:
+                with cgutils.for_range(builder, left) as loop:
+                    builder.store(builder.extract_element(res, loop.index),
+                                  builder.gep(dst, [loop.index]))
+        return context.get_dummy_value()
+
+    arrays = (asp, bs, pop_a, pop_b, out)
+    if not (all(isinstance(x, types.Array) and x.layout == "C" for x in arrays)
+            and asp.dtype == bs.dtype == types.uint64 and asp.ndim == bs.ndim == 1
+            and pop_a.dtype == pop_b.dtype == types.int64 and pop_a.ndim == pop_b.ndim == 1
+            and out.dtype == types.int32 and out.ndim == 2
+            and all(isinstance(x, types.Integer) for x in (i, p, G, n, row))):
         return None
-    return ret(asp, i, bs, p, G), codegen
+    return types.none(asp, i, bs, p, G, pop_a, pop_b, n, out, row), codegen
 
 
 @njit(parallel=True, cache=True)
@@ -579,17 +619,8 @@ def _gemm_hybrid(a, bs, pop_b, n, out, rows_per_task, panel_splits, panels_per_b
         fa = asp.reshape(-1)
         for q0 in range(p0, p1, panels_per_block):
             for i in range(i1 - i0):
-                pa = pop_a[i]
                 for p in range(q0, min(q0 + panels_per_block, p1)):
-                    s = _hybrid_panel(fa, i, fb, p, G)
-                    j = p * NR
-                    d0 = pa - pop_b[j] + 2 * np.int64(s[0])
-                    d1 = pa - pop_b[j + 1] + 2 * np.int64(s[1])
-                    d2 = pa - pop_b[j + 2] + 2 * np.int64(s[2])
-                    d3 = pa - pop_b[j + 3] + 2 * np.int64(s[3])
-                    _store_panel(out, i0 + i, j, n, (d0, d1, d2, d3, np.int64(s[4]),
-                                                     np.int64(s[5]), np.int64(s[6]),
-                                                     np.int64(s[7])))
+                    _hybrid_panel(fa, i, fb, p, G, pop_a, pop_b, n, out, i0 + i)
 
 
 @functools.cache
