@@ -49,6 +49,9 @@ ALGORITHMS = ("gemm", "pointwise", "direct", "winograd")
 # 146 ms with 256 KiB, 512 KiB, 1, 2 and 4 MiB (larger GEMMs, fewer of them).
 _CHUNK_BYTES = 1 << 20
 
+# Bytes of V plus M (or Z) per chunk of "winograd" (256 KiB to 2 MiB measured alike).
+_WINOGRAD_CHUNK_BYTES = 1 << 20
+
 # When "winograd" is chosen: a 3x3 kernel with stride 1 and at least _WINOGRAD_MIN_C input
 # channels (the inner dimension of its forward GEMMs). Its time over gemm's, forward +
 # backward, float32, 2 threads on 2 Zen cores: 0.60-0.85 with 32 or 64 channels (32->32
@@ -68,11 +71,13 @@ _WINOGRAD_MIN_C = 32
 _DIRECT_MAX_C = 3
 _DIRECT_MIN_OW = 28
 
-# Bytes of V plus M (or Z) per chunk of "winograd".
-_WINOGRAD_CHUNK_BYTES = 1 << 20
-
 # Output channels from which the forward GEMM produces columns (see _gemm_forward_slice).
 _FORWARD_COLUMNS_MIN_F = 64
+
+
+def _pointwise_applies(w_shape, stride, pad):
+    """A 1x1 kernel, stride 1, no padding: the input is its own im2col."""
+    return tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
 
 
 def winograd_applies(w_shape, stride):
@@ -83,9 +88,8 @@ def winograd_applies(w_shape, stride):
 def applicable(x_shape, w_shape, stride, pad):
     """The algorithms that can compute this geometry: gemm and direct always, pointwise for
     a 1x1 kernel with stride 1 and no padding, winograd for 3x3 with stride 1."""
-    pointwise = (tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1)
-                 and tuple(pad) == (0, 0))
-    return [a for a in ALGORITHMS if (a != "pointwise" or pointwise)
+    return [a for a in ALGORITHMS
+            if (a != "pointwise" or _pointwise_applies(w_shape, stride, pad))
             and (a != "winograd" or winograd_applies(w_shape, stride))]
 
 
@@ -95,11 +99,11 @@ def choose_algorithm(x_shape, w_shape, stride, pad):
     kernel with stride 1 and at least _WINOGRAD_MIN_C input channels; else "direct"
     for at most _DIRECT_MAX_C input channels or output rows of _DIRECT_MIN_OW pixels or
     more; else "gemm"."""
-    if tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0):
+    if _pointwise_applies(w_shape, stride, pad):
         return "pointwise"
     if winograd_applies(w_shape, stride) and x_shape[1] >= _WINOGRAD_MIN_C:
         return "winograd"
-    ow = (x_shape[3] + 2 * pad[1] - w_shape[3]) // stride[1] + 1
+    ow = _geometry(x_shape, w_shape, stride, pad)[-1]
     if x_shape[1] <= _DIRECT_MAX_C or ow >= _DIRECT_MIN_OW:
         return "direct"
     return "gemm"
@@ -133,9 +137,10 @@ def _direct_geometry(w_shape, stride, pad, out_hw):
     return planes, offs, *stride, *pad, hq, wq
 
 
-def _chunks(a, z, rows, P, itemsize):
-    """Sample ranges [n0, n1) covering [a, z) whose col_t (rows, nb*P) stays near _CHUNK_BYTES."""
-    nb = max(1, min(z - a, _CHUNK_BYTES // max(1, rows * P * itemsize)))
+def _chunks(a, z, sample_bytes, budget):
+    """(nb, sample ranges [n0, n1) of nb samples covering [a, z)): the workspace of a chunk,
+    sample_bytes per sample, stays near budget bytes (at least one sample)."""
+    nb = max(1, min(z - a, budget // max(1, sample_bytes)))
     return nb, [(n0, min(z, n0 + nb)) for n0 in range(a, z, nb)]
 
 
@@ -189,7 +194,7 @@ def _gemm_forward_slice(x, Wm, bias, g, y, a, z):
     reordering them to NCHW is a block copy rather than a transpose.
     """
     K, F, P = Wm.shape[1], Wm.shape[0], y.shape[2]
-    nb, chunks = _chunks(a, z, K, P, x.itemsize)
+    nb, chunks = _chunks(a, z, K * P * x.itemsize, _CHUNK_BYTES)
     col_buf = np.empty(K * nb * P, dtype=x.dtype)
     y_buf = np.empty(nb * P * F, dtype=x.dtype)
     for n0, n1 in chunks:
@@ -205,7 +210,7 @@ def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
     """dx[a:z] (unless dx is None); returns this slice's dW.T (C*KH*KW, F) and db (F,),
     chunk by chunk."""
     K, F, P = Wm.shape[1], Wm.shape[0], d3.shape[2]
-    nb, chunks = _chunks(a, z, K, P, x.itemsize)
+    nb, chunks = _chunks(a, z, K * P * x.itemsize, _CHUNK_BYTES)
     col_buf = np.empty(K * nb * P, dtype=x.dtype)
     dcol_buf = np.empty(K * nb * P if dx is not None else 0, dtype=x.dtype)
     dy_buf = np.empty(F * nb * P, dtype=x.dtype)
@@ -224,17 +229,10 @@ def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
     return dWt, db
 
 
-def _winograd_chunks(a, z, C, F, th, tw, itemsize):
-    """Sample ranges [n0, n1) covering [a, z) whose V and M (or Z) stay near _CHUNK_BYTES."""
-    per_sample = 16 * (C + F) * th * tw * itemsize
-    nb = max(1, min(z - a, _WINOGRAD_CHUNK_BYTES // per_sample))
-    return nb, [(n0, min(z, n0 + nb)) for n0 in range(a, z, nb)]
-
-
 def _winograd_forward_slice(x, U, bias, pad, y, a, z):
     """y[a:z] by F(2x2, 3x3) Winograd, chunk by chunk, in the calling thread."""
     (C, F), (th, tw) = (x.shape[1], y.shape[1]), _wino.tiles_hw(y.shape[2:])
-    nb, chunks = _winograd_chunks(a, z, C, F, th, tw, x.itemsize)
+    nb, chunks = _chunks(a, z, 16 * (C + F) * th * tw * x.itemsize, _WINOGRAD_CHUNK_BYTES)
     v_buf = np.empty(16 * C * nb * th * tw, dtype=x.dtype)
     m_buf = np.empty(16 * F * nb * th * tw, dtype=x.dtype)
     for n0, n1 in chunks:
@@ -248,7 +246,7 @@ def _winograd_forward_slice(x, U, bias, pad, y, a, z):
 def _winograd_backward_slice(dout, x, U, pad, dx, a, z):
     """dx[a:z] (unless dx is None); returns this slice's dU (16, F, C) and db (F,)."""
     (C, F), (th, tw) = (x.shape[1], dout.shape[1]), _wino.tiles_hw(dout.shape[2:])
-    nb, chunks = _winograd_chunks(a, z, C, F, th, tw, x.itemsize)
+    nb, chunks = _chunks(a, z, 16 * (C + F) * th * tw * x.itemsize, _WINOGRAD_CHUNK_BYTES)
     v_buf = np.empty(16 * C * nb * th * tw, dtype=x.dtype)
     z_buf = np.empty(16 * F * nb * th * tw, dtype=x.dtype)
     dv_buf = np.empty(16 * C * nb * th * tw if dx is not None else 0, dtype=x.dtype)
