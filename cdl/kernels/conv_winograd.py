@@ -22,9 +22,9 @@ last row or column of an odd output):
     dU[xi] += Z[xi] @ V[xi].T,  dW = G^T dU G         (the chain rule through U)
     dV[xi]  = U[xi].T @ Z[xi],  dx += B dV B^T        per tile, overlapping tiles add
 
-The transforms run in Numba, tile by tile, a chunk of samples at a time (so
-that V and M or Z stay in cache for the GEMMs); the GEMMs are BLAS calls,
-batched over xi by np.matmul. F(2x2, 3x3) keeps float32 errors at the size
+The transforms run in Numba on whole planes (see the note above
+_row_phases), a chunk of samples at a time (so that V and M or Z stay in
+cache for the GEMMs); the GEMMs are BLAS calls, batched over xi by np.matmul. F(2x2, 3x3) keeps float32 errors at the size
 of the direct sum's (its transforms only add, subtract and halve).
 """
 import numpy as np
