@@ -34,8 +34,8 @@ def test_book_pool_matches_reference(op):
 
 
 def test_rows_and_table():
-    rows = B.conv_rows([(2, 3, 6, 6, 4, 3, 1, 1), (2, 8, 4, 4, 4, 1, 1, 0), (2, 8, 6, 6, 4, 3, 1, 1)],
-                       1, 1, algos=True)
+    rows = B.conv_rows([(2, 3, 14, 14, 4, 3, 1, 1), (2, 8, 4, 4, 4, 1, 1, 0),
+                        (2, 8, 6, 6, 4, 3, 1, 1)], 1, 1, algos=True)
     assert [r["algo"] for r in rows] == ["direct", "pointwise", "gemm"]
     assert all(r["cdl ms"] > 0 and r["book/cdl"] > 0 for r in rows)
     assert all(r["gemm ms"] > 0 and r["direct ms"] > 0 for r in rows)

@@ -49,7 +49,7 @@ def test_model_gradient_matches_numerical(rng):
 
 
 @pytest.mark.parametrize("first, width", [
-    (lambda: L.Conv2D(1, 4, 3, pad=1, rng=0), 64),   # "direct" algorithm
+    (lambda: L.Conv2D(1, 4, 3, pad=1, rng=0), 64),   # "gemm" (kernel tests cover each)
     (lambda: L.Conv2D(1, 4, 1, rng=0), 64),          # "pointwise"
     (lambda: L.Affine(16, 4, rng=0), 4)])            # Layer.backward_params' default
 def test_backward_without_input_grad(rng, first, width):

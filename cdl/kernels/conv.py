@@ -59,16 +59,20 @@ _WINOGRAD_CHUNK_BYTES = 1 << 20
 # 32x32 0.60); with 16 channels 0.88-1.08, with 8 1.41.
 _WINOGRAD_MIN_C = 32
 
-# When "direct" replaces "gemm": at most _DIRECT_MAX_C input channels (first layers), or
-# output rows of at least _DIRECT_MIN_OW pixels. Forward + backward, float32, 2 threads on 2
-# Zen cores, direct's time over gemm's (bench/conv.py --algos and the DeepConvNet layers):
+# When "direct" replaces "gemm": output rows of at least _DIRECT_MIN_OW pixels, or of at
+# least _DIRECT_FEW_MIN_OW with at most _DIRECT_MAX_C input channels (first layers).
+# Forward + backward, float32, 2 threads on 2 Zen cores, direct's time over gemm's
+# (bench/conv.py --algos and the DeepConvNet layers):
 #   1 to 3 channels: 0.54 (1->16 28x28), 0.6-0.8 (3->16, 3->32 32x32; 3->32 64x64 7x7 s2),
-#     1.02 (3->64 32x32 5x5 s2)
-#   rows of 28 to 56: 0.80-0.98 (16->16 ... 64->64 at 28x28, 32x32, 56x56)
-#   rows of 24: 1.00; of 14 and 16: 1.05-1.17; of 8: 1.4-1.8
+#     0.82 (1->16 14x14, 3->16 16x16), 1.02 (3->64 32x32 5x5 s2); rows of 12: 1.25,
+#     of 8: 0.96-1.06
+#   more channels, rows of 28 to 56: 0.80-0.98 (16->16 ... 64->64 at 28x28 to 56x56);
+#     rows of 24: 1.00; of 14 and 16: 1.05-1.17; of 8: 1.4-1.8
 # Direct computes (KW - 1) // SW wasted columns per row and makes one short pass per
-# plane: both cost more on small planes, where the GEMMs are long enough.
+# plane: both cost more on small planes, where the GEMMs are long enough. (Small planes
+# also spare cdl train on 8x8 digits the direct kernels' first compilation, about 14 s.)
 _DIRECT_MAX_C = 3
+_DIRECT_FEW_MIN_OW = 14
 _DIRECT_MIN_OW = 28
 
 # Output channels from which the forward GEMM produces columns (see _gemm_forward_slice).
@@ -97,14 +101,14 @@ def choose_algorithm(x_shape, w_shape, stride, pad):
     """The algorithm conv2d_forward/backward use: "pointwise" for a 1x1 kernel with
     stride 1 and no padding (the input is its own im2col); else "winograd" for a 3x3
     kernel with stride 1 and at least _WINOGRAD_MIN_C input channels; else "direct"
-    for at most _DIRECT_MAX_C input channels or output rows of _DIRECT_MIN_OW pixels or
-    more; else "gemm"."""
+    for output rows of _DIRECT_MIN_OW pixels or more, or of _DIRECT_FEW_MIN_OW with at
+    most _DIRECT_MAX_C input channels; else "gemm"."""
     if _pointwise_applies(w_shape, stride, pad):
         return "pointwise"
     if winograd_applies(w_shape, stride) and x_shape[1] >= _WINOGRAD_MIN_C:
         return "winograd"
     ow = _geometry(x_shape, w_shape, stride, pad)[-1]
-    if x_shape[1] <= _DIRECT_MAX_C or ow >= _DIRECT_MIN_OW:
+    if ow >= _DIRECT_MIN_OW or (x_shape[1] <= _DIRECT_MAX_C and ow >= _DIRECT_FEW_MIN_OW):
         return "direct"
     return "gemm"
 

@@ -138,11 +138,17 @@ def _taps4(src, planes, offs, t, n):
             _tap(src, planes, offs, t + 2, n), _tap(src, planes, offs, t + 3, n))
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _gather4(W, planes, offs, src, Y):
-    n, T = Y.shape[1], W.shape[1]
-    y0, y1, y2, y3 = Y[0], Y[1], Y[2], Y[3]
-    w0, w1, w2, w3 = W[0], W[1], W[2], W[3]
+# The pass functions are compiled once each and shared by forward and backward (inlined,
+# they took 17 s of first-call compilation instead of about 6). Their arrays are
+# C-contiguous, whole rows (an offset says where to start): on a strided view LLVM cannot
+# vectorize the inner loops.
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def _gather4(W, e0, planes, offs, src, Y, i):
+    """Y[i + r] += sum_t W[r, e0 + t] * src[planes[t], offs[t]:][:n], r < 4."""
+    n, T = Y.shape[1], planes.shape[0]
+    y0, y1, y2, y3 = Y[i], Y[i + 1], Y[i + 2], Y[i + 3]
+    w0, w1, w2, w3 = W[0, e0:e0 + T], W[1, e0:e0 + T], W[2, e0:e0 + T], W[3, e0:e0 + T]
     for t in range(0, T - 3, 4):
         a, b, c, d = _taps4(src, planes, offs, t, n)
         a0, b0, c0, d0 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
@@ -165,29 +171,11 @@ def _gather4(W, planes, offs, src, Y):
             y3[k] += a3 * a[k]
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _gather2(W, planes, offs, src, Y):
-    n, T = Y.shape[1], W.shape[1]
-    y0, y1, w0, w1 = Y[0], Y[1], W[0], W[1]
-    for t in range(0, T - 3, 4):
-        a, b, c, d = _taps4(src, planes, offs, t, n)
-        a0, b0, c0, d0 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
-        a1, b1, c1, d1 = w1[t], w1[t + 1], w1[t + 2], w1[t + 3]
-        for k in range(n):
-            ak, bk, ck, dk = a[k], b[k], c[k], d[k]
-            y0[k] += a0 * ak + b0 * bk + c0 * ck + d0 * dk
-            y1[k] += a1 * ak + b1 * bk + c1 * ck + d1 * dk
-    for t in range(T - T % 4, T):
-        a, a0, a1 = _tap(src, planes, offs, t, n), w0[t], w1[t]
-        for k in range(n):
-            y0[k] += a0 * a[k]
-            y1[k] += a1 * a[k]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _gather1(W, planes, offs, src, Y):
-    n, T = Y.shape[1], W.shape[1]
-    y0, w0 = Y[0], W[0]
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def _gather1(W, e0, planes, offs, src, Y, i):
+    """_gather4 for one row."""
+    n, T = Y.shape[1], planes.shape[0]
+    y0, w0 = Y[i], W[0, e0:e0 + T]
     for t in range(0, T - 3, 4):
         a, b, c, d = _taps4(src, planes, offs, t, n)
         a0, b0, c0, d0 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
@@ -199,24 +187,23 @@ def _gather1(W, planes, offs, src, Y):
             y0[k] += a0 * a[k]
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _gather(W, planes, offs, src, Y):
-    """Y[r] += sum_t W[r, t] * src[planes[t], offs[t]:][:Y.shape[1]] for every row r of Y."""
+@njit(nogil=True, cache=True)
+def _gather(W, e0, planes, offs, src, Y):
+    """Y[r] += sum_t W[r, e0 + t] * src[planes[t], offs[t]:][:Y.shape[1]] for every row r
+    of Y: four rows at a time, then one by one."""
     R = Y.shape[0]
     for r in range(0, R - 3, 4):
-        _gather4(W[r:r + 4], planes, offs, src, Y[r:r + 4])
-    r = R - R % 4
-    if R - r >= 2:
-        _gather2(W[r:r + 2], planes, offs, src, Y[r:r + 2])
-        r += 2
-    if r < R:
-        _gather1(W[r:r + 1], planes, offs, src, Y[r:r + 1])
+        _gather4(W[r:r + 4], e0, planes, offs, src, Y, r)
+    for r in range(R - R % 4, R):
+        _gather1(W[r:r + 1], e0, planes, offs, src, Y, r)
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _dots2(D, planes, offs, src, G):
-    n, T = D.shape[1], G.shape[1]
-    d, e, g, h = D[0], D[1], G[0], G[1]
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def _dots2(D, f, d0, n, planes, offs, src, G):
+    """G[f + r, t] += D[f + r, d0:d0 + n] . src[planes[t], offs[t]:][:n] for r < 2 and
+    every tap t."""
+    T = G.shape[1]
+    d, e, g, h = D[f, d0:d0 + n], D[f + 1, d0:d0 + n], G[f], G[f + 1]
     for t in range(0, T - 3, 4):
         a, b, c, q = _taps4(src, planes, offs, t, n)
         g0 = g1 = g2 = g3 = h0 = h1 = h2 = h3 = d.dtype.type(0)
@@ -247,10 +234,11 @@ def _dots2(D, planes, offs, src, G):
         h[t] += h0
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _dots1(D, planes, offs, src, G):
-    n, T = D.shape[1], G.shape[1]
-    d, g = D[0], G[0]
+@njit(nogil=True, cache=True, fastmath=_FAST)
+def _dots1(D, f, d0, n, planes, offs, src, G):
+    """_dots2 for one row."""
+    T = G.shape[1]
+    d, g = D[f, d0:d0 + n], G[f]
     for t in range(0, T - 3, 4):
         a, b, c, q = _taps4(src, planes, offs, t, n)
         g0 = g1 = g2 = g3 = d.dtype.type(0)
@@ -268,6 +256,17 @@ def _dots1(D, planes, offs, src, G):
         for k in range(n):
             g0 += d[k] * a[k]
         g[t] += g0
+
+
+@njit(nogil=True, cache=True)
+def _dots(D, d0, n, planes, offs, src, G):
+    """G[r, t] += D[r, d0:d0 + n] . src[planes[t], offs[t]:][:n] for every row r of G and
+    every tap t: two rows at a time."""
+    R = G.shape[0]
+    for f in range(0, R - 1, 2):
+        _dots2(D, f, d0, n, planes, offs, src, G)
+    if R % 2:
+        _dots1(D, R - 1, d0, n, planes, offs, src, G)
 
 
 @njit(nogil=True, cache=True)
@@ -306,7 +305,7 @@ def forward_slice(x, Wt, b, planes, offs, sh, sw, ph, pw, hq, wq, y, a, z):
             m = min(4, F - f0)
             for i in range(m):
                 wide[i, :] = b[f0 + i]
-            _gather(Wt[f0:f0 + m], planes, offs, planes_in, wide[:m])
+            _gather(Wt[f0:f0 + m], np.int64(0), planes, offs, planes_in, wide[:m])
             for i in range(m):
                 _narrow_rows(wide[i], wq, y[n, f0 + i])
 
@@ -346,23 +345,20 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
     planes_in = xph.reshape(S * C, hq * wq + _VEC)
     dxph = np.empty((S, C, _round_up(hq * wq)), dtype=x.dtype)
     dpad = np.zeros((F, P0 + dxph.shape[2]), dtype=x.dtype)  # 0 outside dout's wide rows
-    D = dpad[:, P0:P0 + Lp]
     for n in range(a, z):
         _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph)
         for f in range(F):
-            _wide_rows(dout[n, f], wq, D[f])
+            d = dpad[f, P0:P0 + Lp]
+            _wide_rows(dout[n, f], wq, d)
             s = db.dtype.type(0)
             for k in range(Lp):
-                s += D[f, k]
+                s += d[k]
             db[f] += s
-        for f in range(0, F - 1, 2):
-            _dots2(D[f:f + 2], planes, offs, planes_in, dWt[f:f + 2])
-        if F % 2:
-            _dots1(D[F - 1:], planes, offs, planes_in, dWt[F - 1:])
+        _dots(dpad, P0, Lp, planes, offs, planes_in, dWt)
         if not with_dx:
             continue
         dxph[...] = 0
         for r in range(S):
             e0, e1 = starts[r], starts[r + 1]
-            _gather(Gw[:, e0:e1], rows[e0:e1], goffs[e0:e1], dpad, dxph[r])
+            _gather(Gw, e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r])
         _from_phases(dxph, n, sh, sw, ph, pw, hq, wq, dx)

@@ -170,6 +170,7 @@ def test_heuristic():
     for C in (1, 2, 3):  # first layers: gray or RGB
         assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 3, 3), (1, 1), (1, 1)) == "direct"
         assert kconv.choose_algorithm((8, C, 28, 28), (16, C, 5, 5), (2, 2), (2, 2)) == "direct"
+        assert kconv.choose_algorithm((8, C, 12, 12), (16, C, 3, 3), (1, 1), (1, 1)) == "gemm"
     assert kconv.choose_algorithm((8, 1, 28, 28), (16, 1, 1, 1), (1, 1), (0, 0)) == "pointwise"
     assert kconv.choose_algorithm((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1)) == "direct"
     assert kconv.choose_algorithm((8, 16, 28, 28), (16, 16, 3, 3), (1, 1), (0, 0)) == "gemm"  # 26
