@@ -11,6 +11,8 @@
    to LLVM's vectorizer, the default with AVX-512 VPOPCNTDQ); "cdl" is
    binary_matmul with the variant gemm_variant() picks, validation included. GOPS counts 2*M*N*K (one multiply and one add per +-1 element
    pair, as sgemm's GFLOP/s does), and "x sgemm" is sgemm time / cdl time.
+   After the NumPy sgemm, the next contender waits (untimed) until OpenBLAS's
+   threads stop spinning (see ``let_blas_threads_rest``).
 2. Inference: BinaryMLP (3 x 2048, 28x28 input) and BinaryConvNet, packed
    (``net.pack()``) vs their float twins and vs the float-simulated binary
    model, images/s on one batch.
@@ -24,6 +26,7 @@ CPU (icelake-server): compiled only, never run there.
 """
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,6 +55,29 @@ def torch_module():
         return None
 
 
+# OpenBLAS's worker threads spin for about 140 ms after each call before they sleep (its
+# THREAD_TIMEOUT; measured here: a process sleeping 200 ms right after a 1024x1024x4096
+# sgemm still uses 136 ms of CPU). Whatever runs next would share a core with that
+# spinning thread, so after the NumPy sgemm the next contender waits, untimed, until it
+# has stopped.
+_BLAS_SPIN_S = 0.2
+_blas_ran = [False]
+
+
+def after_blas(fn):
+    """fn, noting that it ran OpenBLAS (``let_blas_threads_rest`` then waits)."""
+    def run():
+        fn()
+        _blas_ran[0] = True
+    return run
+
+
+def let_blas_threads_rest():
+    if _blas_ran[0]:
+        time.sleep(_BLAS_SPIN_S)
+        _blas_ran[0] = False
+
+
 def bench_gemm(args, rng):
     from cdl import binary
     from cdl.kernels import binary as K
@@ -69,11 +95,12 @@ def bench_gemm(args, rng):
         for v in K.VARIANTS:
             if v != "hybrid" or "+avx2" in K._target_features():
                 contenders[f"cdl {v}"] = (lambda v=v: K.xnor_gemm(a, b, Kbits, out, v))
-        contenders["numpy sgemm"] = lambda: A @ B
+        contenders["numpy sgemm"] = after_blas(lambda: A @ B)
         if torch is not None:
             tA, tB = torch.from_numpy(A), torch.from_numpy(B)
             contenders["torch sgemm"] = lambda: torch.matmul(tA, tB)
-        med, first = _common.interleaved(contenders, args.repeat, args.warmup)
+        med, first = _common.interleaved(contenders, args.repeat, args.warmup,
+                                         setup=let_blas_threads_rest)
         ops = 2.0 * M * N * Kbits
         for name, t in med.items():
             rows.append({"op": "gemm", "shape": f"{M}x{N}x{Kbits}", "contender": name,
