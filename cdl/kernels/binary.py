@@ -50,6 +50,7 @@ import os
 import numpy as np
 from llvmlite import binding as _llvm
 from llvmlite import ir as _ir
+import numba
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -594,22 +595,21 @@ def _hybrid_panel(typingctx, asp, i, bs, p, G, pop_a, pop_b, n, out, row):
 
 
 @njit(parallel=True, cache=True)
-def _gemm_hybrid(a, bs, pop_b, n, out, rows_per_task, panel_splits, panels_per_block):
+def _gemm_hybrid(a, bs, pop_b, n, out, row_blocks, panel_splits, panels_per_block):
     """out (M, N) = n - 2*popcount(a[i] ^ b[j]), b packed (``_pack_hybrid_b``), one row x 8
     columns a step.
 
-    Tasks are (block of rows of a) x (one of panel_splits ranges of panels);
-    a task packs its rows of a (``_pack_hybrid_a``) into its own buffer, then
-    sweeps them over blocks of panels_per_block panels, so that a block of b
-    stays in L1 while the rows pass. ``_hybrid_panel`` does the word loop, and
-    the row popcounts turn its andn sums (panel rows 0-3) into popcount(a ^ b).
+    Tasks are (one of row_blocks blocks of rows of a, equal give or take a
+    row) x (one of panel_splits ranges of panels); a task packs its rows of
+    a (``_pack_hybrid_a``) into its own buffer, then sweeps them over blocks
+    of panels_per_block panels, so that a block of b stays in L1 while the
+    rows pass. ``_hybrid_panel`` does the word loop and the stores.
     """
     M = a.shape[0]
     P, G = bs.shape[0], bs.shape[1]
     fb = bs.reshape(-1)
-    n_i = (M + rows_per_task - 1) // rows_per_task
+    n_i = row_blocks
     for task in prange(n_i * panel_splits):
-        # row blocks of equal size, give or take one row: the threads get equal shares
         ti, tj = task // panel_splits, task % panel_splits
         i0, i1 = ti * M // n_i, (ti + 1) * M // n_i
         p0, p1 = tj * P // panel_splits, (tj + 1) * P // panel_splits
@@ -684,6 +684,16 @@ _HYB_B_BLOCK_BYTES = 12 * 1024
 _HYB_ROWS_PER_TASK = 32
 
 
+def _hybrid_tasks(M, P, threads):
+    """(row blocks, panel splits) for ``_gemm_hybrid``: blocks of about _HYB_ROWS_PER_TASK rows,
+    their number a multiple of the thread count (the threads get equal shares under the
+    static schedule), and the panels split too where there are too few rows for
+    2 tasks a thread (each split packs its rows of a again)."""
+    blocks = min(M, threads * -(-M // (_HYB_ROWS_PER_TASK * threads)))
+    splits = min(P, -(-2 * threads // blocks))
+    return blocks, splits
+
+
 def _hybrid_pays(M, N, W):
     """Whether "hybrid" beats "scalar" for an (M, W) x (N, W) product (a size rule).
 
@@ -726,7 +736,8 @@ def xnor_gemm(a, b, n, out, variant=None):
         bs, pop_b = np.empty((P, G, _B_GROUP), np.uint64), np.empty(P * NR, np.int64)
         _pack_hybrid_b(b, bs, pop_b)
         per_block = max(1, _HYB_B_BLOCK_BYTES // (_B_GROUP * 8 * G))
-        _gemm_hybrid(a, bs, pop_b, n, out, _HYB_ROWS_PER_TASK, 1, per_block)
+        _gemm_hybrid(a, bs, pop_b, n, out, *_hybrid_tasks(M, P, numba.get_num_threads()),
+                     per_block)
     else:
         raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
     return out

@@ -305,3 +305,27 @@ def test_threshold_pack():
     K.threshold_pack(z, thr, up, out)
     want = np.where(up, z >= thr, z <= thr)
     np.testing.assert_array_equal(out, ref.pack_bits(np.where(want, 1.0, -1.0)))
+
+
+def test_hybrid_tasks_share_rows_evenly_and_split_panels_for_few_rows():
+    assert K._hybrid_tasks(1024, 128, 2) == (32, 1)   # 32-row blocks, 16 a thread
+    assert K._hybrid_tasks(600, 75, 2) == (20, 1)     # 30 rows a block, 10 blocks a thread
+    assert K._hybrid_tasks(40, 100, 2) == (2, 2)      # too few rows: the panels split too
+    assert K._hybrid_tasks(1, 3, 4) == (1, 3)         # no more splits than panels
+    assert K._hybrid_tasks(5, 1, 1) == (1, 1)
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="the hybrid kernel calls AVX2 instructions")
+@pytest.mark.parametrize("blocks, splits, per_block", [(1, 1, 1), (3, 2, 2), (11, 7, 1), (4, 3, 8)])
+def test_hybrid_gemm_any_task_grid(blocks, splits, per_block):
+    # every (row block, panel range, panel block) tiling covers out exactly once
+    M, N, n = 11, 53, 300
+    rng = np.random.default_rng(blocks * 100 + splits)
+    a, b = random_packed(rng, M, n), random_packed(rng, N, n)
+    W = a.shape[1]
+    P, G = -(-N // K.NR), -(-W // K._KG)
+    bs, pop_b = np.empty((P, G, K._B_GROUP), np.uint64), np.empty(P * K.NR, np.int64)
+    K._pack_hybrid_b(b, bs, pop_b)
+    out = np.full((M, N), -7, np.int32)
+    K._gemm_hybrid(a, bs, pop_b, n, out, blocks, splits, per_block)
+    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
