@@ -652,7 +652,7 @@ def gemm_variant(shape=None):
     - "scalar" on x86 without AVX2.
 
     Measured on Zen 1 (2-core EPYC, bench/binary.py; see the module doc):
-    hybrid 1.05-1.2x faster than scalar on long rows, scalar about 1.3x
+    hybrid 1.2-1.45x faster than scalar on large products, scalar about 1.3x
     faster than vector. "hybrid" calls AVX2 instructions, so forcing it on a
     CPU without AVX2 is a ValueError.
     """
@@ -679,7 +679,7 @@ def gemm_variant(shape=None):
 _B_TASK_BYTES = 16 * 1024
 _ROWS_PER_TASK = 16
 # hybrid: split panels are 1.5x larger and each row of a brings its nibbles along;
-# 32 rows x 24 KiB of panels measured best of 16-128 rows x 6-24 KiB (1 thread, Zen 1)
+# blocks of 16-64 rows x 12-18 KiB of panels measured within 3% of each other (Zen 1)
 _HYB_B_BLOCK_BYTES = 12 * 1024
 _HYB_ROWS_PER_TASK = 32
 
@@ -697,13 +697,15 @@ def _hybrid_tasks(M, P, threads):
 def _hybrid_pays(M, N, W):
     """Whether "hybrid" beats "scalar" for an (M, W) x (N, W) product (a size rule).
 
-    Hybrid re-packs a and b into split nibbles on every call, serially, and
-    its per-panel set-up weighs on short rows. bench/binary.py on Zen 1, quiet
-    machine, hybrid vs scalar ms: 1024x1024 W=64 15.0 vs 16.3, 1000x2048 W=32
-    15.2 vs 15.9, but 256x256 W=128 4.4 vs 3.1, 64x2048 W=32 1.6 vs 1.2 and
-    6272x128 W=18 7.6 vs 3.9.
+    Hybrid packs b into split nibbles on every call (serially) and each task
+    its rows of a, and it pads rows to whole groups of 4 words (W = 5 costs
+    8), so small products and short rows go to "scalar". Zen 1, 2 threads,
+    hybrid vs scalar: 1024x1024 W=64 11.6 vs 16.7 ms, 256x256 W=128 1.6 vs
+    2.2, 6272x128 W=18 3.2 vs 3.8, 64x2048 W=32 1.1 vs 1.4, 100x300 W=32 0.35
+    vs 0.39; but 128x128 W=18 0.22 vs 0.21, 2048x64 W=9 0.56 vs 0.50 and
+    6272x32 W=5 0.61 vs 0.48.
     """
-    return W >= 32 and min(M, N) >= 512
+    return W >= 16 and M * N * W >= 1 << 19
 
 
 def xnor_gemm(a, b, n, out, variant=None):

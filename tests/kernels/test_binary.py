@@ -329,3 +329,12 @@ def test_hybrid_gemm_any_task_grid(blocks, splits, per_block):
     out = np.full((M, N), -7, np.int32)
     K._gemm_hybrid(a, bs, pop_b, n, out, blocks, splits, per_block)
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
+
+
+def test_hybrid_size_rule(monkeypatch):
+    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
+    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt")
+    assert K.gemm_variant((1024, 1024, 64)) == "hybrid"
+    assert K.gemm_variant((100, 300, 32)) == "hybrid"
+    assert K.gemm_variant((128, 128, 18)) == "scalar"    # too small a product
+    assert K.gemm_variant((6272, 32, 5)) == "scalar"     # rows too short for groups of 4 words
