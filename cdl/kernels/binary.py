@@ -35,13 +35,16 @@ XOR + popcount + add is three integer operations per 64-bit word pair.
   vpaddb per nibble, no masking), and a row of a meets the 4 vector rows as
   one ymm per group. That loop is written in LLVM IR (``_hybrid_panel``):
   Numba values cannot hold vectors.
-- "scalar" (x86 without AVX2): the 1 x 8 register tile of popcnt alone.
+- "scalar" (x86 without AVX2; with AVX2, small products and short rows, see
+  ``_hybrid_pays``): the 1 x 8 register tile of popcnt alone.
 
 The scalar loops keep LLVM from vectorizing them with an empty inline-asm
-barrier. On Zen 1 hybrid does about 1.15 words per cycle against scalar's
-0.96 with the data in cache (one thread), 1.05-1.1x scalar's speed on whole
-GEMMs with 64-word rows and about even with 18-word rows, where the per-panel
-block setup weighs more; scalar is about 1.3x faster than vector there.
+barrier. On Zen 1 (about 2.7 GHz) hybrid does about 1.4 words per cycle with
+the data in cache and on a whole 1024 x 1024 x 64-word GEMM on one thread
+(17.5-18 ms), about 1.2 per core on two (10.5-11.5 ms; both cores busy run at
+a lower clock), against a bound near 1.6 (see the hybrid section below);
+scalar does about 0.96 and is 1.2-1.45x slower than hybrid on the products
+of bench/binary.py, and about 1.3x faster than vector.
 ``python bench/binary.py --asm`` prints each inner loop.
 """
 import functools
