@@ -247,14 +247,14 @@ def _winograd_forward_slice(x, U, bias, pad, y, a, z):
         _wino.output_tiles(M, bias, n0, n1, th, tw, y)
 
 
-def _winograd_backward_slice(dout, x, U, pad, dx, a, z):
-    """dx[a:z] (unless dx is None); returns this slice's dU (16, F, C) and db (F,)."""
+def _winograd_backward_slice(dout, x, Ut, pad, dx, a, z):
+    """dx[a:z] (unless dx is None); returns this slice's dU (16, F, C) and db (F,).
+    Ut (16, C, F): the transformed weights, transposed for dV = Ut @ Z (None without dx)."""
     (C, F), (th, tw) = (x.shape[1], dout.shape[1]), _wino.tiles_hw(dout.shape[2:])
     nb, chunks = _chunks(a, z, 16 * (C + F) * th * tw * x.itemsize, _WINOGRAD_CHUNK_BYTES)
     v_buf = np.empty(16 * C * nb * th * tw, dtype=x.dtype)
     z_buf = np.empty(16 * F * nb * th * tw, dtype=x.dtype)
     dv_buf = np.empty(16 * C * nb * th * tw if dx is not None else 0, dtype=x.dtype)
-    Ut = np.ascontiguousarray(U.transpose(0, 2, 1))
     dU, part = np.zeros((16, F, C), dtype=x.dtype), np.empty((16, F, C), dtype=x.dtype)
     for n0, n1 in chunks:
         T = (n1 - n0) * th * tw
@@ -343,8 +343,8 @@ def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None, with_dx=
         parts = run_slices(direct_slice, N)
         dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
     elif algo == "winograd":
-        U = _wino.weights(W)
-        parts = run_slices(lambda a, z: _winograd_backward_slice(dout, x, U, pad, dx, a, z), N)
+        Ut = np.ascontiguousarray(_wino.weights(W).transpose(0, 2, 1)) if with_dx else None
+        parts = run_slices(lambda a, z: _winograd_backward_slice(dout, x, Ut, pad, dx, a, z), N)
         dW = _wino.weight_grads(np.sum([p[0] for p in parts], axis=0, dtype=x.dtype))
     else:
         parts = run_slices(lambda a, z: _gemm_backward_slice(d3, x, Wm, g, dx, a, z), N)
