@@ -8,6 +8,31 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+INT32_MAX = 2**31 - 1  # the compiled loops (Cython ``int``, int32 outputs) take sizes below 2^31
+
+
+def check_int(who, name, v, minimum=1, maximum=None):
+    """v as a Python int with minimum <= v (<= maximum), or ValueError naming who, name and v.
+
+    Python ints and NumPy integers only: bools and floats (2.7, and 2.0 too) are
+    refused rather than truncated. ``maximum`` is the bound of the compiled
+    code that receives v (INT32_MAX for a C ``int``), checked here so that it
+    never overflows there.
+    """
+    kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{who}: {name} must be {kind}, got {v!r} ({type(v).__name__})")
+    if v < minimum:
+        raise ValueError(f"{who}: {name} must be {kind}, got {v!r}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{who}: {name} = {v!r} is too large (at most {maximum})")
+    return int(v)
+
+
+def positive_int(who, name, v, maximum=None):
+    """check_int with minimum 1: layer sizes, batch sizes."""
+    return check_int(who, name, v, 1, maximum)
+
 
 def is_device_array(x):
     """True for numba.cuda device arrays (anything with a CUDA array interface)."""
@@ -43,19 +68,16 @@ def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False)
 
 
 def pair(who, name, v, minimum):
-    """Normalise an int or a 2-tuple to (a, b), each >= minimum."""
+    """Normalise an int or a 2-tuple to (a, b), each an int in [minimum, INT32_MAX]
+    (geometry reaches the compiled loops as C ints)."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{who}: {name} must be an int or a pair, got {v!r}")
         a, b = v
     else:
         a = b = v
-    for e in (a, b):
-        if isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer)):
-            raise ValueError(f"{who}: {name} must be an int or a pair of ints, got {v!r}")
-        if e < minimum:
-            raise ValueError(f"{who}: {name} must be >= {minimum}, got {v!r}")
-    return int(a), int(b)
+    return (check_int(who, name, a, minimum, INT32_MAX),
+            check_int(who, name, b, minimum, INT32_MAX))
 
 
 def conv_output_hw(who, in_hw, kernel, stride, pad):
@@ -65,7 +87,11 @@ def conv_output_hw(who, in_hw, kernel, stride, pad):
         raise ValueError(
             f"{who}: kernel {kh}x{kw} is larger than the padded input "
             f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, pad {ph},{pw})")
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    oh, ow = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    if max(oh, ow) > INT32_MAX:
+        raise ValueError(f"{who}: output of {oh}x{ow} pixels (input {H}x{W}, pad {ph},{pw}, "
+                         f"stride {sh},{sw}) is too large: each side at most {INT32_MAX}")
+    return oh, ow
 
 
 def check_finite(who, x, what="input"):

@@ -9,7 +9,7 @@ or an (h, w) pair.
 """
 import numpy as np
 
-from cdl._checks import check_float, conv_output_hw, pair
+from cdl._checks import check_float, check_int, conv_output_hw, pair
 from cdl.kernels import im2col as _k
 
 
@@ -31,9 +31,11 @@ def im2col(x, kh, kw, stride=1, pad=0):
 def col2im(col, x_shape, kh, kw, stride=1, pad=0):
     """Fold columns back, summing overlaps. col (N*OH*OW, C*KH*KW) -> (N, C, H, W)."""
     col = check_float("col2im", col, ndim=2, what="col")
-    x_shape = tuple(int(s) for s in x_shape)
-    if len(x_shape) != 4 or min(x_shape) <= 0:
-        raise ValueError(f"col2im: x_shape must be a positive (N, C, H, W), got {x_shape}")
+    if not hasattr(x_shape, "__len__") or len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be a positive (N, C, H, W), got {x_shape!r}")
+    # each size is refused, not truncated, when it is not an int (1.7 is no shape)
+    x_shape = tuple(check_int("col2im", f"x_shape[{i}]", s, 1)
+                    for i, s in enumerate(x_shape))
     kh, kw, sh, sw, ph, pw, oh, ow = _geometry("col2im", x_shape, kh, kw, stride, pad)
     N, C = x_shape[:2]
     want = (N * oh * ow, C * kh * kw)

@@ -153,7 +153,7 @@ def im2col_t(const real[:, :, :, ::1] x, real[:, ::1] col, int n0, int n1,
     worker threads, each with its own col_t (no OpenMP region per call).
     """
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t nb = n1 - n0, P = oh_n * ow_n
+    cdef Py_ssize_t nb = n1 - n0, P = <Py_ssize_t>oh_n * ow_n  # in 64 bits: OH*OW may pass 2^31
     cdef Py_ssize_t r, m, c, i, j, oh, oh0, oh1, ow0, ow1, o
     cdef real *dst
     # Nested loops, no index divisions (a 64-bit idiv costs ~40 cycles, as much as
@@ -192,7 +192,7 @@ def col2im_t(const real[:, ::1] col, real[:, :, :, ::1] dx, int n0, int n1,
     samples never write to the same memory.
     """
     cdef Py_ssize_t C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t nb = n1 - n0, P = oh_n * ow_n
+    cdef Py_ssize_t nb = n1 - n0, P = <Py_ssize_t>oh_n * ow_n  # in 64 bits: OH*OW may pass 2^31
     cdef Py_ssize_t r, m, c, i, j, oh, ow, oh0, oh1, ow0, ow1, o
     cdef real *dst
     cdef const real *src

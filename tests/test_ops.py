@@ -94,3 +94,57 @@ def test_noncontiguous_input_is_copied():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, stride=2**31),
+     r"im2col: stride = 2147483648 is too large"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, pad=(0, 2**31)),
+     r"im2col: pad = 2147483648 is too large"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, pad=2**30),
+     r"im2col: output of 2147483651x2147483651 pixels .* too large"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2.0, 2), r"im2col: kernel size"),
+    (lambda: ops.im2col(np.zeros((1, 1, 4, 4), np.float32), 2, 2, stride=1.5), r"im2col: stride"),
+    (lambda: ops.col2im(np.zeros((9, 4), np.float32), (1.7, 1, 4, 4), 2, 2),
+     r"col2im: x_shape\[0\] must be a positive int, got 1\.7"),
+    (lambda: ops.col2im(np.zeros((9, 4), np.float32), (1, 1, 4.0, 4), 2, 2),
+     r"col2im: x_shape\[2\] must be a positive int, got 4\.0"),
+    (lambda: ops.col2im(np.zeros((9, 4), np.float32), (1, 1, 4, 4), 2, 2, stride=2**31),
+     r"col2im: stride = 2147483648 is too large"),
+])
+def test_geometry_is_refused_not_overflowed_or_truncated(call, match):
+    """Issue 17: ints >= 2^31 raised OverflowError in the Cython call; col2im truncated 1.7."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_col2im_takes_numpy_int_shapes():
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    col = ops.im2col(x, 2, 2)
+    shape = tuple(np.int64(s) for s in x.shape)
+    np.testing.assert_array_equal(ops.col2im(col, shape, 2, 2), ops.col2im(col, x.shape, 2, 2))
+
+
+def test_extension_computes_oh_times_ow_in_64_bits():
+    """OH*OW of im2col_t / col2im_t may pass 2^31 (Cython's int args would wrap in C int).
+
+    Not testable by running it (the column buffer would need tens of GB), so this
+    checks the source: every product of oh_n and ow_n is widened to Py_ssize_t first.
+    """
+    import pathlib
+    import re
+    src = (pathlib.Path(__file__).parents[1] / "csrc" / "im2col.pyx").read_text()
+    products = re.findall(r"(\S*)\s*oh_n \* ow_n", src)
+    assert products and all(p.endswith("<Py_ssize_t>") for p in products), products
+
+
+@pytest.mark.parametrize("fn", ["im2col_t", "col2im_t"])
+def test_kernel_wrappers_refuse_geometry_the_c_ints_cannot_hold(fn):
+    """Direct callers of cdl.kernels.im2col get a ValueError, not Cython's OverflowError."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    col = np.zeros((9, 2), np.float32)
+    args = {"im2col_t": (x, col), "col2im_t": (col, x)}[fn]
+    with pytest.raises(ValueError, match=rf"{fn}: sh = 2147483648 is too large"):
+        getattr(kim2col, fn)(*args, 0, 1, 3, 3, 2**31, 1, 0, 0, 1, 2)
+    with pytest.raises(ValueError, match=rf"{fn}: pw must be an int >= 0, got 0\.0"):
+        getattr(kim2col, fn)(*args, 0, 1, 3, 3, 1, 1, 0, 0.0, 1, 2)

@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from numba import njit, prange
 
+from cdl._checks import INT32_MAX, check_int
+
 _im2col = None
 _loaded = _warned = False
 
@@ -116,8 +118,17 @@ def _col2im_t_nb(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
                                 dx[n0 + m, c, y, xx] += col[r, m * P + oh * ow_n + ow]
 
 
-def _check_t(who, x4, col, n0, n1, kh, kw, oh_n, ow_n):
+def _check_geometry(who, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """The Cython loops take the geometry as C ints: ints in range, or ValueError (no
+    OverflowError, no truncated float). The layers and cdl.ops have checked it already."""
+    for name, v, lo in (("kh", kh, 1), ("kw", kw, 1), ("sh", sh, 1), ("sw", sw, 1),
+                        ("ph", ph, 0), ("pw", pw, 0), ("oh_n", oh_n, 1), ("ow_n", ow_n, 1)):
+        check_int(who, name, v, lo, INT32_MAX)
+
+
+def _check_t(who, x4, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     """The compiled loops index x4[n0:n1] and col (C*KH*KW, (n1-n0)*OH*OW) unchecked."""
+    _check_geometry(who, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     N, C = x4.shape[:2]
     shape = (C * kh * kw, (n1 - n0) * oh_n * ow_n)
     if not 0 <= n0 < n1 <= N:
@@ -135,7 +146,7 @@ def im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     the calling thread (cdl.kernels.parallel runs slices side by side).
     Geometry is validated by the caller (cdl.kernels.conv); shapes and dtypes here.
     """
-    _check_t("im2col_t", x, col, n0, n1, kh, kw, oh_n, ow_n)
+    _check_t("im2col_t", x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     ext = _compiled()
     if ext is not None:
         ext.im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
@@ -146,7 +157,7 @@ def im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
 
 def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     """Adjoint of im2col_t: overwrites dx[n0:n1] with col summed onto its pixels; returns dx."""
-    _check_t("col2im_t", dx, col, n0, n1, kh, kw, oh_n, ow_n)
+    _check_t("col2im_t", dx, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     ext = _compiled()
     if ext is not None:
         ext.col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
@@ -156,7 +167,8 @@ def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out=None):
-    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW). Geometry already validated."""
+    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW). Geometry validated by cdl.ops (C ints here)."""
+    _check_geometry("im2col", kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     N, C = x.shape[:2]
     shape = (N * oh_n * ow_n, C * kh * kw)
     if out is None:
@@ -172,6 +184,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out=None):
 
 def col2im(col, x_shape, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     """col (N*OH*OW, C*KH*KW) -> dx (N, C, H, W), overlapping windows summed."""
+    _check_geometry("col2im", kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     dx = np.zeros(x_shape, dtype=col.dtype)
     ext = _compiled()
     fn = ext.col2im_rows if ext is not None else _col2im_rows_nb

@@ -19,12 +19,11 @@ pushed past +-1 are back at +-1 before they are used or packed.
 import numpy as np
 
 from cdl import init as _init
-from cdl._checks import check_float, pair
+from cdl._checks import check_float, pair, positive_int
 from cdl.backend import kernels_for
 from cdl.kernels.binary import sign_pm1
 from cdl.layers.base import Layer, compute_dtype
 from cdl.layers.conv import conv_output_shape
-from cdl.layers.dense import _positive_int
 from cdl.layers.dropout import _Stochastic
 
 
@@ -163,8 +162,8 @@ class BinaryAffine(_BinaryLinear):
     def __init__(self, in_features, out_features, scale=False, bias=True, binarize_input=True,
                  init="xavier_uniform", dtype=np.float32, rng=None):
         super().__init__()
-        self.in_features = _positive_int("BinaryAffine", "in_features", in_features)
-        self.out_features = _positive_int("BinaryAffine", "out_features", out_features)
+        self.in_features = positive_int("BinaryAffine", "in_features", in_features)
+        self.out_features = positive_int("BinaryAffine", "out_features", out_features)
         self._init_common((self.in_features, self.out_features), scale, bias, binarize_input,
                           init, dtype, rng, self.out_features)
 
@@ -223,8 +222,8 @@ class BinaryConv2D(_BinaryLinear):
                  bias=True, binarize_input=True, init="xavier_uniform", dtype=np.float32,
                  rng=None):
         super().__init__()
-        self.in_channels = _positive_int("BinaryConv2D", "in_channels", in_channels)
-        self.out_channels = _positive_int("BinaryConv2D", "out_channels", out_channels)
+        self.in_channels = positive_int("BinaryConv2D", "in_channels", in_channels)
+        self.out_channels = positive_int("BinaryConv2D", "out_channels", out_channels)
         self.kernel_size = pair("BinaryConv2D", "kernel_size", kernel_size, 1)
         self.stride = pair("BinaryConv2D", "stride", stride, 1)
         self.pad = pair("BinaryConv2D", "pad", pad, 0)

@@ -2,10 +2,9 @@
 import numpy as np
 
 from cdl import init as _init
-from cdl._checks import check_float, conv_output_hw, pair
+from cdl._checks import check_float, conv_output_hw, pair, positive_int
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer, compute_dtype
-from cdl.layers.dense import _positive_int
 
 
 def conv_output_shape(layer, x_shape):
@@ -33,8 +32,8 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0,
                  init="he_normal", bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        self.in_channels = _positive_int("Conv2D", "in_channels", in_channels)
-        self.out_channels = _positive_int("Conv2D", "out_channels", out_channels)
+        self.in_channels = positive_int("Conv2D", "in_channels", in_channels)
+        self.out_channels = positive_int("Conv2D", "out_channels", out_channels)
         self.kernel_size = pair("Conv2D", "kernel_size", kernel_size, 1)
         self.stride = pair("Conv2D", "stride", stride, 1)
         self.pad = pair("Conv2D", "pad", pad, 0)

@@ -231,6 +231,17 @@ def test_binary_conv2d_bad_input():
         layer.forward(np.zeros((1, 2, 2, 2), np.float32))
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"stride": 2**31}, r"BinaryConv2D: stride = 2147483648 is too large"),
+    ({"pad": (0, 2**31)}, r"BinaryConv2D: pad = 2147483648 is too large"),
+    ({"stride": 1.0}, r"BinaryConv2D: stride must be a positive int, got 1\.0"),
+])
+def test_binary_conv2d_geometry_is_a_value_error(kwargs, match):
+    """Issue 17: a stride of 2^31 raised OverflowError in the compiled call."""
+    with pytest.raises(ValueError, match=match):
+        L.BinaryConv2D(1, 1, 3, **kwargs).forward(np.zeros((1, 1, 4, 4), np.float32))
+
+
 def test_binary_model_saves_and_loads(tmp_path, rng):
     net = cdl.Sequential([L.BinaryConv2D(1, 2, 3, pad=1, scale=True, binarize_input=False),
                           L.BatchNorm(2), L.Binarize("stochastic"), L.Flatten(),

@@ -123,3 +123,30 @@ def test_dout_of_the_wrong_shape(rng):
     layer.forward(rng.standard_normal((4, 3)).astype(np.float32))
     with pytest.raises(ValueError, match=r"dout has shape \(4, 3\)"):
         layer.backward(np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: L.Conv2D(1, 1, 3, stride=2**31), r"Conv2D: stride = 2147483648 is too large"),
+    (lambda: L.Conv2D(1, 1, 3, pad=2**31), r"Conv2D: pad = 2147483648 is too large"),
+    (lambda: L.Conv2D(1, 1, (3, 2**31)), r"Conv2D: kernel_size = 2147483648 is too large"),
+    (lambda: L.Conv2D(1, 1, 3, stride=2.0), r"Conv2D: stride must be a positive int, got 2\.0"),
+    (lambda: L.MaxPool2D(2, stride=2**31), r"MaxPool2D: stride = 2147483648 is too large"),
+    (lambda: L.AvgPool2D(2**31), r"AvgPool2D: pool_size = 2147483648 is too large"),
+    (lambda: L.AvgPool2D(2, pad=0.5), r"AvgPool2D: pad must be an int >= 0, got 0\.5"),
+])
+def test_geometry_beyond_int32_or_not_int_is_a_value_error(make, match):
+    """Issue 17: these raised OverflowError in the compiled call (or were accepted)."""
+    with pytest.raises(ValueError, match=match):
+        make().forward(np.zeros((1, 1, 4, 4), np.float32))
+
+
+def test_conv_output_beyond_int32_is_refused_before_allocating():
+    layer = L.Conv2D(1, 1, 3, pad=2**30)
+    with pytest.raises(ValueError, match=r"Conv2D\(1, 1, .*output of 2147483650x2147483650"):
+        layer.forward(np.zeros((1, 1, 4, 4), np.float32))
+
+
+def test_geometry_takes_numpy_ints():
+    layer = L.Conv2D(np.int64(1), 2, np.int32(3), stride=np.int64(2), pad=np.uint8(1))
+    assert layer.stride == (2, 2) and type(layer.stride[0]) is int
+    assert layer.forward(np.zeros((1, 1, 5, 5), np.float32)).shape == (1, 2, 3, 3)
