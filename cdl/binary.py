@@ -13,7 +13,7 @@ inference of whole models is ``Sequential.pack()`` (``cdl.packed``).
 """
 import numpy as np
 
-from cdl._checks import check_float, conv_output_hw, pair
+from cdl._checks import INT32_MAX, check_float, check_int, conv_output_hw, pair
 from cdl.kernels import binary as _K
 from cdl.kernels import conv as _conv
 
@@ -48,9 +48,8 @@ def pack_bits(x):
 
 
 def _check_n(who, n, W):
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"{who}: n (the number of valid bits) must be an int, got {n!r}")
-    n = int(n)
+    """n, the number of valid bits, as an int in [1, 64*W], or ValueError."""
+    n = check_int(who, "n (the number of valid bits)", n, 0)
     if not 1 <= n <= 64 * W:
         raise ValueError(f"{who}: n = {n} valid bits does not fit {W} packed words "
                          f"(1 <= n <= {64 * W})")
@@ -94,11 +93,13 @@ def unpack_bits(p, n, dtype=np.float32):
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"unpack_bits: dtype must be a float type, got {dtype}")
+    # the kernel writes float32/float64 only (Numba has no float16); +-1 is exact in any float
+    work = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
     p2 = p.reshape(-1, p.shape[-1])
-    out = np.empty((p2.shape[0], n), dtype=dtype)
+    out = np.empty((p2.shape[0], n), dtype=work)
     if p2.shape[0]:
         _K.unpack_signs(p2, out)
-    return out.reshape(*p.shape[:-1], n)
+    return out.astype(dtype, copy=False).reshape(*p.shape[:-1], n)
 
 
 def binary_matmul(a, b, n):
@@ -114,6 +115,9 @@ def binary_matmul(a, b, n):
         raise ValueError(f"binary_matmul: a {a.shape} and b {b.shape} differ in the number "
                          f"of packed words per row ({a.shape[1]} vs {b.shape[1]})")
     n = _check_n("binary_matmul", n, a.shape[1])
+    if n > INT32_MAX:  # the dot products lie in [-n, n]: beyond int32 they would wrap
+        raise ValueError(f"binary_matmul: n = {n} valid bits does not fit the int32 output "
+                         f"(n <= {INT32_MAX})")
     _check_tail("binary_matmul", "a", a, n)
     _check_tail("binary_matmul", "b", b, n)
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)

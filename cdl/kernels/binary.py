@@ -722,9 +722,9 @@ def xnor_gemm(a, b, n, out, variant=None):
     if (b.ndim != 2 or b.shape[1] != W or out.shape != (M, b.shape[0])
             or not (a.dtype == b.dtype == np.uint64) or out.dtype != np.int32
             or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous)
-            or not 0 < n <= 64 * W):
+            or not 0 < n <= min(64 * W, 2**31 - 1)):
         raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
-                         f"(M, N) and 0 < n <= 64*W; got a {a.dtype}{a.shape}, b "
+                         f"(M, N) and 0 < n <= 64*W, n < 2^31; got a {a.dtype}{a.shape}, b "
                          f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
     variant = variant or gemm_variant((M, b.shape[0], W))
     if variant == "scalar":

@@ -338,3 +338,35 @@ def test_hybrid_size_rule(monkeypatch):
     assert K.gemm_variant((100, 300, 32)) == "hybrid"
     assert K.gemm_variant((128, 128, 18)) == "scalar"    # too small a product
     assert K.gemm_variant((6272, 32, 5)) == "scalar"     # rows too short for groups of 4 words
+
+
+def test_binary_matmul_refuses_n_beyond_int32():
+    """Issue 17: n >= 2^31 valid bits wrapped the int32 output (-2147483643) silently.
+
+    np.zeros maps its pages lazily and the check comes before any bit is read,
+    so the 2 x 256 MiB of words here are never touched.
+    """
+    W = 2**31 // 64 + 1
+    a, b = np.zeros((1, W), np.uint64), np.zeros((1, W), np.uint64)
+    with pytest.raises(ValueError, match=r"binary_matmul: n = 2147483648 .* int32 output"):
+        binary.binary_matmul(a, b, 2**31)
+    with pytest.raises(ValueError, match="xnor_gemm"):
+        K.xnor_gemm(a, b, 2**31, np.zeros((1, 1), np.int32))
+
+
+def test_binary_matmul_takes_numpy_int_n_and_refuses_floats():
+    a = b = binary.pack_bits(np.ones((1, 70)))
+    assert binary.binary_matmul(a, b, np.int64(70))[0, 0] == 70
+    with pytest.raises(ValueError, match=r"binary_matmul: n \(the number of valid bits\) must be "
+                                         r"an int >= 0, got 70\.0"):
+        binary.binary_matmul(a, b, 70.0)
+
+
+def test_unpack_bits_float16():
+    """Issue 17: dtype=float16 raised NotImplementedError from Numba."""
+    x = np.array([[1.0, -2.0, 0.0, -0.5, 3.0]])
+    u = binary.unpack_bits(binary.pack_bits(x), 5, dtype=np.float16)
+    assert u.dtype == np.float16
+    np.testing.assert_array_equal(u, [[1, -1, 1, -1, 1]])
+    with pytest.raises(ValueError, match="unpack_bits: dtype must be a float type"):
+        binary.unpack_bits(binary.pack_bits(x), 5, dtype=np.int8)
