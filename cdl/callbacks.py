@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from cdl._checks import check_int
 from cdl.train import Callback
 
 
@@ -28,7 +29,8 @@ class EarlyStopping(Callback):
                  "acc"), "min" otherwise
 
     A NaN or Inf value never counts as an improvement. The snapshot is taken
-    at the end of the epoch, from the model as the Trainer leaves it.
+    at the end of the epoch, from the model as the Trainer leaves it; after
+    Ctrl-C (``trainer.interrupted``) it is restored too.
     """
 
     def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0,
@@ -36,16 +38,14 @@ class EarlyStopping(Callback):
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"EarlyStopping: monitor must be a log key such as 'val_loss', "
                              f"got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
-                or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.number)) \
                 or not 0 <= min_delta < math.inf:
             raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got "
                              f"{min_delta!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor, self.patience = monitor, int(patience)
+        self.monitor = monitor
+        self.patience = check_int("EarlyStopping", "patience", patience, minimum=0)
         self.restore_best, self.min_delta = bool(restore_best), float(min_delta)
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
         self._reset()
@@ -86,8 +86,9 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
 
     def on_train_end(self, trainer):
+        # after Ctrl-C the model is partway through an unfinished epoch: restore even the last
         if self.restore_best and self._best_state is not None and \
-                self.best_epoch != trainer.epoch:
+                (self.best_epoch != trainer.epoch or getattr(trainer, "interrupted", False)):
             trainer.model.load_state(self._best_state)
 
     def __repr__(self):

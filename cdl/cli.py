@@ -76,6 +76,8 @@ def _train(args):
     trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                       callbacks=[schedule])
     history = trainer.fit(x, t, validation_data=(xt, tt))
+    if trainer.interrupted:
+        return _interrupted(args, net, trainer.epoch)
     test_acc = history["val_acc"][-1] if history.get("val_acc") else net.accuracy(xt, tt)
     print(f"test accuracy {test_acc:.4f} after {len(history.get('loss', []))} epochs "
           f"in {time.perf_counter() - start:.1f}s", flush=True)
@@ -83,6 +85,16 @@ def _train(args):
         net.save(args.save)
         print(f"saved to {args.save}")
     return 0
+
+
+def _interrupted(args, net, epoch):
+    """Ctrl-C during training: save what --save asked for, say so in one line, status 130."""
+    saved = ""
+    if args.save:
+        net.save(args.save)
+        saved = f"; saved to {args.save}"
+    print(f"cdl train: interrupted after epoch {epoch}{saved}", file=sys.stderr, flush=True)
+    return 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def _bench(args):
@@ -122,6 +134,9 @@ def main(argv=None):
     except (ValueError, FloatingPointError, OSError) as e:
         print(f"cdl {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside the training loop (loading, building, saving, bench)
+        print(f"cdl {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@
 
 Each epoch shuffles the training set with the trainer's own generator (same
 seed, same batches), runs ``loss -> backward -> update`` per batch, then
-evaluates. A NaN or Inf in a batch or in the loss stops training with an
+evaluates. NaN or Inf in the targets or the validation data is refused up
+front (ValueError); one in a batch or in the loss stops training with an
 error naming the epoch and the batch. Callbacks see every batch and epoch
 and may set ``trainer.stop_training = True``.
+
+Ctrl-C (KeyboardInterrupt) during ``fit`` stops training at once, runs the
+callbacks' ``on_train_end`` (so they can restore or save), sets
+``trainer.interrupted = True`` and returns the history of the finished
+epochs; ``trainer.epoch`` is the last finished epoch.
 """
 import sys
 import time
@@ -16,7 +22,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from cdl._checks import check_float
+from cdl._checks import check_finite, check_float, check_int, positive_int
 
 
 class Callback:
@@ -63,12 +69,9 @@ class Trainer:
     def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
                  callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
                  verbose=True, progress=None, out=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"Trainer: batch_size must be >= 1, got {batch_size}")
-        if int(epochs) < 0:
-            raise ValueError(f"Trainer: epochs must be >= 0, got {epochs}")
         self.model, self.optimizer = model, optimizer
-        self.batch_size, self.epochs = int(batch_size), int(epochs)
+        self.batch_size = positive_int("Trainer", "batch_size", batch_size)
+        self.epochs = check_int("Trainer", "epochs", epochs, minimum=0)
         self.rng = np.random.default_rng(seed)
         self.callbacks = list(callbacks)
         self.augment = augment
@@ -78,6 +81,7 @@ class Trainer:
         self.history = {}
         self.epoch = 0
         self.stop_training = False
+        self.interrupted = False
 
     def _call(self, hook, *args):
         for cb in self.callbacks:  # duck-typed callbacks may define only the hooks they use
@@ -92,36 +96,48 @@ class Trainer:
         if len(t) != len(x):
             raise ValueError(f"Trainer.fit: {len(t)} targets for {len(x)} samples "
                              f"(x {x.shape}, t {t.shape})")
+        _check_targets(t, "t (training targets)")
         if validation_data is not None:
             xv, tv = validation_data
             xv = check_float("Trainer.fit", xv, ndim=x.ndim, what="validation data")
             if len(tv) != len(xv):
                 raise ValueError(f"Trainer.fit: {len(tv)} validation targets for "
                                  f"{len(xv)} samples")
-            validation_data = (xv, np.asarray(tv))
-        self.stop_training = False
+            # a NaN here would only show up as a NaN val_loss, which EarlyStopping skips
+            check_finite("Trainer.fit", xv, "validation_data x")
+            tv = np.asarray(tv)
+            _check_targets(tv, "validation_data t")
+            validation_data = (xv, tv)
+        self.stop_training = self.interrupted = False
         self._call("on_train_begin")
-        first = self.epoch + 1
+        done = self.epoch  # the last finished epoch
+        first = done + 1
         self._last_epoch = first + self.epochs - 1
-        for epoch in range(first, first + self.epochs):
-            self.epoch = epoch
-            self._call("on_epoch_begin", epoch)
-            start = time.perf_counter()
-            loss = self._train_epoch(x, t, epoch)
-            logs = {"epoch": epoch, "loss": loss}
-            self._call("on_eval_begin")
-            try:
-                logs.update(self.evaluate(x, t, validation_data))
-            finally:
-                self._call("on_eval_end")
-            logs["time"] = time.perf_counter() - start
-            for k, v in logs.items():
-                self.history.setdefault(k, []).append(v)
-            self._call("on_epoch_end", epoch, logs)
-            if self.verbose:
-                print(self._format(logs), file=self.out, flush=True)
-            if self.stop_training:
-                break
+        try:
+            for epoch in range(first, first + self.epochs):
+                self.epoch = epoch
+                self._call("on_epoch_begin", epoch)
+                start = time.perf_counter()
+                loss = self._train_epoch(x, t, epoch)
+                logs = {"epoch": epoch, "loss": loss}
+                self._call("on_eval_begin")
+                try:
+                    logs.update(self.evaluate(x, t, validation_data))
+                finally:
+                    self._call("on_eval_end")
+                logs["time"] = time.perf_counter() - start
+                for k, v in logs.items():
+                    self.history.setdefault(k, []).append(v)
+                done = epoch
+                self._call("on_epoch_end", epoch, logs)
+                if self.verbose:
+                    print(self._format(logs), file=self.out, flush=True)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C: stop now, but keep the finished epochs and let the callbacks
+            # restore or save (on_train_end) as after any other stop
+            self.interrupted, self.epoch = True, done
         self._call("on_train_end")
         return self.history
 
@@ -142,6 +158,10 @@ class Trainer:
                     raise FloatingPointError(
                         f"Trainer: NaN or Inf in the input at epoch {epoch}, batch {b + 1} "
                         f"(samples {np.sort(idx)[:5].tolist()}...); clean the data")
+                if tb.dtype.kind in "fc" and not np.isfinite(tb).all():
+                    raise FloatingPointError(
+                        f"Trainer: NaN or Inf in the targets at epoch {epoch}, batch {b + 1} "
+                        f"(samples {np.sort(idx)[:5].tolist()}...); check the data or augment")
                 loss = self.model.loss(xb, tb)
                 if not np.isfinite(loss):
                     raise FloatingPointError(
@@ -185,3 +205,9 @@ class Trainer:
             parts += [f"val loss {logs['val_loss']:.4f}", f"val acc {logs['val_acc']:.4f}"]
         parts.append(f"{logs['time']:.1f}s")
         return "  ".join(parts)
+
+
+def _check_targets(t, what):
+    """ValueError naming ``what`` when float targets hold NaN or Inf (integer labels cannot)."""
+    if t.dtype.kind in "fc":
+        check_finite("Trainer.fit", t, what)

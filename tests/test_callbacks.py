@@ -96,3 +96,35 @@ def test_missing_monitor_names_the_keys(rng):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EarlyStopping(**kwargs)
+
+
+def test_ctrl_c_mid_epoch_restores_the_best_state_even_of_the_last_epoch(rng):
+    """After Ctrl-C the model is partway through an unfinished epoch; the best one comes back."""
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    t = (x[:, 0] > 0).astype(np.int64)
+    stop = EarlyStopping("loss", patience=100)
+    seen = {}
+
+    class CtrlC(cdl.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen[epoch] = {k: v.copy() for k, v in trainer.model.state().items()}
+
+        def on_batch_end(self, trainer, batch, logs):
+            if trainer.epoch == 3 and batch == 3:
+                raise KeyboardInterrupt
+
+    net = small_net()
+    trainer = cdl.Trainer(net, cdl.optim.Adam(lr=0.05), batch_size=10, epochs=20, seed=0,
+                          callbacks=[stop, CtrlC()], verbose=False)
+    hist = trainer.fit(x, t)
+    assert trainer.interrupted and len(hist["loss"]) == 2 and trainer.epoch == 2
+    assert stop.best_epoch == 2  # the last finished epoch: the case a plain end skips
+    best = seen[stop.best_epoch]
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, best[k])
+
+
+def test_patience_takes_numpy_ints_and_refuses_floats():
+    assert EarlyStopping(patience=np.int64(3)).patience == 3
+    with pytest.raises(ValueError, match=r"EarlyStopping: patience must be an int >= 0, got 2\.0"):
+        EarlyStopping(patience=2.0)

@@ -49,3 +49,31 @@ def test_bad_option_is_one_line_and_nonzero(argv):
     proc = subprocess.run([sys.executable, "-m", "cdl.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr
+
+
+def test_ctrl_c_saves_and_stops_in_one_line(tmp_path):
+    """Issue 17: SIGINT printed a 44-line traceback and lost the model asked for by --save."""
+    import signal
+    import threading
+
+    path = tmp_path / "m.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "cdl.cli", "train", "--model", "mlp",
+                             "--epochs", "100000", "--save", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, proc.kill)  # never hang the suite
+    watchdog.start()
+    try:
+        for line in proc.stdout:  # wait for a finished epoch, so training is under way
+            if line.startswith("epoch"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    k = int(re.fullmatch(rf"cdl train: interrupted after epoch (\d+); saved to {re.escape(str(path))}",
+                         err.strip()).group(1))
+    assert k >= 1
+    assert cdl.load(path).layers

@@ -127,3 +127,91 @@ def test_eval_hooks_wrap_the_evaluation_even_when_it_fails(monkeypatch):
     with pytest.raises(RuntimeError, match="evaluation failed"):
         tr.fit(x, t)
     assert calls == ["eval_begin", "eval_end"]
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"batch_size": 2.7}, r"Trainer: batch_size must be a positive int, got 2\.7"),
+    ({"batch_size": 32.0}, r"Trainer: batch_size must be a positive int, got 32\.0"),
+    ({"batch_size": 0}, r"Trainer: batch_size must be a positive int, got 0"),
+    ({"epochs": 1.5}, r"Trainer: epochs must be an int >= 0, got 1\.5"),
+    ({"epochs": -1}, r"Trainer: epochs must be an int >= 0, got -1"),
+])
+def test_batch_size_and_epochs_are_ints_not_truncated(kw, match):
+    """Issue 17: batch_size=2.7 trained with batches of 2."""
+    with pytest.raises(ValueError, match=match):
+        cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), verbose=False, **kw)
+
+
+def test_numpy_int_batch_size_and_epochs():
+    tr = cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), batch_size=np.int64(50),
+                     epochs=np.int32(1), verbose=False)
+    assert (tr.batch_size, tr.epochs) == (50, 1)
+
+
+@pytest.mark.parametrize("which, match", [
+    ("x", r"Trainer.fit: validation_data x of shape \(100, 1, 8, 8\) has 1 NaN/Inf"),
+    ("t", r"Trainer.fit: validation_data t of shape \(100, 10\) has 1 NaN/Inf"),
+])
+def test_nan_in_validation_data_is_refused_up_front(which, match):
+    """Issue 17: a NaN in validation data only made val_loss NaN, which EarlyStopping skips."""
+    x, t, xt, tt = _data()
+    tt = np.eye(10)[tt]
+    if which == "x":
+        xt = xt.copy()
+        xt[7, 0, 2, 2] = np.nan
+    else:
+        tt[3, 1] = np.inf
+    tr = cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=match):
+        tr.fit(x, np.eye(10)[t], validation_data=(xt, tt))
+    assert tr.history == {}
+
+
+def test_nan_in_training_targets_is_named_not_blamed_on_divergence():
+    """Issue 17: a NaN target gave a NaN loss, reported as 'the model diverged'."""
+    x, t, _, _ = _data()
+    t = np.eye(10)[t]
+    t[42, 3] = np.nan
+    tr = cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=r"Trainer.fit: t \(training targets\) of shape "
+                                         r"\(300, 10\) has 1 NaN/Inf"):
+        tr.fit(x, t)
+
+
+def test_nan_targets_from_augment_name_the_batch():
+    x, t, _, _ = _data()
+
+    def augment(xb, tb, rng):
+        tb = np.eye(10)[tb]
+        tb[0, 0] = np.nan
+        return xb, tb
+
+    tr = cdl.Trainer(mlp(hidden=(8,), rng=0), cdl.optim.SGD(), epochs=1, verbose=False,
+                     augment=augment)
+    with pytest.raises(FloatingPointError, match=r"NaN or Inf in the targets at epoch 1, batch 1"):
+        tr.fit(x, t)
+
+
+def test_ctrl_c_stops_cleanly_runs_end_hooks_and_returns_the_history():
+    """Issue 17: Ctrl-C mid-epoch ended fit with a traceback and no on_train_end."""
+    calls = []
+
+    class CtrlC(cdl.Callback):
+        def on_batch_end(self, trainer, batch, logs):
+            if trainer.epoch == 3 and batch == 4:
+                raise KeyboardInterrupt
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            calls.append(("epoch_end", epoch))
+
+        def on_train_end(self, trainer):
+            calls.append(("train_end", trainer.epoch, trainer.interrupted))
+
+    net, tr, h = _fit(epochs=10, callbacks=[CtrlC()])
+    assert tr.interrupted and tr.epoch == 2
+    assert h["epoch"] == [1, 2] and len(h["loss"]) == len(h["val_acc"]) == 2
+    assert calls == [("epoch_end", 1), ("epoch_end", 2), ("train_end", 2, True)]
+    x, t, xt, tt = _data()
+    tr.callbacks = []
+    tr.fit(x, t)  # a later fit starts again with the unfinished epoch, uninterrupted
+    assert not tr.interrupted and tr.history["epoch"][2:] == list(range(3, 13))
