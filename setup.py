@@ -18,8 +18,4 @@ ext = Extension(
     extra_link_args=openmp,
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
-# OpenBLAS's parallel sections on the OpenMP runtime (cdl.kernels.parallel)
-threads = Extension("cdl._threads", ["csrc/threads.pyx"], extra_compile_args=["-O2", *openmp],
-                    extra_link_args=openmp)
-
-setup(ext_modules=cythonize([ext, threads], language_level=3))
+setup(ext_modules=cythonize([ext], language_level=3))

@@ -9,16 +9,12 @@ import json
 import os
 import time
 
-# torch, when installed, is imported before cdl: cdl sets OMP_WAIT_POLICY=PASSIVE for its
-# own OpenMP runtime (see cdl/__init__.py), and torch's bundled libgomp, a separate copy,
-# reads the environment once when it loads. Importing it first lets PyTorch run with its
-# own default policy, as a PyTorch user gets it (PASSIVE slows its 1x1 conv about 1.8x).
 try:
     import torch as _torch
 except ImportError:
     _torch = None
 
-import cdl  # noqa: E402,F401  (sets cdl's OpenMP policy before any Numba kernel loads libgomp)
+import cdl  # noqa: E402,F401
 # One implementation of threads, machine line, timing and tables, shared with `cdl bench`.
 from cdl.benchmarks import (cpu_description, geomean, interleaved, machine,  # noqa: E402,F401
                             numba_threading_layer, set_threads, table)

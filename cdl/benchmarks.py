@@ -42,35 +42,12 @@ BATCH = 100
 
 # -- machine, threads, timing, tables ------------------------------------------------
 
-def _libgomp_loaded():
-    try:
-        with open("/proc/self/maps") as f:
-            return "libgomp" in f.read()
-    except OSError:
-        return False
-
-
 def torch_or_none():
-    """torch when installed, else None (cdl never needs it).
-
-    Imported, when libgomp is not loaded yet, without the OMP_WAIT_POLICY
-    that cdl sets for itself: torch then loads its own OpenMP runtime with
-    its default settings, as a PyTorch user gets it, and cdl's kernels load
-    the system one later with cdl's. (Once libgomp is loaded, torch shares it.)
-    """
-    import sys
-    if "torch" in sys.modules:
-        return sys.modules["torch"]
-    import cdl
-    hide = cdl._omp_policy_from_cdl and not _libgomp_loaded()
-    saved = os.environ.pop("OMP_WAIT_POLICY", None) if hide else None
+    """torch when installed, else None (cdl never needs it)."""
     try:
         import torch
     except ImportError:
         return None
-    finally:
-        if saved is not None:
-            os.environ["OMP_WAIT_POLICY"] = saved
     return torch
 
 

@@ -6,6 +6,7 @@ versions that the tests use as oracles. im2col/col2im are reached through
 """
 from cdl.kernels.activation import relu_backward, relu_forward
 from cdl.kernels.conv import conv2d_backward, conv2d_forward
+from cdl.kernels.dense import affine_backward, affine_forward
 from cdl.kernels.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                               maxpool2d_forward)
 from cdl.kernels.norm import batchnorm_apply, batchnorm_backward, batchnorm_forward

@@ -1,28 +1,28 @@
 """How cdl's CPU kernels share the cores: the threading policy.
 
-A training step alternates BLAS calls with compiled loops, and every thread
-pool that idles by spinning takes cores from the next one. Four rules:
+cdl lives inside other people's programs, so it changes nothing process-wide
+that it does not restore (no environment variables, no OpenMP wait policy, no
+BLAS callbacks), and every kernel may be called from several Python threads at
+once. Within that, a training step alternates BLAS calls with compiled loops,
+and every thread pool that idles by spinning takes cores from the next one.
+Three rules:
 
-1. Convolution and pooling never nest two pools. ``run_slices`` cuts the
-   batch into one contiguous slice per thread and runs a serial function on
-   each: the calling thread takes the first slice, a persistent pool of
-   Python threads the others (the compiled code releases the GIL). Inside,
-   BLAS is held to one thread (``single_threaded_blas``), so each GEMM runs
-   in the thread that just wrote its operands. One synchronisation per layer
-   call. (An earlier version ran im2col on OpenMP threads and the GEMMs on
-   OpenBLAS's: on 2 cores shared with other jobs a conv layer took 10 to 250
-   times longer than the same code on one thread.)
+1. Convolution, pooling, normalization and the dense layers never nest two
+   pools. ``run_slices`` cuts the batch into one contiguous slice per thread
+   and runs a serial function on each: the calling thread takes the first
+   slice, a persistent pool of Python threads the others (the compiled code
+   releases the GIL). Inside, BLAS is held to one thread
+   (``single_threaded_blas``), so each GEMM runs in the thread that just
+   wrote its operands. One synchronisation per layer call.
 
-2. OpenBLAS's own threads are replaced by OpenMP (``route_blas_threads``,
-   done on the first ``run_slices``): they spin for about 0.1 s after each
-   call, and in a DeepConvNet step (whose affine layers still call BLAS
-   with several threads) that cost 1.45x per step on 2 cores.
+2. cdl's own BLAS calls run inside ``run_slices`` (the dense layers' GEMMs
+   too), so OpenBLAS's worker threads are never woken by cdl: after each
+   call they spin for about 0.1 s and would take a core from the next
+   kernel. OpenBLAS keeps one thread count for the whole process, so while
+   a cdl kernel runs, BLAS calls made by other threads run on one thread as
+   well (correct, and back to their setting as soon as cdl's call ends).
 
-3. OpenMP threads (Numba's prange kernels, the Cython extension, BLAS after
-   rule 2) sleep when idle: cdl/__init__.py sets OMP_WAIT_POLICY=PASSIVE
-   before libgomp loads.
-
-4. Every thread that runs a slice first runs one mid-sized single-threaded
+3. Every thread that runs a slice first runs one mid-sized single-threaded
    sgemm (``_warm_sgemm``, about 1 ms, once per thread). Measured with
    OpenBLAS 0.3.31 (Haswell kernels) on a Zen CPU: until a thread has run
    an sgemm of roughly 64x576x384 or more, its small single-threaded sgemms
@@ -31,10 +31,15 @@ pool that idles by spinning takes cores from the next one. Four rules:
    64-channel layers took 2.5x longer. dgemm shows no such effect.
 
 The thread count is Numba's: ``numba.set_num_threads(n)`` (or the
-NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole.
+NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole. Numba's
+own parallel kernels (the optimizer updates, the bit-packed binary kernels)
+run on Numba's threading layer with whatever settings the process has.
+
+An earlier version handed OpenBLAS's parallel sections to OpenMP through
+``openblas_set_threads_callback_function`` and set OMP_WAIT_POLICY=PASSIVE at
+import: from then on, two Python threads calling BLAS at once got wrong results
+or deadlocked, in code that never called cdl.
 """
-import ctypes
-import itertools
 import os
 import threading
 
@@ -48,27 +53,15 @@ _dispatch = threading.Lock()  # held while run_slices hands out slices (see run_
 _blas = None            # threadpoolctl controllers of the loaded BLAS libraries
 _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
-_routed = None          # route_blas_threads(): None before the first try, then True/False
-_callback_setters = []  # OpenBLAS's set-callback functions we called (undone in a fork child)
 _local = threading.local()  # per thread: has it run _warm_sgemm?
 
 
 def _after_fork_in_child():
-    """A forked child has none of the parent's threads: fresh lock and pool, BLAS restored.
-
-    libgomp cannot start threads again in a child forked after it ran, so
-    OpenBLAS goes back to its own threads (which it restarts after a fork)
-    and is not routed to OpenMP again in this process.
-    """
-    global _lock, _pool, _pool_pid, _dispatch, _blas_users, _routed
+    """A forked child has none of the parent's threads: fresh locks and pool, BLAS restored."""
+    global _lock, _pool, _pool_pid, _dispatch, _blas_users
     _lock, _pool, _pool_pid, _dispatch = threading.Lock(), [], None, threading.Lock()
-    for setter in _callback_setters:
-        setter(None)
-    if _callback_setters:
-        _routed = False
     if _blas_users:  # forked from inside single_threaded_blas(): give BLAS its threads back
-        for c, n in zip(_blas, _blas_saved):
-            c.set_num_threads(n)
+        _restore_blas()
         _blas_users = 0
 
 
@@ -138,72 +131,66 @@ def _workers(count):
         return _pool[:count]
 
 
+class _BlasThreads:
+    """Get and set one loaded BLAS library's thread count.
+
+    OpenBLAS built on its own pthreads keeps one count for the process and is
+    called through its C API directly: threadpoolctl (3.7+) lets only the first
+    Python thread that sets a limit change it, so from any other thread a
+    limit would be silently ignored. Other libraries go through threadpoolctl.
+    """
+
+    def __init__(self, controller):
+        self.filepath = controller.filepath
+        self._get, self._set = controller.get_num_threads, controller.set_num_threads
+        if controller.internal_api == "openblas" \
+                and getattr(controller, "threading_layer", "") != "openmp":
+            import ctypes
+            lib = ctypes.CDLL(controller.filepath)
+            found = [getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}", None)
+                     for verb in ("get", "set") for prefix in ("", "scipy_")
+                     for suffix in ("", "64_", "_64")]
+            getters, setters = [f for f in found[:6] if f], [f for f in found[6:] if f]
+            if getters and setters:
+                getters[0].restype, setters[0].argtypes = ctypes.c_int, [ctypes.c_int]
+                self._get, self._set = getters[0], setters[0]
+
+    def get(self):
+        return self._get()
+
+    def set(self, n):
+        self._set(n)
+
+
 def _blas_controllers():
-    """threadpoolctl's controllers of the BLAS libraries loaded in this process (cached)."""
+    """The BLAS libraries loaded in this process (found once, then cached)."""
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController
-        _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        found = [_BlasThreads(c) for c in ThreadpoolController().lib_controllers
+                 if c.user_api == "blas"]
+        with _lock:
+            if _blas is None:
+                _blas = found
     return _blas
-
-
-def route_blas_threads():
-    """Run OpenBLAS's parallel sections as OpenMP loops, once per process; True if done.
-
-    OpenBLAS's own worker threads spin for about 0.1 s after every call. In
-    a training step the next kernel starts within that time, so on 2 cores
-    a spinning worker took half a core from cdl's threads: DeepConvNet
-    steps were about 1.45x slower than with OPENBLAS_THREAD_TIMEOUT=4 (which
-    only works when set before numpy loads). OpenBLAS 0.3.27+ accepts a
-    callback that runs its jobs instead (openblas_set_threads_callback_function);
-    cdl._threads gives one that runs them on the OpenMP runtime, whose idle
-    threads sleep under cdl's OMP_WAIT_POLICY=PASSIVE and which Numba's
-    prange kernels share: one pool for BLAS and Numba, cdl's worker threads
-    (run_slices) for convolution and pooling. Skipped, returning False, for
-    other BLAS libraries, older or OpenMP builds of OpenBLAS, a missing
-    extension, or CDL_OPENBLAS_THREADS=own in the environment.
-    """
-    global _routed
-    with _lock:
-        if _routed is not None:
-            return _routed
-        _routed = False
-        if os.environ.get("CDL_OPENBLAS_THREADS", "").lower() == "own":
-            return False
-        try:
-            from cdl import _threads
-        except ImportError:
-            return False
-        for c in _blas_controllers():
-            if c.internal_api != "openblas" or getattr(c, "threading_layer", "") == "openmp":
-                continue
-            lib = ctypes.CDLL(c.filepath)
-            for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
-                setter = getattr(lib, f"{prefix}openblas_set_threads_callback_function{suffix}",
-                                 None)
-                if setter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_void_p], None
-                    setter(_threads.openblas_callback())
-                    _callback_setters.append(setter)
-                    _routed = True
-                    break
-        return _routed
 
 
 class single_threaded_blas:
     """Context manager: BLAS runs on one thread inside, as it was configured outside.
 
-    Nested and concurrent uses share one setting; the last to leave restores it.
+    Nested and concurrent uses (from any thread) share one setting; the last
+    to leave restores it, unless someone else changed it meanwhile: then
+    their setting stays.
     """
 
     def __enter__(self):
         global _blas_users, _blas_saved
-        _blas_controllers()
+        libs = _blas_controllers()
         with _lock:
             if _blas_users == 0:
-                _blas_saved = [c.get_num_threads() for c in _blas]
-                for c in _blas:
-                    c.set_num_threads(1)
+                _blas_saved = [lib.get() for lib in libs]
+                for lib in libs:
+                    lib.set(1)
             _blas_users += 1
         return self
 
@@ -212,9 +199,15 @@ class single_threaded_blas:
         with _lock:
             _blas_users -= 1
             if _blas_users == 0:
-                for c, n in zip(_blas, _blas_saved):
-                    c.set_num_threads(n)
+                _restore_blas()
         return False
+
+
+def _restore_blas():
+    """Give each BLAS library back its saved thread count where it still has cdl's 1."""
+    for lib, n in zip(_blas, _blas_saved):
+        if lib.get() == 1:
+            lib.set(n)
 
 
 def _warm_sgemm():
@@ -248,8 +241,6 @@ def run_slices(fn, n, threads=None, work=None):
     slice has finished, so no worker still writes when the caller returns.
     A batch of one runs in the calling thread, BLAS keeping its threads.
     """
-    if _routed is None:
-        route_blas_threads()
     if work is not None and work < PARALLEL_MIN:
         threads = 1
     slices = split(n, threads or num_threads())

@@ -3,6 +3,7 @@ import numpy as np
 
 from cdl import init as _init
 from cdl._checks import check_float
+from cdl.backend import kernels_for
 from cdl.layers.base import Layer, compute_dtype
 
 
@@ -44,22 +45,32 @@ class Affine(Layer):
                 f"Affine({self.in_features}, {self.out_features}): input of shape {x.shape} "
                 f"has {x2.shape[1]} features per sample, expected {self.in_features}")
         W = self.params["W"]
-        x2 = x2.astype(compute_dtype(x2, W), copy=False)
-        y = x2 @ W
-        if self.bias:
-            y += self.params["b"]
+        x2 = np.ascontiguousarray(x2, dtype=compute_dtype(x2, W))
+        y = np.empty((x2.shape[0], self.out_features), dtype=x2.dtype)
+        kernels_for(x2, W).affine_forward(x2, W, self.params.get("b"), y)
         if train:
             self._x, self._x_shape = x2, x.shape
         return y
 
     def backward(self, dout):
+        return self._backward(dout, with_dx=True).reshape(self._x_shape)
+
+    def backward_params(self, dout):
+        self._backward(dout, with_dx=False)
+
+    def _backward(self, dout, with_dx):
         x2 = self._cached(self._x)
         W = self.params["W"]
         dout = self._check_dout(dout, (x2.shape[0], self.out_features))
-        self.grads["W"] = (x2.T @ dout).astype(W.dtype, copy=False)
+        dout = np.ascontiguousarray(dout, dtype=x2.dtype)
+        dx = np.empty(x2.shape, dtype=x2.dtype) if with_dx else None
+        dW = np.empty(W.shape, dtype=x2.dtype)
+        db = np.empty(self.out_features, dtype=x2.dtype) if self.bias else None
+        kernels_for(dout, x2).affine_backward(dout, x2, W, dx, dW, db)
+        self.grads["W"] = dW.astype(W.dtype, copy=False)
         if self.bias:
-            self.grads["b"] = dout.sum(axis=0).astype(W.dtype, copy=False)
-        return (dout @ W.T).reshape(self._x_shape)
+            self.grads["b"] = db.astype(W.dtype, copy=False)
+        return dx
 
 
 class Flatten(Layer):

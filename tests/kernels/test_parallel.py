@@ -1,4 +1,4 @@
-"""cdl.kernels.parallel: slices, the worker pool, BLAS hand-over, errors and fork."""
+"""cdl.kernels.parallel: slices, the worker pool, BLAS held to one thread, errors, fork."""
 import os
 
 import numpy as np
@@ -92,45 +92,6 @@ def test_fork_inside_single_threaded_blas_gives_the_child_its_blas_threads_back(
     assert _blas_threads() == before
 
 
-def _big_matmul_is_right():
-    a = np.random.default_rng(0).standard_normal((300, 400)).astype(np.float32)
-    return np.allclose(a @ a.T, (a.astype(np.float64) @ a.T.astype(np.float64)), atol=1e-3)
-
-
-def test_blas_routed_to_openmp_computes_the_same():
-    routed = parallel.route_blas_threads()
-    assert parallel.route_blas_threads() is routed  # decided once per process
-    assert _big_matmul_is_right()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_forked_child_gets_openblas_threads_back():
-    """libgomp cannot restart its threads in a fork child: BLAS must not use it there."""
-    parallel.route_blas_threads()
-    assert _big_matmul_is_right()  # the parent has run OpenMP threads
-    pid = os.fork()
-    if pid == 0:
-        import signal
-        signal.alarm(20)  # a hang becomes a failure, not a stuck test run
-        routed_before = bool(parallel._callback_setters)
-        ok = _big_matmul_is_right()
-        if routed_before:  # undone in the child, and not done again
-            ok = ok and parallel.route_blas_threads() is False
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
-def test_opt_out_keeps_openblas_threads():
-    import subprocess
-    import sys
-    code = "from cdl.kernels import parallel; print(parallel.route_blas_threads())"
-    env = dict(os.environ, CDL_OPENBLAS_THREADS="own")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "False"
-
-
 def test_nested_and_concurrent_calls_run_every_slice_once():
     """A run_slices inside a slice, or from another thread meanwhile, runs in its caller."""
     import threading
@@ -151,3 +112,36 @@ def test_nested_and_concurrent_calls_run_every_slice_once():
         t.join()
     for out in outs:
         np.testing.assert_array_equal(out, np.tile(np.arange(40.0), (3, 1)))
+
+
+def test_blas_held_to_one_thread_from_any_python_thread():
+    """threadpoolctl lets only its first caller's thread change OpenBLAS's count; cdl's
+    worker slices in other threads must still get one BLAS thread."""
+    import threading
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=2):  # makes this thread threadpoolctl's controller
+        pass
+    seen = []
+
+    def job():
+        with parallel.single_threaded_blas():
+            seen.append(_blas_threads())
+    t = threading.Thread(target=job)
+    t.start()
+    t.join()
+    assert seen and all(n == 1 for n in seen[0])
+
+
+def test_a_setting_changed_meanwhile_is_kept():
+    libs = parallel._blas_controllers()
+    if not libs:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    before = [lib.get() for lib in libs]
+    try:
+        with parallel.single_threaded_blas():
+            for lib in libs:
+                lib.set(3)  # e.g. the user's own threadpool_limits in another thread
+        assert [lib.get() for lib in libs] == [3] * len(libs)
+    finally:
+        for lib, n in zip(libs, before):
+            lib.set(n)
