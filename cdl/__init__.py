@@ -11,10 +11,11 @@ book's design); the loops underneath run as Cython and Numba kernels.
 from cdl import cuda, gradcheck, init, layers, ops, optim
 from cdl import callbacks, ensemble
 from cdl.init import seed
+from cdl.kernels.parallel import set_blas_policy
 from cdl.model import Sequential, load
 from cdl.train import Callback, Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "layers", "optim", "ops",
+__all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers", "optim", "ops",
            "init", "cuda", "gradcheck", "callbacks", "ensemble", "__version__"]

@@ -23,11 +23,16 @@ e.g. ``init=cdl.init.normal(std=1.0)``. Everything draws from a
 generator that ``cdl.seed(s)`` resets.
 """
 import abc
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
 _rng = np.random.default_rng()
+# The generator that rng=None means inside ``rng_scope`` (per thread and per asyncio task):
+# a Trainer draws its Dropout masks from its own seed, whatever other threads do meanwhile.
+_scoped = contextvars.ContextVar("cdl_rng", default=None)
 
 
 def seed(s):
@@ -36,10 +41,25 @@ def seed(s):
     _rng = np.random.default_rng(s)
 
 
-def get_rng(rng=None):
-    """rng itself, a new Generator from an int seed, or the package default."""
+@contextlib.contextmanager
+def rng_scope(rng):
+    """Within the block, in this thread, rng=None means ``rng`` (None: no change)."""
     if rng is None:
-        return _rng
+        yield
+        return
+    token = _scoped.set(get_rng(rng))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
+def get_rng(rng=None):
+    """rng itself, a new Generator from an int seed, the generator of the enclosing
+    ``rng_scope``, or the package default."""
+    if rng is None:
+        scoped = _scoped.get()
+        return _rng if scoped is None else scoped
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cdl._checks import check_finite, check_float, check_int, positive_int
+from cdl.init import rng_scope
 
 
 class Callback:
@@ -58,7 +59,10 @@ class Trainer:
     optimizer   anything with ``update(params, grads)``
     batch_size  samples per update; the last, smaller batch of an epoch is kept
     epochs      passes over the training set
-    seed        seeds the shuffling (and ``augment``), independent of weight init
+    seed        seeds the shuffling, ``augment`` and the noise of layers built without
+                their own ``rng`` (Dropout masks: drawn from a generator of the trainer's
+                seed, not the package one, so trainers in several threads do not mix
+                their draws); independent of weight init
     callbacks   list of Callback
     augment     optional ``f(x, t, rng) -> (x, t)`` applied to training batches only
     eval_samples  evaluate train accuracy on at most this many training samples
@@ -73,6 +77,7 @@ class Trainer:
         self.batch_size = positive_int("Trainer", "batch_size", batch_size)
         self.epochs = check_int("Trainer", "epochs", epochs, minimum=0)
         self.rng = np.random.default_rng(seed)
+        self.noise_rng = None if seed is None else np.random.default_rng([seed, 1])
         self.callbacks = list(callbacks)
         self.augment = augment
         self.eval_samples, self.eval_batch_size = eval_samples, eval_batch_size
@@ -118,7 +123,8 @@ class Trainer:
                 self.epoch = epoch
                 self._call("on_epoch_begin", epoch)
                 start = time.perf_counter()
-                loss = self._train_epoch(x, t, epoch)
+                with rng_scope(self.noise_rng):
+                    loss = self._train_epoch(x, t, epoch)
                 logs = {"epoch": epoch, "loss": loss}
                 self._call("on_eval_begin")
                 try:

@@ -149,3 +149,23 @@ def test_constant_init_has_the_symmetry_problem(init_name, symmetric):
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_rng_scope_is_per_thread_and_restored():
+    import threading
+    from cdl import init
+    outer = init.get_rng()
+    mine = np.random.default_rng(5)
+    seen = {}
+
+    def other():
+        seen["other"] = init.get_rng()
+    with init.rng_scope(mine):
+        assert init.get_rng() is mine
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert seen["other"] is outer  # another thread keeps the package generator
+    assert init.get_rng() is outer
+    with init.rng_scope(None):
+        assert init.get_rng() is outer

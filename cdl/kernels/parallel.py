@@ -20,7 +20,8 @@ Three rules:
    call they spin for about 0.1 s and would take a core from the next
    kernel. OpenBLAS keeps one thread count for the whole process, so while
    a cdl kernel runs, BLAS calls made by other threads run on one thread as
-   well (correct, and back to their setting as soon as cdl's call ends).
+   well (correct to rounding, and back to their setting as soon as cdl's call
+   ends). ``set_blas_policy("leave")`` makes cdl never touch that count.
 
 3. Every thread that runs a slice first runs one mid-sized single-threaded
    sgemm (``_warm_sgemm``, about 1 ms, once per thread). Measured with
@@ -40,6 +41,7 @@ An earlier version handed OpenBLAS's parallel sections to OpenMP through
 import: from then on, two Python threads calling BLAS at once got wrong results
 or deadlocked, in code that never called cdl.
 """
+import contextlib
 import os
 import threading
 
@@ -54,6 +56,7 @@ _blas = None            # threadpoolctl controllers of the loaded BLAS libraries
 _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
 _local = threading.local()  # per thread: has it run _warm_sgemm?
+_hold_blas = True       # set_blas_policy(): run_slices holds BLAS to one thread
 
 
 def _after_fork_in_child():
@@ -203,6 +206,31 @@ class single_threaded_blas:
         return False
 
 
+def set_blas_policy(policy):
+    """How cdl's parallel kernels treat the BLAS thread count; returns the previous policy.
+
+    "hold" (the default): while a kernel runs its slices, BLAS is held to one
+    thread, so the GEMMs of the slices do not compete for the cores; the
+    count is restored when the last cdl kernel in the process ends, and BLAS
+    calls from other threads meanwhile run on one thread too (OpenBLAS has
+    one count per process). "leave": cdl never changes the count. Choose it
+    when other threads of your program need all of BLAS's threads while cdl
+    trains; cdl is then fastest with BLAS at one thread
+    (``threadpoolctl.threadpool_limits(1)``), which you set yourself.
+    """
+    global _hold_blas
+    if policy not in ("hold", "leave"):
+        raise ValueError(f"set_blas_policy: policy must be 'hold' or 'leave', got {policy!r}")
+    previous = "hold" if _hold_blas else "leave"
+    _hold_blas = policy == "hold"
+    return previous
+
+
+def _held_blas():
+    """single_threaded_blas() under the "hold" policy, else a context that does nothing."""
+    return single_threaded_blas() if _hold_blas else contextlib.nullcontext()
+
+
 def _restore_blas():
     """Give each BLAS library back its saved thread count where it still has cdl's 1."""
     for lib, n in zip(_blas, _blas_saved):
@@ -249,10 +277,10 @@ def run_slices(fn, n, threads=None, work=None):
     # One caller at a time hands slices to the workers; a nested call (fn calling
     # run_slices) or one from another thread meanwhile runs its slices in its own thread.
     if not _dispatch.acquire(blocking=False):
-        with single_threaded_blas():
+        with _held_blas():
             return [_slice(fn, a, z) for a, z in slices]
     try:
-        with single_threaded_blas():
+        with _held_blas():
             workers = _workers(len(slices) - 1)
             for w, (a, z) in zip(workers, slices[1:]):
                 w.submit(_slice, fn, a, z)

@@ -145,3 +145,16 @@ def test_a_setting_changed_meanwhile_is_kept():
     finally:
         for lib, n in zip(libs, before):
             lib.set(n)
+
+
+def test_leave_policy_never_touches_blas():
+    before = _blas_threads()
+    seen = []
+    previous = parallel.set_blas_policy("leave")
+    try:
+        parallel.run_slices(lambda a, z: seen.append(_blas_threads()), 4, threads=2)
+    finally:
+        assert parallel.set_blas_policy(previous) == "leave"
+    assert seen == [before, before]
+    with pytest.raises(ValueError, match="set_blas_policy"):
+        parallel.set_blas_policy("off")
