@@ -10,12 +10,12 @@ interleaved in one process:
   cdl       ``opt.update({"w": p}, {"w": g})`` of the cdl.optim class (the wrapper
             picks the serial or the parallel kernel by size)
   serial    the compiled body on one thread over the whole array
-  parallel  the chunked prange kernel on all threads
+  parallel  the same body on one slice per thread (cdl.kernels.parallel.run_slices)
 
 The memory-bandwidth limit B comes from moving the same N float32 with
 plain memory traffic, timed in the same interleaved round as each update:
 a NumPy copy (N read, N written: 8N bytes, as the issue asks) and an
-in-place add a += b, in NumPy and as a chunked parallel Numba loop (2N read,
+in-place add a += b, in NumPy and as a Numba loop on one slice per thread (2N read,
 N written: 12N bytes). The add has the updates' access pattern: every line
 written was read first. A copy's destination is not, so on x86 each line
 written is also read for ownership first (unless the copy streams), and its
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
 # name -> (class kwargs, kernel name, state arrays, kernel scalars, fused passes)
 OPTIMIZERS = {
@@ -51,27 +51,25 @@ OPTIMIZERS = {
 QUICK = ["SGD", "Momentum", "Adam"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add(a, b):
     for i in range(a.size):  # from 0 over a slice: vectorized, as in cdl.kernels.optim
         a[i] += b[i]
 
 
-@njit(parallel=True, cache=True)
-def _parallel_add(a, b, chunk):
-    n = a.size
-    for c in prange((n + chunk - 1) // chunk):
-        lo, hi = c * chunk, min(n, (c + 1) * chunk)
-        _add(a[lo:hi], b[lo:hi])
+def _parallel_add(a, b):
+    """a += b on one slice per thread, as the optimizer kernels run."""
+    from cdl.kernels.parallel import run_slices
+    run_slices(lambda lo, hi: _add(a[lo:hi], b[lo:hi]), a.size)
 
 
-def _wake_threads(a, b, chunk, seconds):
+def _wake_threads(a, b, seconds):
     """Run a parallel loop for a while before timing. On a virtual machine an idle vCPU
     can take milliseconds to wake (measured here: 8 ms per parallel call for the first
     fraction of a second, 10 us afterwards); a training loop keeps its threads busy."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        _parallel_add(a, b, chunk)
+        _parallel_add(a, b)
 
 
 def _kernel_scalars(kernel, scalars, dtype):
@@ -101,7 +99,7 @@ def bench_size(n, names, args):
         opt = getattr(optim, name)(**kwargs)
         params, grads = {"w": p}, {"w": g}
         ks = _kernel_scalars(kernel, scalars, np.float32)
-        body, par = getattr(K, f"_{kernel}"), getattr(K, f"_{kernel}_par")
+        body = getattr(K, f"_{kernel}")
         numpy_fn = getattr(ref, f"{kernel}_update")
         # The copies and adds run in the same round as the updates: a noisy neighbour
         # slows them alike.
@@ -109,12 +107,12 @@ def bench_size(n, names, args):
             "numpy": lambda: numpy_fn(p, g, *state, *scalars),
             "cdl": lambda: opt.update(params, grads),
             "serial": lambda: body(p, g, *state, *ks),
-            "parallel": lambda: par(p, g, *state, *ks),
+            "parallel": lambda: K._launch(body, [p, g, *state], ks),
             "copy numpy": lambda: np.copyto(dst, src),
             "add numpy": lambda: np.add(acc, inc, out=acc),
-            "add parallel": lambda: _parallel_add(acc, inc, K.CHUNK),
+            "add parallel": lambda: _parallel_add(acc, inc),
         }
-        _wake_threads(acc, inc, K.CHUNK, 0.5)
+        _wake_threads(acc, inc, 0.5)
         t, first_call = _common.interleaved(contenders, args.repeat, args.warmup)
         rates = {"copy": 8 * n / t["copy numpy"], "add numpy": 12 * n / t["add numpy"],
                  "add parallel": 12 * n / t["add parallel"]}

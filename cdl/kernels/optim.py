@@ -6,11 +6,11 @@ dtype, scalars folded by the wrapper). The formulas are those of the
 optimizer classes in ``cdl.optim``; each docstring restates its own.
 
 Every update has one compiled body, ``_<op>(arrays..., scalars...)``, a loop
-over whole flat arrays. Small arrays run it directly on one thread; arrays of
-PARALLEL_MIN elements or more run ``_<op>_par``, which hands CHUNK-sized
-slices of the same arrays to the same body on all threads (a thread wake-up
-costs more than a bias vector's update, so small arrays never pay it). The
-math is written once.
+over whole flat arrays. Small arrays run it directly in the calling thread;
+larger ones (cdl.kernels.parallel.PARALLEL_MIN elements or more) run it on
+one contiguous slice of the same arrays per thread, on cdl's worker threads
+(``run_slices``, as every other kernel of a training step: no second thread
+pool that would spin between steps). The math is written once.
 
 Two things keep the bodies SIMD-vectorized (checked in the assembly; about
 3x on Adam): the loop index runs from 0 over a slice, so Numba emits no
@@ -22,12 +22,10 @@ are the IEEE ones, bit for bit the same on one thread or many.
 The Python wrappers check dtypes, sizes and contiguity before any compiled
 code touches memory.
 """
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-PARALLEL_MIN = 1 << 15  # elements; below this a parallel launch costs more than it saves (measured, 2 cores)
-CHUNK = 1 << 14         # elements per parallel work item: 64 KiB of float32 per array
+from cdl.kernels.parallel import PARALLEL_MIN, run_slices
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -59,20 +57,19 @@ def _flat(who, p, *others):
     return out
 
 
-def _launch(body, par, arrays, scalars):
-    if arrays[0].size >= PARALLEL_MIN and numba.get_num_threads() > 1:
-        par(*arrays, *scalars)
-    else:
+def _launch(body, arrays, scalars):
+    """body on the whole arrays, or on one contiguous slice of them per thread."""
+    n = arrays[0].size
+    if n < PARALLEL_MIN:
         body(*arrays, *scalars)
+        return
+
+    def part(a, z):
+        body(*[x[a:z] for x in arrays], *scalars)
+    run_slices(part, n)
 
 
-_body = njit(cache=True, error_model="numpy")
-_parallel = njit(parallel=True, cache=True, error_model="numpy")
-
-
-@njit(cache=True)
-def _chunks(n):
-    return (n + CHUNK - 1) // CHUNK
+_body = njit(cache=True, nogil=True, error_model="numpy")
 
 
 # -- SGD -----------------------------------------------------------------------------
@@ -83,18 +80,10 @@ def _sgd(p, g, lr):
         p[i] -= lr * g[i]
 
 
-@_parallel
-def _sgd_par(p, g, lr):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _sgd(p[lo:hi], g[lo:hi], lr)
-
-
 def sgd_update(p, g, lr):
     """p -= lr * g."""
     arrays = _flat("sgd_update", p, g)
-    _launch(_sgd, _sgd_par, arrays, (p.dtype.type(lr),))
+    _launch(_sgd, arrays, (p.dtype.type(lr),))
 
 
 # -- Momentum ------------------------------------------------------------------------
@@ -107,18 +96,10 @@ def _momentum(p, g, v, lr, mu):
         p[i] += vi
 
 
-@_parallel
-def _momentum_par(p, g, v, lr, mu):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _momentum(p[lo:hi], g[lo:hi], v[lo:hi], lr, mu)
-
-
 def momentum_update(p, g, v, lr, momentum):
     """v <- momentum * v - lr * g;  p <- p + v."""
     f = p.dtype.type
-    _launch(_momentum, _momentum_par, _flat("momentum_update", p, g, v), (f(lr), f(momentum)))
+    _launch(_momentum, _flat("momentum_update", p, g, v), (f(lr), f(momentum)))
 
 
 # -- Nesterov ------------------------------------------------------------------------
@@ -132,14 +113,6 @@ def _nesterov(p, g, v, lr, mu):
         p[i] += mu * vi - step
 
 
-@_parallel
-def _nesterov_par(p, g, v, lr, mu):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _nesterov(p[lo:hi], g[lo:hi], v[lo:hi], lr, mu)
-
-
 def nesterov_update(p, g, v, lr, momentum):
     """Nesterov momentum on the look-ahead parameters p = theta + momentum * v.
 
@@ -148,7 +121,7 @@ def nesterov_update(p, g, v, lr, momentum):
     arXiv:1212.0901, eq. 7).
     """
     f = p.dtype.type
-    _launch(_nesterov, _nesterov_par, _flat("nesterov_update", p, g, v), (f(lr), f(momentum)))
+    _launch(_nesterov, _flat("nesterov_update", p, g, v), (f(lr), f(momentum)))
 
 
 # -- AdaGrad -------------------------------------------------------------------------
@@ -162,18 +135,10 @@ def _adagrad(p, g, h, lr, eps):
         p[i] -= lr * gi / (eps + np.sqrt(hi))
 
 
-@_parallel
-def _adagrad_par(p, g, h, lr, eps):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _adagrad(p[lo:hi], g[lo:hi], h[lo:hi], lr, eps)
-
-
 def adagrad_update(p, g, h, lr, eps):
     """h <- h + g*g;  p <- p - lr * g / (eps + sqrt(h))  (Duchi et al. 2011)."""
     f = p.dtype.type
-    _launch(_adagrad, _adagrad_par, _flat("adagrad_update", p, g, h), (f(lr), f(eps)))
+    _launch(_adagrad, _flat("adagrad_update", p, g, h), (f(lr), f(eps)))
 
 
 # -- AdaDelta ------------------------------------------------------------------------
@@ -190,14 +155,6 @@ def _adadelta(p, g, h, r, lr, rho, eps):
         r[i] = rho * r[i] + (one - rho) * d * d
 
 
-@_parallel
-def _adadelta_par(p, g, h, r, lr, rho, eps):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _adadelta(p[lo:hi], g[lo:hi], h[lo:hi], r[lo:hi], lr, rho, eps)
-
-
 def adadelta_update(p, g, h, r, lr, rho, eps):
     """AdaDelta (Zeiler 2012, Algorithm 1), scaled by lr (1 is the paper's rule).
 
@@ -205,7 +162,7 @@ def adadelta_update(p, g, h, r, lr, rho, eps):
     p <- p + lr * d;  r <- rho r + (1-rho) d*d.
     """
     f = p.dtype.type
-    _launch(_adadelta, _adadelta_par, _flat("adadelta_update", p, g, h, r),
+    _launch(_adadelta, _flat("adadelta_update", p, g, h, r),
             (f(lr), f(rho), f(eps)))
 
 
@@ -221,18 +178,10 @@ def _rmsprop(p, g, h, lr, rho, eps):
         p[i] -= lr * gi / np.sqrt(eps + hi)
 
 
-@_parallel
-def _rmsprop_par(p, g, h, lr, rho, eps):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _rmsprop(p[lo:hi], g[lo:hi], h[lo:hi], lr, rho, eps)
-
-
 def rmsprop_update(p, g, h, lr, rho, eps):
     """h <- rho h + (1-rho) g*g;  p <- p - lr * g / sqrt(eps + h)  (Hinton, lecture 6e)."""
     f = p.dtype.type
-    _launch(_rmsprop, _rmsprop_par, _flat("rmsprop_update", p, g, h), (f(lr), f(rho), f(eps)))
+    _launch(_rmsprop, _flat("rmsprop_update", p, g, h), (f(lr), f(rho), f(eps)))
 
 
 # -- Adam ----------------------------------------------------------------------------
@@ -249,14 +198,6 @@ def _adam(p, g, m, v, lr_c1, c2, beta1, beta2, eps):
         p[i] -= lr_c1 * mi / (np.sqrt(c2 * vi) + eps)
 
 
-@_parallel
-def _adam_par(p, g, m, v, lr_c1, c2, beta1, beta2, eps):
-    n = p.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lr_c1, c2, beta1, beta2, eps)
-
-
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     """Adam step t (1-based): m, v moving averages; p -= lr * m_hat / (sqrt(v_hat) + eps).
 
@@ -269,7 +210,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     f = p.dtype.type
     lr_c1 = f(lr / (1.0 - beta1 ** t))
     c2 = f(1.0 / (1.0 - beta2 ** t))
-    _launch(_adam, _adam_par, _flat("adam_update", p, g, m, v),
+    _launch(_adam, _flat("adam_update", p, g, m, v),
             (lr_c1, c2, f(beta1), f(beta2), f(eps)))
 
 
@@ -284,19 +225,11 @@ def _decay(g, w, l2, l1):
         g[i] += l2 * wi + s
 
 
-@_parallel
-def _decay_par(g, w, l2, l1):
-    n = g.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _decay(g[lo:hi], w[lo:hi], l2, l1)
-
-
 def weight_decay_grad(g, w, l2, l1):
     """g += l2 * w + l1 * sign(w) in place (sign(0) = 0): the gradient of the penalty
     l2/2 * ||w||^2 + l1 * sum|w|."""
     f = g.dtype.type
-    _launch(_decay, _decay_par, _flat("weight_decay_grad", g, w), (f(l2), f(l1)))
+    _launch(_decay, _flat("weight_decay_grad", g, w), (f(l2), f(l1)))
 
 
 @_body
@@ -306,14 +239,6 @@ def _ema(avg, p, beta):
         avg[i] = beta * avg[i] + (one - beta) * p[i]
 
 
-@_parallel
-def _ema_par(avg, p, beta):
-    n = avg.size
-    for c in prange(_chunks(n)):
-        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _ema(avg[lo:hi], p[lo:hi], beta)
-
-
 def ema_update(avg, p, beta):
     """avg <- beta * avg + (1 - beta) * p in place (beta = 1 - 1/n gives the running mean)."""
-    _launch(_ema, _ema_par, _flat("ema_update", avg, p), (avg.dtype.type(beta),))
+    _launch(_ema, _flat("ema_update", avg, p), (avg.dtype.type(beta),))

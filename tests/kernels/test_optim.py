@@ -59,9 +59,9 @@ def test_kernels_match_numpy(name, shape, dtype, seed):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("size", [K.PARALLEL_MIN, K.PARALLEL_MIN + K.CHUNK + 17])
+@pytest.mark.parametrize("size", [K.PARALLEL_MIN, K.PARALLEL_MIN + 4097])
 def test_parallel_path_matches_numpy(name, size):
-    """Sizes at the parallel threshold, and with a ragged last chunk."""
+    """Sizes at the parallel threshold, and with slices of unequal lengths."""
     mine, want = _run_both(name, (size,), np.float64, 5, steps=2)
     for a, b in zip(mine, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -69,11 +69,11 @@ def test_parallel_path_matches_numpy(name, size):
 
 def test_parallel_and_serial_bodies_agree_bitwise():
     rng = np.random.default_rng(0)
-    n = 3 * K.CHUNK + 5
+    n = 3 * K.PARALLEL_MIN + 5
     p, g = rng.standard_normal(n), rng.standard_normal(n)
     m, v = np.zeros(n), np.zeros(n)
     p2, m2, v2 = p.copy(), m.copy(), v.copy()
-    K._adam_par(p, g, m, v, 0.01, 1.5, 0.9, 0.999, 1e-8)
+    K._launch(K._adam, [p, g, m, v], (0.01, 1.5, 0.9, 0.999, 1e-8))
     K._adam(p2, g, m2, v2, 0.01, 1.5, 0.9, 0.999, 1e-8)
     np.testing.assert_array_equal(p, p2)
     np.testing.assert_array_equal(v, v2)
