@@ -46,6 +46,16 @@ def _positive(kind):
     return parse
 
 
+def _save_path(text):
+    """--save's PATH, checked before training: its folder exists and is writable."""
+    from cdl._atomic import check_save_path
+    try:
+        check_save_path(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 _DEFAULT_LR = {"adam": 2e-3}  # cdl train's own default, where it differs from the optimizer's
 
 
@@ -121,7 +131,8 @@ def main(argv=None):
                         "epoch (default: 2e-3 for adam, the optimizer's own for the others)")
     p.add_argument("--optimizer", choices=sorted(_optimizers()), default="adam")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", metavar="PATH", default=None, help="save the trained model (.npz)")
+    p.add_argument("--save", metavar="PATH", type=_save_path, default=None,
+                   help="save the trained model (.npz)")
     p = sub.add_parser("bench", help="speed report: conv, pooling, training, inference "
                                       "vs the book's NumPy code and PyTorch")
     p.add_argument("--threads", type=_positive(int), default=None,

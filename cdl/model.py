@@ -4,18 +4,24 @@ Flat names are "index.name" ("0.W", "3.gamma"); a container layer's children
 add their own index ("2.0.W" is the W of the first layer inside layer 2).
 
 A saved model is one ``.npz`` file: the architecture as JSON text plus one
-array per parameter and buffer. Loading uses ``allow_pickle=False`` and only
-rebuilds layer classes registered by cdl from their JSON config, so a model
-file is data and never code. Writes go to a temporary file that replaces
-the target only once complete: a crash mid-save keeps the old file.
+array per parameter and buffer. Loading never unpickles and only rebuilds
+layer classes registered by cdl from their JSON config, so a model file is
+data and never code; sizes, names, shapes and dtypes are checked against the
+file before anything is allocated (``cdl._serial``, ``cdl._atomic``). Writes go to a
+temporary file that replaces the target only once complete: a crash
+mid-save keeps the old file, and a killed save's temporary file is removed
+by the next save to the same path.
 """
 import contextlib
+import functools
+import inspect
 import json
-import os
-import tempfile
+import math
 
 import numpy as np
 
+from cdl import _serial
+from cdl._atomic import atomic_savez
 from cdl.layers.base import Layer, registered_layers
 from cdl.layers.loss import Loss
 
@@ -137,6 +143,9 @@ class Sequential:
     def load_state(self, state):
         """Copy arrays from state (as ``state()`` returns) into the model, checked."""
         mine = self.state()
+        from cdl.layers.norm import BatchNorm  # model.py stays light to import
+        variances = {f"buffers/{p}running_var" for p, layer in walk(self.layers)
+                     if isinstance(layer, BatchNorm)}
         if set(state) != set(mine):
             missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
             raise ValueError(f"load_state: missing {missing[:5]}, unexpected {extra[:5]}")
@@ -149,7 +158,11 @@ class Sequential:
                 raise ValueError(f"load_state: {k} has dtype {src.dtype}, expected float")
             if not np.isfinite(src).all():
                 raise ValueError(f"load_state: {k} holds NaN or Inf")
-            dst[...] = src
+            if k in variances and (src < 0).any():
+                raise ValueError(f"load_state: {k} holds negative variances, e.g. "
+                                 f"{src[src < 0].flat[0]!r}")
+        for k, dst in mine.items():
+            dst[...] = state[k]
 
     @contextlib.contextmanager
     def hold_noise(self):
@@ -186,7 +199,7 @@ class Sequential:
                 {"type": type(self.loss_layer).__name__, "config": self.loss_layer.config()}}
         arrays = {"__arch__": np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8)}
         arrays.update(self.state())
-        atomic_savez(path, arrays)
+        atomic_savez(path, arrays, who="Sequential.save")
 
 
 def layer_spec(layer):
@@ -194,34 +207,30 @@ def layer_spec(layer):
     return {"type": type(layer).__name__, "config": layer.config()}
 
 
-def atomic_savez(path, arrays):
-    """np.savez to a temporary file in the same folder, fsync, then rename over path."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".cdl-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _bad(path, why):
     return ValueError(f"cdl.load: {path} is not a valid cdl model file: {why}")
 
 
-def build_layer(spec, limit, where="layer"):
-    """A layer from its JSON spec; every int in its config must be <= limit.
+def _unfilled(shape, rng, dtype):
+    """An initializer that draws nothing: for weights that loading overwrites at once."""
+    return np.zeros(shape, dtype=dtype)  # calloc: pages are touched only when written
 
-    The limit (the number of stored weight elements, at least 2**16) keeps a
-    forged config from asking a constructor for an absurd allocation before
-    the stored shapes are checked.
+
+@functools.lru_cache(maxsize=None)
+def _arguments(cls):
+    return frozenset(inspect.signature(cls).parameters)
+
+
+def build_layer(spec, limit=None, where="layer", dtype=None, depth=1):
+    """A layer from its JSON spec, with unfilled weights in dtype for the layers of cdl.
+
+    limit (for the layer types of users, whose state ``_serial.declared_state``
+    cannot foresee): every int in the config must be <= limit, the number of
+    stored values, so that a forged config cannot ask a constructor for an
+    absurd allocation before the stored shapes are checked.
     """
+    if depth > _serial.MAX_LAYER_DEPTH:
+        raise ValueError(f"{where}: layers nested more than {_serial.MAX_LAYER_DEPTH} deep")
     classes = registered_layers()
     if not isinstance(spec, dict) or set(spec) != {"type", "config"}:
         raise ValueError(f"{where}: expected {{'type', 'config'}}, got {spec!r:.80}")
@@ -231,10 +240,20 @@ def build_layer(spec, limit, where="layer"):
     config = spec["config"]
     if not isinstance(config, dict):
         raise ValueError(f"{where}: config must be an object")
-    _check_ints(config, limit, where)
+    if limit is not None:
+        _check_ints(config, limit, where)
+    kwargs = dict(config)
+    if cls.__name__ in _serial.RULES and not hasattr(cls, "from_config"):
+        args = _arguments(cls)
+        if "init" in args:
+            kwargs["init"] = _unfilled
+        if "dtype" in args and dtype is not None:
+            kwargs["dtype"] = dtype
     try:
-        return cls.from_config(config, lambda s, w: build_layer(s, limit, w)) \
-            if hasattr(cls, "from_config") else cls(**config)
+        if hasattr(cls, "from_config"):
+            return cls.from_config(config, lambda s, w: build_layer(s, limit, f"{where}: {w}",
+                                                                    dtype, depth + 1))
+        return cls(**kwargs)
     except (TypeError, ValueError, OverflowError, MemoryError) as e:
         raise ValueError(f"{where}: cannot build {cls.__name__} from {config!r:.120}: {e}") \
             from None
@@ -256,45 +275,56 @@ def _check_ints(value, limit, where):
 
 
 def load(path):
-    """Rebuild a Sequential saved with ``save``. Never unpickles; checks every array."""
+    """Rebuild a Sequential saved with ``save``: the architecture, then every array, checked.
+
+    Raises FileNotFoundError (or another OSError) when path cannot be opened,
+    and ValueError, naming path and the reason, for anything wrong inside it.
+    Never unpickles. Every check on sizes, names, shapes and dtypes runs on
+    the zip directory, the npy headers and the architecture JSON, before a
+    layer is built or an array inflated (see ``cdl._serial``); then values:
+    parameters and buffers finite, BatchNorm's running_var >= 0.
+    """
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise _bad(path, f"cannot read it as npz ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends from truncated files
-        raise _bad(path, f"{type(e).__name__}: {e}") from None
-    raw = arrays.pop("__arch__", None)
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise _bad(path, "no architecture record")
-    try:
-        arch = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(path, f"architecture is not JSON ({e})") from None
-    if not isinstance(arch, dict) or arch.get("format") != FORMAT:
-        raise _bad(path, "wrong format tag")
-    if arch.get("version") != VERSION:
-        raise _bad(path, f"unsupported version {arch.get('version')!r}")
-    specs = arch.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise _bad(path, "no layers")
-    limit = max(1 << 16, sum(int(a.size) for a in arrays.values()))
-    try:
-        layers = [build_layer(s, limit, f"layer {i}") for i, s in enumerate(specs)]
-        loss = None
-        if arch.get("loss") is not None:
-            spec = arch["loss"]
-            losses = {c.__name__: c for c in _loss_classes()}
-            if not isinstance(spec, dict) or spec.get("type") not in losses:
-                raise ValueError(f"unknown loss {spec!r:.60}")
-            loss = losses[spec["type"]]()
-        net = Sequential(layers, loss=loss)
-        dtypes = {a.dtype for k, a in arrays.items() if k.startswith("params/")}
-        if len(dtypes) == 1:
-            net.astype(dtypes.pop())
-        net.load_state(arrays)
+        with _serial.ModelFile(path) as mf:
+            return _load(mf)
     except ValueError as e:
         raise _bad(path, str(e)) from None
+
+
+def _load(mf):
+    members = mf.members
+    arch_m = members.get("__arch__")
+    if arch_m is None or arch_m.dtype != np.uint8 or len(arch_m.shape) != 1:
+        raise ValueError("no architecture record")
+    if arch_m.nbytes > _serial.MAX_ARCH_BYTES:
+        raise ValueError(f"architecture of {arch_m.nbytes} bytes "
+                         f"(at most {_serial.MAX_ARCH_BYTES})")
+    arch = _serial.parse_json(mf.read("__arch__").tobytes())
+    if not isinstance(arch, dict) or arch.get("format") != FORMAT:
+        raise ValueError("wrong format tag")
+    if arch.get("version") != VERSION:
+        raise ValueError(f"unsupported version {arch.get('version')!r:.40}")
+    specs = arch.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise ValueError("no layers")
+    loss_spec = arch.get("loss")
+    losses = {c.__name__: c for c in _loss_classes()}
+    if loss_spec is not None and not (isinstance(loss_spec, dict)
+                                      and isinstance(loss_spec.get("type"), str)
+                                      and loss_spec["type"] in losses):
+        raise ValueError(f"unknown loss {loss_spec!r:.60}")
+    dtype = _serial.state_dtype(members)
+    declared = _serial.declared_state(specs, registered_layers())
+    limit = None
+    if declared is None:  # a user's layer type: bound each size by what the file holds
+        limit = max(1 << 16, sum(math.prod(m.shape) for m in members.values()))
+    else:
+        _serial.compare_state(declared, members)
+    layers = [build_layer(s, limit, f"layer {i}", dtype) for i, s in enumerate(specs)]
+    loss = None if loss_spec is None else losses[loss_spec["type"]]()
+    net = Sequential(layers, loss=loss)
+    net.astype(dtype)
+    net.load_state({k: mf.read(k) for k in members if k != "__arch__"})
     return net
 
 
