@@ -35,8 +35,28 @@ def positive_int(who, name, v, maximum=None):
 
 
 def is_device_array(x):
-    """True for numba.cuda device arrays (anything with a CUDA array interface)."""
-    return hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray)
+    """True for GPU arrays: numba.cuda device arrays (anything with a CUDA array
+    interface) and the CUDA simulator's arrays (NUMBA_ENABLE_CUDASIM=1)."""
+    if isinstance(x, np.ndarray):
+        return False
+    return hasattr(x, "__cuda_array_interface__") \
+        or type(x).__module__.startswith("numba.cuda.simulator")
+
+
+def _device_c_contiguous(x):
+    """C-contiguity of a device array, read from its strides (no copy, no host access)."""
+    flags = getattr(x, "flags", None)
+    if flags is not None:
+        try:
+            return bool(flags["C_CONTIGUOUS"])
+        except (KeyError, TypeError):
+            pass
+    expected = x.dtype.itemsize
+    for size, stride in zip(reversed(x.shape), reversed(x.strides)):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False):
@@ -44,11 +64,12 @@ def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False)
 
     Integer, bool and float16 arrays are refused rather than cast silently
     (a uint8 image fed unscaled is a bug worth hearing about). Non-contiguous
-    arrays are copied to C order: that is the documented cast.
+    NumPy arrays are copied to C order: that is the documented cast. Device
+    arrays get the same checks of dtype, ndim and sizes; they must already be
+    C-contiguous (a copy would be a device kernel the caller should ask for).
     """
-    if is_device_array(x):
-        return x
-    if not isinstance(x, np.ndarray):
+    device = is_device_array(x)
+    if not device and not isinstance(x, np.ndarray):
         raise ValueError(f"{who}: {what} must be a NumPy array, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise ValueError(
@@ -64,6 +85,11 @@ def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False)
         raise ValueError(f"{who}: empty batch, {what} shape {x.shape}")
     if x.ndim > 0 and 0 in x.shape[1:]:
         raise ValueError(f"{who}: {what} has a zero-sized dimension, shape {x.shape}")
+    if device:
+        if not _device_c_contiguous(x):
+            raise ValueError(f"{who}: {what} on the GPU must be C-contiguous, got strides "
+                             f"{x.strides} for shape {x.shape}")
+        return x
     return np.ascontiguousarray(x)
 
 

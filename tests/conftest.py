@@ -1,7 +1,14 @@
-import numpy as np
-import pytest
+import os
 
-import cdl
+# The GPU path is tested on numba's CUDA simulator unless CDL_TEST_DEVICE=cuda asks for the
+# real GPU. Numba reads the switch when it is first imported, so it is set before cdl loads.
+if os.environ.get("CDL_TEST_DEVICE") != "cuda":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import cdl  # noqa: E402
 
 
 @pytest.fixture
@@ -20,3 +27,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def simulated():
+    """True when numba.cuda is the CPU simulator (tests keep shapes tiny there)."""
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Parametrizes a test over the CPU and the GPU (the simulator without a GPU)."""
+    if request.param == "cuda" and not cdl.cuda.is_available():
+        pytest.skip("no CUDA GPU and the simulator is off")
+    return request.param
+
+
+def on(device, *arrays):
+    """The arrays on ``device`` ("cpu": as they are; "cuda": copied to the GPU)."""
+    moved = [cdl.cuda.to_device(a) if device == "cuda" and a is not None else a for a in arrays]
+    return moved[0] if len(moved) == 1 else moved
+
+
+def host(a):
+    """A NumPy copy of a device array, or a NumPy array as it is."""
+    return cdl.cuda.to_host(a)

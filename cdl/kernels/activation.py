@@ -40,3 +40,6 @@ def relu_backward(dout, y, dx):
     df, yf, dxf = dout.reshape(-1), y.reshape(-1), dx.reshape(-1)
     run_slices(lambda a, z: _relu_backward(df, yf, dxf, a, z), df.size, work=df.size)
     return dx
+
+
+__all__ = ["relu_forward", "relu_backward"]

@@ -352,3 +352,6 @@ def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None, with_dx=
         dW = np.ascontiguousarray(dWt.T).reshape(W.shape)
     db = np.sum([p[1] for p in parts], axis=0, dtype=x.dtype) if with_bias else None
     return dx, dW, db
+
+
+__all__ = ["conv2d_forward", "conv2d_backward"]

@@ -54,3 +54,6 @@ def affine_backward(dout, x, W, dx, dW, db):
             np.matmul(dout[a:z], W.T, out=dx[a:z])
         run_slices(input_rows, dout.shape[0], threads=_threads_for(dout.shape[0], W.shape[0]))
     return dx, dW, db
+
+
+__all__ = ["affine_forward", "affine_backward"]

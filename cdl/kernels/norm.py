@@ -300,3 +300,6 @@ def _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbe
     else:
         coef[2, c] = 0.0
         coef[3, c] = 0.0
+
+
+__all__ = ["batchnorm_forward", "batchnorm_apply", "batchnorm_backward"]

@@ -242,3 +242,6 @@ def _ema(avg, p, beta):
 def ema_update(avg, p, beta):
     """avg <- beta * avg + (1 - beta) * p in place (beta = 1 - 1/n gives the running mean)."""
     _launch(_ema, _flat("ema_update", avg, p), (avg.dtype.type(beta),))
+
+
+__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "weight_decay_grad", "ema_update"]

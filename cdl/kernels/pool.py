@@ -340,3 +340,6 @@ def avgpool2d_backward(dout, kh, kw, sh, sw, ph, pw, dx):
     """dx (N, C, H, W) = dout / (KH*KW) spread over each window (dx overwritten)."""
     run_slices(lambda a, z: _avgpool_backward(dout, kh, kw, sh, sw, ph, pw, dx, a, z),
                dx.shape[0])
+
+
+__all__ = ["maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward"]
