@@ -96,6 +96,23 @@ class Layer(abc.ABC):
                 store[k] = np.ascontiguousarray(v, dtype=dtype)
         return self
 
+    def to_device(self):
+        """Move this layer's params, grads and buffers to the GPU, in place in their dicts
+        (a container's children move with ``Sequential.to_device``, which walks them)."""
+        from cdl import cuda
+        return self._move(cuda.to_device)
+
+    def to_host(self):
+        """Move this layer's params, grads and buffers back to NumPy arrays."""
+        from cdl import cuda
+        return self._move(cuda.to_host)
+
+    def _move(self, fn):
+        for store in (self.params, self.grads, self.buffers):
+            for k, v in store.items():
+                store[k] = fn(v)
+        return self
+
     def _cached(self, value):
         """What forward cached for backward, or a clear error when it never ran."""
         if value is None:
