@@ -18,4 +18,12 @@ from cdl.train import Callback, Trainer
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers", "optim", "ops",
-           "init", "cuda", "gradcheck", "callbacks", "ensemble", "__version__"]
+           "init", "cuda", "gradcheck", "callbacks", "ensemble", "export_onnx", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy: cdl.export_onnx loads cdl.onnx on first use; the onnx package only when it runs.
+    if name == "export_onnx":
+        from cdl.onnx import export_onnx
+        return export_onnx
+    raise AttributeError(f"module 'cdl' has no attribute {name!r}")

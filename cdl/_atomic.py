@@ -1,6 +1,6 @@
 """Saving files atomically and durably, as ``Sequential.save`` does.
 
-Writing (``atomic_savez``) goes to a temporary file next to the target,
+Writing (``atomic_savez``, ``atomic_write``) goes to a temporary file next to the target,
 created with the mode a plain ``open()`` would give (0o666 minus the umask;
 an existing target keeps its mode), fsynced, renamed over the target, and
 the folder fsynced. A symbolic link is written through, not replaced. The
@@ -70,6 +70,11 @@ def _save_error(who, path, e):
 
 def atomic_savez(path, arrays, who="save"):
     """np.savez(path, **arrays), atomically and durably (see the module docstring)."""
+    atomic_write(path, lambda f: np.savez(f, **arrays), who)
+
+
+def atomic_write(path, write, who="save"):
+    """write(f) on a binary file that replaces path once complete (see the module docstring)."""
     target = os.path.realpath(os.fspath(path))  # write through a symbolic link
     folder, name = os.path.split(target)
     remove_stale_temps(folder, name)
@@ -90,7 +95,7 @@ def atomic_savez(path, arrays, who="save"):
             with contextlib.suppress(PermissionError):  # not ours to chmod: default mode
                 os.fchmod(fd, mode)
         f = os.fdopen(fd, "wb")
-        np.savez(f, **arrays)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
         f.close()
