@@ -17,8 +17,12 @@ from cdl.train import Callback, Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers", "optim", "ops",
-           "init", "cuda", "gradcheck", "callbacks", "ensemble", "export_onnx", "__version__"]
+# Subpackages reached as attributes of cdl, imported on first use (DESIGN.md).
+_LAZY = ("data", "models", "binary", "backend", "kernels", "packed", "benchmarks")
+
+__all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers",
+           "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble", "export_onnx",
+           *_LAZY, "__version__"]
 
 
 def __getattr__(name):
@@ -26,4 +30,7 @@ def __getattr__(name):
     if name == "export_onnx":
         from cdl.onnx import export_onnx
         return export_onnx
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f"cdl.{name}")
     raise AttributeError(f"module 'cdl' has no attribute {name!r}")

@@ -169,3 +169,12 @@ def test_rng_scope_is_per_thread_and_restored():
     assert init.get_rng() is outer
     with init.rng_scope(None):
         assert init.get_rng() is outer
+
+
+def test_subpackages_are_attributes_of_cdl():
+    import subprocess
+    import sys
+    code = ("import cdl; cdl.data.load_digits; cdl.models.ResNet; cdl.binary.pack_bits; "
+            "cdl.optim.Adam; cdl.layers.Conv2D; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
