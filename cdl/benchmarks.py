@@ -337,6 +337,16 @@ def conv_gflop(N, C, H, W, F, K, s, p):
     return 3 * 2 * N * oh * ow * F * C * K * K / 1e9
 
 
+def _forced_conv(ck, algo, x, W, b, dout, s, p):
+    """Forward and backward of cdl.kernels.conv with algo forced, outputs allocated as a
+    layer does."""
+    with ck.forced_algorithm(algo):
+        y = ck.conv2d_forward(x, W, b, (s, s), (p, p), np.empty(dout.shape, dtype=x.dtype))
+        grads = ck.conv2d_backward(dout, x, W, (s, s), (p, p), np.empty_like(x),
+                                   np.empty_like(W), np.empty_like(b))
+    return y, grads
+
+
 def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
     """One row per (N, C, H, W, F, K, stride, pad): cdl, book, torch ms, ratios, GFLOP/s."""
     from cdl import layers as L
@@ -358,9 +368,7 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
         contenders = {"cdl": run_cdl, "book": lambda: book_conv(x, Wt, b, dout, s, p)}
         applicable = ck.applicable(x.shape, Wt.shape, (s, s), (p, p))
         for algo in applicable if algos else ():
-            contenders[algo] = (lambda a: lambda: (
-                ck.conv2d_forward(x, Wt, b, (s, s), (p, p), algo=a),
-                ck.conv2d_backward(dout, x, Wt, (s, s), (p, p), True, algo=a)))(algo)
+            contenders[algo] = (lambda a: lambda: _forced_conv(ck, a, x, Wt, b, dout, s, p))(algo)
         if torch is not None:
             tx = torch.from_numpy(x.copy()).requires_grad_()
             tw = torch.from_numpy(Wt.copy()).requires_grad_()

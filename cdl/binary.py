@@ -140,7 +140,9 @@ def padding_correction(w_signs, in_hw, stride, pad):
     """(OH*OW, F) int32 that turns -1 padding into zero padding (see binary_conv2d)."""
     F = w_signs.shape[0]
     ones = np.ones((1, w_signs.shape[1], *in_hw), dtype=np.float64)
-    inside = _conv.conv2d_forward(ones, w_signs.astype(np.float64), None, stride, pad)[0]
+    oh, ow = conv_output_hw("padding_correction", in_hw, w_signs.shape[2:], stride, pad)
+    inside = _conv.conv2d_forward(ones, w_signs.astype(np.float64), None, stride, pad,
+                                  np.empty((1, F, oh, ow), dtype=np.float64))[0]
     total = w_signs.reshape(F, -1).sum(axis=1, dtype=np.float64)
     corr = np.rint(total[:, None, None] - inside).astype(np.int32)
     return np.ascontiguousarray(corr.reshape(F, -1).T)

@@ -249,10 +249,11 @@ class _BinaryStage:
             if x.shape[1] != self.in_channels:
                 self._fail(f"input of shape {x.shape} has {x.shape[1]} channels, expected "
                            f"{self.in_channels}")
-            conv_output_hw(who, x.shape[2:], self.kernel, self.stride, self.pad)
+            oh, ow = conv_output_hw(who, x.shape[2:], self.kernel, self.stride, self.pad)
             x = x.astype(np.result_type(x.dtype, self.dtype), copy=False)
             dot = _conv.conv2d_forward(x, self._signs_matrix(x.dtype), None, self.stride,
-                                       self.pad)
+                                       self.pad, np.empty((len(x), self.out_features, oh, ow),
+                                                          dtype=x.dtype))
         else:
             x = check_float(who, x, ndim=range(2, 8))
             if x[0].size != self.in_features:

@@ -28,12 +28,18 @@ Four algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
              (cdl/kernels/conv_winograd.py).
 
 choose_algorithm() is the heuristic; bench/conv.py --algos times every
-algorithm wherever it applies.
+algorithm wherever it applies. The choice is CPU-only, so it is no argument of
+the kernels (their signatures are shared with the CUDA twins): tests and
+benchmarks force one with ``with forced_algorithm("winograd"): ...``, which
+holds for conv2d_forward/backward called from that thread inside the block.
 
 All four run on cdl.kernels.parallel: the batch is cut into one slice per
 thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
+import contextlib
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -121,11 +127,35 @@ def _geometry(x_shape, w_shape, stride, pad):
     return kh, kw, sh, sw, ph, pw, oh, ow
 
 
-def _algorithm(algo, x_shape, w_shape, stride, pad):
-    if algo is None:
-        return choose_algorithm(x_shape, w_shape, stride, pad)
+# The algorithm forced by forced_algorithm() in this thread (None: the heuristic decides).
+_forced = threading.local()
+
+
+def _check_known(algo):
     if algo not in ALGORITHMS:
         raise ValueError(f"conv2d: unknown algorithm {algo!r}, expected one of {ALGORITHMS}")
+
+
+@contextlib.contextmanager
+def forced_algorithm(algo):
+    """Within the block, conv2d_forward/backward called from this thread use algo (one of
+    ALGORITHMS) instead of choose_algorithm's pick; None restores the heuristic. A call
+    whose geometry the algorithm cannot compute raises ValueError. Blocks nest."""
+    if algo is not None:
+        _check_known(algo)
+    before = getattr(_forced, "algo", None)
+    _forced.algo = algo
+    try:
+        yield algo
+    finally:
+        _forced.algo = before
+
+
+def _algorithm(x_shape, w_shape, stride, pad):
+    algo = getattr(_forced, "algo", None)
+    if algo is None:
+        return choose_algorithm(x_shape, w_shape, stride, pad)
+    _check_known(algo)
     if algo not in applicable(x_shape, w_shape, stride, pad):
         need = ("a 1x1 kernel, stride 1 and no padding" if algo == "pointwise"
                 else "a 3x3 kernel and stride 1")
@@ -287,17 +317,17 @@ def _pointwise_backward_slice(d3, x3, Wm, dx3, a, z):
     return dW, d3[a:z].sum(axis=2).sum(axis=0)
 
 
-def conv2d_forward(x, W, b, stride, pad, algo=None):
-    """y (N, F, OH, OW) = conv(x (N, C, H, W), W (F, C, KH, KW)) + b (F,) or None.
+def conv2d_forward(x, W, b, stride, pad, y):
+    """y (N, F, OH, OW) = conv(x (N, C, H, W), W (F, C, KH, KW)) + b (F,) or None; returns y.
 
-    algo: None (choose_algorithm decides), "gemm" or "pointwise".
+    stride and pad are (h, w) pairs; y is C-contiguous, in x's dtype (overwritten). The
+    algorithm is choose_algorithm's, or the one forced_algorithm() holds.
     """
     g = _geometry(x.shape, W.shape, stride, pad)
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm = W.reshape(F, -1)
-    y = np.empty((N, F, oh, ow), dtype=x.dtype)
     y3 = y.reshape(N, F, oh * ow)
-    algo = _algorithm(algo, x.shape, W.shape, stride, pad)
+    algo = _algorithm(x.shape, W.shape, stride, pad)
     if algo == "pointwise":
         x3 = x.reshape(N, -1, oh * ow)
         run_slices(lambda a, z: _pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
@@ -315,21 +345,23 @@ def conv2d_forward(x, W, b, stride, pad, algo=None):
     return y
 
 
-def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None, with_dx=True):
-    """(dx, dW, db) for dout (N, F, OH, OW); db is None without a bias, dx None without
-    with_dx (the first layer of a network: nothing reads it, so it is not computed).
+def conv2d_backward(dout, x, W, stride, pad, dx, dW, db):
+    """dx (N, C, H, W), dW (F, C, KH, KW), db (F,) for dout (N, F, OH, OW), written into the
+    outputs (overwritten); returns (dx, dW, db).
 
-    algo: None (choose_algorithm decides), "gemm", "pointwise" or "direct".
+    dx None: the input gradient is not computed (a first layer: nothing reads it, so
+    col2im or its gather is skipped). db None: no bias. All in x's dtype, C-contiguous.
     """
     g = _geometry(x.shape, W.shape, stride, pad)
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm, d3 = W.reshape(F, -1), dout.reshape(N, F, oh * ow)
-    dx = np.empty_like(x) if with_dx else None
-    algo = _algorithm(algo, x.shape, W.shape, stride, pad)
+    dWm = dW.reshape(F, -1)
+    with_dx = dx is not None
+    algo = _algorithm(x.shape, W.shape, stride, pad)
     if algo == "pointwise":
         x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow) if with_dx else None
         parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
-        dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
+        np.sum([p[0] for p in parts], axis=0, dtype=x.dtype, out=dWm)
     elif algo == "direct":
         d = _direct_geometry(W.shape, stride, pad, (oh, ow))
         lists = _direct.gather_lists(W, stride, d[-1])
@@ -341,16 +373,16 @@ def conv2d_backward(dout, x, W, stride, pad, with_bias=True, algo=None, with_dx=
                                    with_dx, dWt, db, a, z)
             return dWt, db
         parts = run_slices(direct_slice, N)
-        dW = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).reshape(W.shape)
+        np.sum([p[0] for p in parts], axis=0, dtype=x.dtype, out=dWm)
     elif algo == "winograd":
         Ut = np.ascontiguousarray(_wino.weights(W).transpose(0, 2, 1)) if with_dx else None
         parts = run_slices(lambda a, z: _winograd_backward_slice(dout, x, Ut, pad, dx, a, z), N)
-        dW = _wino.weight_grads(np.sum([p[0] for p in parts], axis=0, dtype=x.dtype))
+        dW[...] = _wino.weight_grads(np.sum([p[0] for p in parts], axis=0, dtype=x.dtype))
     else:
         parts = run_slices(lambda a, z: _gemm_backward_slice(d3, x, Wm, g, dx, a, z), N)
-        dWt = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype)
-        dW = np.ascontiguousarray(dWt.T).reshape(W.shape)
-    db = np.sum([p[1] for p in parts], axis=0, dtype=x.dtype) if with_bias else None
+        dWm[...] = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).T
+    if db is not None:
+        np.sum([p[1] for p in parts], axis=0, dtype=x.dtype, out=db)
     return dx, dW, db
 
 

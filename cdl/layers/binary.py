@@ -251,7 +251,9 @@ class BinaryConv2D(_BinaryLinear):
         dtype = compute_dtype(x, W)
         x = x.astype(dtype, copy=False)
         xb, wb = self._binary_input(x), sign(W.astype(dtype, copy=False))
-        dot = kernels_for(xb).conv2d_forward(xb, wb, None, self.stride, self.pad)
+        K = kernels_for(xb)
+        dot = K.conv2d_forward(xb, wb, None, self.stride, self.pad,
+                               K.empty(self.output_shape(xb.shape), xb.dtype))
         if train:
             self._cache = (x, xb, wb, dot)
         return self.finish(dot, channel_axis=1)
@@ -263,8 +265,10 @@ class BinaryConv2D(_BinaryLinear):
         alpha = self.alpha()
         g = dout * alpha.astype(dout.dtype)[None, :, None, None] if self.scale else dout
         dalpha = (dout * dot).sum(axis=(0, 2, 3)) if self.scale else None
-        dx, g_wb, _ = kernels_for(g).conv2d_backward(
-            np.ascontiguousarray(g, dtype=x.dtype), xb, wb, self.stride, self.pad, False)
+        K = kernels_for(g)
+        dx, g_wb, _ = K.conv2d_backward(
+            np.ascontiguousarray(g, dtype=x.dtype), xb, wb, self.stride, self.pad,
+            K.empty(xb.shape, xb.dtype), K.empty(wb.shape, x.dtype), None)
         self.grads["W"] = self._weight_grad(W, g_wb, dalpha)
         if self.bias:
             self.grads["b"] = dout.sum(axis=(0, 2, 3)).astype(W.dtype, copy=False)

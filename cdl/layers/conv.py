@@ -5,6 +5,7 @@ from cdl import init as _init
 from cdl._checks import check_float, conv_output_hw, pair, positive_int
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer, compute_dtype
+from cdl.layers.dense import cast
 
 
 def conv_output_shape(layer, x_shape):
@@ -62,9 +63,10 @@ class Conv2D(Layer):
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
         self._y_shape = self.output_shape(x.shape)
         W, b = self.params["W"], self.params.get("b")
+        K = kernels_for(x, W)
         dtype = compute_dtype(x, W)
-        x, W = x.astype(dtype, copy=False), W.astype(dtype, copy=False)
-        y = kernels_for(x).conv2d_forward(x, W, b, self.stride, self.pad)
+        x, W = cast(K, x, dtype), cast(K, W, dtype)
+        y = K.conv2d_forward(x, W, b, self.stride, self.pad, K.empty(self._y_shape, dtype))
         if train:
             self._x = x
         return y
@@ -80,10 +82,13 @@ class Conv2D(Layer):
         x = self._cached(self._x)
         dout = self._check_dout(dout, self._y_shape)
         W = self.params["W"]
-        dx, dW, db = kernels_for(dout).conv2d_backward(
-            dout.astype(x.dtype, copy=False), x, W.astype(x.dtype, copy=False),
-            self.stride, self.pad, self.bias, with_dx=with_dx)
-        self.grads["W"] = dW.astype(W.dtype, copy=False)
+        K = kernels_for(dout, x, W)
+        dx = K.empty(x.shape, x.dtype) if with_dx else None
+        dW = K.empty(W.shape, x.dtype)
+        db = K.empty((self.out_channels,), x.dtype) if self.bias else None
+        K.conv2d_backward(cast(K, dout, x.dtype), x, cast(K, W, x.dtype), self.stride,
+                          self.pad, dx, dW, db)
+        self.grads["W"] = cast(K, dW, W.dtype)
         if self.bias:
-            self.grads["b"] = db.astype(W.dtype, copy=False)
+            self.grads["b"] = cast(K, db, W.dtype)
         return dx

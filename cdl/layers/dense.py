@@ -7,6 +7,12 @@ from cdl.backend import kernels_for
 from cdl.layers.base import Layer, compute_dtype
 
 
+def cast(K, a, dtype):
+    """a in dtype: a itself when it is already, else a copy cast by the backend K (device
+    arrays have no astype; on the CPU this is a.astype(dtype, copy=False))."""
+    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
+
+
 def _positive_int(who, name, v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
@@ -39,15 +45,17 @@ class Affine(Layer):
 
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=range(2, 8))
-        x2 = x.reshape(x.shape[0], -1)
+        N = x.shape[0]
+        x2 = x.reshape(N, x.size // N)  # C-contiguous (check_float): a view, host or device
         if x2.shape[1] != self.in_features:
             raise ValueError(
                 f"Affine({self.in_features}, {self.out_features}): input of shape {x.shape} "
                 f"has {x2.shape[1]} features per sample, expected {self.in_features}")
         W = self.params["W"]
-        x2 = np.ascontiguousarray(x2, dtype=compute_dtype(x2, W))
-        y = np.empty((x2.shape[0], self.out_features), dtype=x2.dtype)
-        kernels_for(x2, W).affine_forward(x2, W, self.params.get("b"), y)
+        K = kernels_for(x2, W)
+        x2 = cast(K, x2, compute_dtype(x2, W))
+        y = K.empty((N, self.out_features), x2.dtype)
+        K.affine_forward(x2, W, self.params.get("b"), y)
         if train:
             self._x, self._x_shape = x2, x.shape
         return y
@@ -62,14 +70,15 @@ class Affine(Layer):
         x2 = self._cached(self._x)
         W = self.params["W"]
         dout = self._check_dout(dout, (x2.shape[0], self.out_features))
-        dout = np.ascontiguousarray(dout, dtype=x2.dtype)
-        dx = np.empty(x2.shape, dtype=x2.dtype) if with_dx else None
-        dW = np.empty(W.shape, dtype=x2.dtype)
-        db = np.empty(self.out_features, dtype=x2.dtype) if self.bias else None
-        kernels_for(dout, x2).affine_backward(dout, x2, W, dx, dW, db)
-        self.grads["W"] = dW.astype(W.dtype, copy=False)
+        K = kernels_for(dout, x2, W)
+        dout = cast(K, dout, x2.dtype)
+        dx = K.empty(x2.shape, x2.dtype) if with_dx else None
+        dW = K.empty(W.shape, x2.dtype)
+        db = K.empty((self.out_features,), x2.dtype) if self.bias else None
+        K.affine_backward(dout, x2, W, dx, dW, db)
+        self.grads["W"] = cast(K, dW, W.dtype)
         if self.bias:
-            self.grads["b"] = db.astype(W.dtype, copy=False)
+            self.grads["b"] = cast(K, db, W.dtype)
         return dx
 
 

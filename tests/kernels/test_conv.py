@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdl import kernels as K
+from cdl._checks import conv_output_hw
 from cdl.kernels import conv as kconv
 from cdl.kernels import reference as ref
 
@@ -20,16 +21,35 @@ def conv_cases(draw):
     return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
 
 
+def _forward(x, W, b, stride, pad, algo=None):
+    """conv2d_forward into a fresh y, with algo forced (None: the heuristic's pick)."""
+    y = np.empty((x.shape[0], W.shape[0], *conv_output_hw("test", x.shape[2:], W.shape[2:],
+                                                          stride, pad)), dtype=x.dtype)
+    with kconv.forced_algorithm(algo):
+        assert K.conv2d_forward(x, W, b, stride, pad, y) is y
+    return y
+
+
+def _backward(dout, x, W, stride, pad, algo=None, bias=True, with_dx=True):
+    """conv2d_backward into fresh outputs (dx None without with_dx, db None without bias)."""
+    out = (np.empty_like(x) if with_dx else None, np.empty_like(W),
+           np.empty(W.shape[0], dtype=x.dtype) if bias else None)
+    with kconv.forced_algorithm(algo):
+        got = K.conv2d_backward(dout, x, W, stride, pad, *out)
+    assert all(g is o for g, o in zip(got, out))
+    return got
+
+
 def _run(case, dtype, seed=0, algo=None, bias=True):
     xs, ws, stride, pad = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(xs).astype(dtype)
     W = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype) if bias else None
-    y = K.conv2d_forward(x, W, b, stride, pad, algo=algo)
+    y = _forward(x, W, b, stride, pad, algo)
     want = ref.conv2d_forward(x, W, b, *stride, *pad)
     dout = rng.standard_normal(want.shape).astype(dtype)
-    dx, dW, db = K.conv2d_backward(dout, x, W, stride, pad, bias, algo=algo)
+    dx, dW, db = _backward(dout, x, W, stride, pad, algo, bias)
     rdx, rdW, rdb = ref.conv2d_backward(dout, x, W, *stride, *pad)
     if not bias:
         assert db is None
@@ -135,14 +155,14 @@ def test_chunks_and_slices(monkeypatch, chunk_bytes, columns_min_f, case):
     ((2, 4, 4, 4), (6, 4, 1, 1), (1, 1), (0, 0)),
 ])
 def test_backward_without_dx(case):
-    """with_dx=False: dx is None, dW and db are the same, for every algorithm."""
+    """dx None: not computed, dW and db the same, for every algorithm."""
     xs, ws, stride, pad = case
     rng = np.random.default_rng(3)
     x, W = rng.standard_normal(xs), rng.standard_normal(ws)
-    dout = rng.standard_normal(kconv.conv2d_forward(x, W, None, stride, pad).shape)
+    dout = rng.standard_normal(_forward(x, W, None, stride, pad).shape)
     for algo in _algorithms(case):
-        dx, dW, db = K.conv2d_backward(dout, x, W, stride, pad, True, algo=algo)
-        none, dW2, db2 = K.conv2d_backward(dout, x, W, stride, pad, True, algo=algo, with_dx=False)
+        dx, dW, db = _backward(dout, x, W, stride, pad, algo)
+        none, dW2, db2 = _backward(dout, x, W, stride, pad, algo, with_dx=False)
         assert none is None and dx is not None
         np.testing.assert_allclose(dW2, dW, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-12)
@@ -151,11 +171,39 @@ def test_backward_without_dx(case):
 def test_unknown_or_inapplicable_algorithm():
     x, W = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
     with pytest.raises(ValueError, match="unknown algorithm"):
-        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="fft")
+        with kconv.forced_algorithm("fft"):
+            pass
     with pytest.raises(ValueError, match="'pointwise' needs a 1x1"):
-        K.conv2d_forward(x, W, None, (1, 1), (0, 0), algo="pointwise")
+        _forward(x, W, None, (1, 1), (0, 0), "pointwise")
     with pytest.raises(ValueError, match="'winograd' needs a 3x3 kernel and stride 1"):
-        K.conv2d_forward(x, W, None, (2, 2), (0, 0), algo="winograd")
+        _forward(x, W, None, (2, 2), (0, 0), "winograd")
+    with pytest.raises(ValueError, match="'winograd' needs a 3x3 kernel and stride 1"):
+        _backward(np.zeros((1, 1, 1, 1)), x, W, (2, 2), (0, 0), "winograd")
+
+
+def test_forced_algorithm_is_scoped_and_per_thread(monkeypatch):
+    """The forced algorithm holds inside the block, in the calling thread only, and nests."""
+    import threading
+    picks = []
+    monkeypatch.setattr(kconv, "choose_algorithm", lambda *a: picks.append("heuristic") or "gemm")
+    x, W, y = np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)), np.empty((1, 2, 5, 5))
+
+    def conv():
+        K.conv2d_forward(x, W, None, (1, 1), (1, 1), y)
+    seen = []
+    real = kconv._algorithm
+    monkeypatch.setattr(kconv, "_algorithm", lambda *a: seen.append(real(*a)) or seen[-1])
+    with kconv.forced_algorithm("direct"):
+        conv()
+        with kconv.forced_algorithm("winograd"):
+            conv()
+        other = threading.Thread(target=conv)
+        other.start()
+        other.join()
+        conv()
+    conv()
+    assert seen == ["direct", "winograd", "gemm", "direct", "gemm"]
+    assert picks == ["heuristic", "heuristic"]
 
 
 def test_heuristic():

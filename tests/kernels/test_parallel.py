@@ -68,11 +68,12 @@ def test_pool_works_after_fork():
     from cdl.kernels import conv
     x = np.ones((4, 2, 5, 5), np.float32)
     W = np.ones((3, 2, 3, 3), np.float32)
-    want = conv.conv2d_forward(x, W, None, (1, 1), (1, 1))  # the parent's pool exists now
+    # after this call the parent's pool exists
+    want = conv.conv2d_forward(x, W, None, (1, 1), (1, 1), np.empty((4, 3, 5, 5), np.float32))
     pid = os.fork()
     if pid == 0:  # child: a pool made before fork has no threads here
         try:
-            got = conv.conv2d_forward(x, W, None, (1, 1), (1, 1))
+            got = conv.conv2d_forward(x, W, None, (1, 1), (1, 1), np.empty_like(want))
             os._exit(0 if np.array_equal(got, want) else 1)
         except BaseException:
             os._exit(2)
