@@ -1,9 +1,19 @@
-"""Element-wise activations and Softmax. Each keeps only what its derivative needs."""
+"""Element-wise activations and Softmax. Each keeps only what its derivative needs.
+
+The math is in the kernels (``cdl.kernels.activation`` and its CUDA twin),
+picked by where the input lives; outputs are allocated through the same
+backend. Backward computes in the forward's dtype (dout is cast to it).
+"""
 import numpy as np
 
-from cdl._checks import check_float
+from cdl._checks import FLOAT_DTYPES, check_float, is_device_array
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer
+
+
+def _as_dtype(K, a, dtype):
+    """a in dtype: a itself when it already is, else a converted copy (on a's device)."""
+    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
 
 
 class _Elementwise(Layer):
@@ -25,7 +35,8 @@ class ReLU(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        y = kernels_for(x).relu_forward(x, np.empty_like(x))
+        K = kernels_for(x)
+        y = K.relu_forward(x, K.empty_like(x))
         if train:  # y > 0 exactly where x > 0: the output is the mask
             self._y, self._shape = y, x.shape
         return y
@@ -33,12 +44,12 @@ class ReLU(_Elementwise):
     def backward(self, dout):
         dout = self._dout(dout)
         y = self._y
-        return kernels_for(dout, y).relu_backward(dout.astype(y.dtype, copy=False), y,
-                                                  np.empty_like(y))
+        K = kernels_for(dout, y)
+        return K.relu_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class LeakyReLU(_Elementwise):
-    """y = x where x > 0, alpha * x elsewhere."""
+    """y = x where x > 0, alpha * x elsewhere; dy/dx = 1 where x > 0, else alpha."""
 
     def __init__(self, alpha=0.01):
         super().__init__()
@@ -51,13 +62,18 @@ class LeakyReLU(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        slope = np.where(x > 0, 1, self.alpha).astype(x.dtype)
+        K = kernels_for(x)
+        y = K.leaky_relu_forward(x, self.alpha, K.empty_like(x))
         if train:
-            self._slope, self._shape = slope, x.shape
-        return x * slope
+            self._x, self._shape = x, x.shape
+        return y
 
     def backward(self, dout):
-        return self._dout(dout) * self._slope
+        dout = self._dout(dout)
+        x = self._x
+        K = kernels_for(dout, x)
+        return K.leaky_relu_backward(_as_dtype(K, dout, x.dtype), x, self.alpha,
+                                     K.empty_like(x))
 
 
 class Sigmoid(_Elementwise):
@@ -65,16 +81,17 @@ class Sigmoid(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        y = np.tanh(x * x.dtype.type(0.5))
-        y += 1
-        y *= 0.5
+        K = kernels_for(x)
+        y = K.sigmoid_forward(x, K.empty_like(x))
         if train:
             self._y, self._shape = y, x.shape
         return y
 
     def backward(self, dout):
         dout = self._dout(dout)
-        return dout * self._y * (1 - self._y)
+        y = self._y
+        K = kernels_for(dout, y)
+        return K.sigmoid_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class Tanh(_Elementwise):
@@ -82,14 +99,17 @@ class Tanh(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        y = np.tanh(x)
+        K = kernels_for(x)
+        y = K.tanh_forward(x, K.empty_like(x))
         if train:
             self._y, self._shape = y, x.shape
         return y
 
     def backward(self, dout):
         dout = self._dout(dout)
-        return dout * (1 - self._y * self._y)
+        y = self._y
+        K = kernels_for(dout, y)
+        return K.tanh_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class Step(_Elementwise):
@@ -97,12 +117,15 @@ class Step(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
+        K = kernels_for(x)
         if train:
-            self._shape = x.shape
-        return (x > 0).astype(x.dtype)
+            self._shape, self._dtype = x.shape, x.dtype
+        return K.step_forward(x, K.empty_like(x))
 
     def backward(self, dout):
-        return np.zeros_like(self._dout(dout))
+        dout = self._dout(dout)
+        K = kernels_for(dout)
+        return K.step_backward(dout, K.empty(dout.shape, self._dtype))
 
 
 class Softmax(_Elementwise):
@@ -114,7 +137,9 @@ class Softmax(_Elementwise):
 
     def forward(self, x, train=True):
         x = self._input(x)
-        y = softmax(x)
+        K = kernels_for(x)
+        y = K.empty_like(x)
+        K.softmax_forward(_rows(x), _rows(y))
         if train:
             self._y, self._shape = y, x.shape
         return y
@@ -122,12 +147,28 @@ class Softmax(_Elementwise):
     def backward(self, dout):
         dout = self._dout(dout)
         y = self._y
-        return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
+        K = kernels_for(dout, y)
+        dx = K.empty_like(y)
+        K.softmax_backward(_rows(_as_dtype(K, dout, y.dtype)), _rows(y), _rows(dx))
+        return dx
+
+
+def _rows(a):
+    """The (rows, last axis) view of a C-contiguous array (a view on the GPU too)."""
+    cols = a.shape[a.ndim - 1]  # the simulator's shapes refuse negative indexes
+    return a.reshape(a.size // cols, cols) if a.ndim != 2 else a
 
 
 def softmax(x):
-    """Numerically stable softmax over the last axis."""
-    z = x - x.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
+    """Numerically stable softmax over the last axis (a new array, on x's device).
+
+    NumPy input that is not float32/float64 is computed in float64.
+    """
+    if not is_device_array(x):
+        x = np.asarray(x)
+        x = np.ascontiguousarray(x, dtype=x.dtype if x.dtype in FLOAT_DTYPES else np.float64)
+    K = kernels_for(x)
+    y = K.empty_like(x)
+    if x.size:
+        K.softmax_forward(_rows(x), _rows(y))
+    return y
