@@ -309,18 +309,21 @@ def _is_2x2_tiling(kh, kw, sh, sw, ph, pw):
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
-    """y (N, C, OH, OW) = max of each window of x (N, C, H, W); NaN where a window holds one."""
+    """y (N, C, OH, OW) = max of each window of x (N, C, H, W); NaN where a window holds one.
+    Returns y."""
     if _is_2x2_tiling(kh, kw, sh, sw, ph, pw):
         run_slices(lambda a, z: _maxpool_forward_2x2(x, y, a, z), x.shape[0])
     else:
         run_slices(lambda a, z: _maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, a, z),
                    x.shape[0])
+    return y
 
 
 def maxpool2d_backward(dout, x, y, kh, kw, sh, sw, ph, pw, dx):
     """dx (N, C, H, W) = dout (N, C, OH, OW) routed to each window's first maximum (dx overwritten).
 
     x and y are the forward's input and output (y unchanged since); dx has dout's dtype.
+    Returns dx.
     """
     if _is_2x2_tiling(kh, kw, sh, sw, ph, pw):
         bits = _BITS[dout.dtype]
@@ -329,17 +332,32 @@ def maxpool2d_backward(dout, x, y, kh, kw, sh, sw, ph, pw, dx):
     else:
         run_slices(lambda a, z: _maxpool_backward(dout, x, y, kh, kw, sh, sw, ph, pw, dx, a, z),
                    dx.shape[0])
+    return dx
 
 
 def avgpool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
-    """y (N, C, OH, OW) = sum of each window of x (N, C, H, W) / (KH*KW)."""
+    """y (N, C, OH, OW) = sum of each window of x (N, C, H, W) / (KH*KW); returns y."""
     run_slices(lambda a, z: _avgpool_forward(x, kh, kw, sh, sw, ph, pw, y, a, z), x.shape[0])
+    return y
 
 
 def avgpool2d_backward(dout, kh, kw, sh, sw, ph, pw, dx):
-    """dx (N, C, H, W) = dout / (KH*KW) spread over each window (dx overwritten)."""
+    """dx (N, C, H, W) = dout / (KH*KW) spread over each window (dx overwritten); returns dx."""
     run_slices(lambda a, z: _avgpool_backward(dout, kh, kw, sh, sw, ph, pw, dx, a, z),
                dx.shape[0])
+    return dx
 
 
-__all__ = ["maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward"]
+def global_avgpool2d_forward(x, y):
+    """y (N, C) = the mean of each (H, W) plane of x (N, C, H, W); returns y."""
+    return np.mean(x, axis=(2, 3), out=y)
+
+
+def global_avgpool2d_backward(dout, dx):
+    """dx (N, C, H, W) = dout (N, C) / (H*W) on every pixel of its plane; returns dx."""
+    dx[...] = (dout / (dx.shape[2] * dx.shape[3]))[:, :, None, None]
+    return dx
+
+
+__all__ = ["maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+           "global_avgpool2d_forward", "global_avgpool2d_backward"]

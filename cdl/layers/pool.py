@@ -1,6 +1,4 @@
 """Pooling layers: max, average and global average over NCHW."""
-import numpy as np
-
 from cdl._checks import check_float, conv_output_hw, pair
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer
@@ -25,11 +23,12 @@ class _Pool2D(Layer):
                 "pad": list(self.pad)}
 
     def _prepare(self, x):
-        """(x, y) with x validated and y allocated (N, C, OH, OW) in x's dtype."""
+        """(K, x, y): the kernels for x, x validated, y allocated (N, C, OH, OW) in x's dtype."""
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
         oh, ow = conv_output_hw(f"{self.name}{self.pool_size}", x.shape[2:],
                                 self.pool_size, self.stride, self.pad)
-        return x, np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
+        K = kernels_for(x)
+        return K, x, K.empty((*x.shape[:2], oh, ow), x.dtype)
 
     def _geometry(self):
         return (*self.pool_size, *self.stride, *self.pad)
@@ -43,8 +42,8 @@ class MaxPool2D(_Pool2D):
         self._x = self._y = None
 
     def forward(self, x, train=True):
-        x, y = self._prepare(x)
-        kernels_for(x).maxpool2d_forward(x, *self._geometry(), y)
+        K, x, y = self._prepare(x)
+        K.maxpool2d_forward(x, *self._geometry(), y)
         if train:  # backward finds each window's maximum again: y says which value it is
             self._x, self._y = x, y
         return y
@@ -52,17 +51,17 @@ class MaxPool2D(_Pool2D):
     def backward(self, dout):
         x = self._cached(self._x)
         dout = self._check_dout(dout, self._y.shape)
-        dx = np.empty(x.shape, dtype=dout.dtype)
-        kernels_for(dout, x).maxpool2d_backward(dout, x, self._y, *self._geometry(), dx)
-        return dx
+        K = kernels_for(dout, x)
+        return K.maxpool2d_backward(dout, x, self._y, *self._geometry(),
+                                    K.empty(x.shape, dout.dtype))
 
 
 class AvgPool2D(_Pool2D):
     """Average pooling. x (N, C, H, W) -> y (N, C, OH, OW); divides by the full window."""
 
     def forward(self, x, train=True):
-        x, y = self._prepare(x)
-        kernels_for(x).avgpool2d_forward(x, *self._geometry(), y)
+        K, x, y = self._prepare(x)
+        K.avgpool2d_forward(x, *self._geometry(), y)
         if train:
             self._x_shape, self._y_shape = x.shape, y.shape
         return y
@@ -70,9 +69,8 @@ class AvgPool2D(_Pool2D):
     def backward(self, dout):
         x_shape = self._cached(self._x_shape)
         dout = self._check_dout(dout, self._y_shape)
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        kernels_for(dout).avgpool2d_backward(dout, *self._geometry(), dx)
-        return dx
+        K = kernels_for(dout)
+        return K.avgpool2d_backward(dout, *self._geometry(), K.empty(x_shape, dout.dtype))
 
 
 class GlobalAvgPool2D(Layer):
@@ -85,11 +83,11 @@ class GlobalAvgPool2D(Layer):
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
         self._x_shape = x.shape
-        return x.mean(axis=(2, 3))
+        K = kernels_for(x)
+        return K.global_avgpool2d_forward(x, K.empty(x.shape[:2], x.dtype))
 
     def backward(self, dout):
-        N, C, H, W = self._cached(self._x_shape)
-        dout = self._check_dout(dout, (N, C))
-        dx = np.empty((N, C, H, W), dtype=dout.dtype)
-        dx[...] = (dout / (H * W))[:, :, None, None]
-        return dx
+        x_shape = self._cached(self._x_shape)
+        dout = self._check_dout(dout, x_shape[:2])
+        K = kernels_for(dout)
+        return K.global_avgpool2d_backward(dout, K.empty(x_shape, dout.dtype))

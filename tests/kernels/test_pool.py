@@ -198,3 +198,20 @@ def test_maxpool_fast_and_exact_plane_paths_agree(case, dtype):
     kp._backward_plane_fast(g, x, y1, kh, sh, sw, ph, pw, dx1, np.empty(ow, dtype), lo, hi)
     kp._backward_plane_exact(g, x, kh, kw, sh, sw, ph, pw, dx2)
     np.testing.assert_array_equal(dx1, dx2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 4, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avgpool_kernels(shape, dtype):
+    """Plane means, and dout / (H*W) on every pixel (dx overwritten); the outputs returned."""
+    from cdl import kernels as K
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(dtype)
+    y = np.full(shape[:2], np.nan, dtype)
+    assert K.global_avgpool2d_forward(x, y) is y
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3)), rtol=1e-6)
+    dout = rng.standard_normal(shape[:2]).astype(dtype)
+    dx = np.full(shape, np.nan, dtype)
+    assert K.global_avgpool2d_backward(dout, dx) is dx
+    want = np.broadcast_to((dout / (shape[2] * shape[3]))[:, :, None, None], shape)
+    np.testing.assert_allclose(dx, want, rtol=1e-6)
