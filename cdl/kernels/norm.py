@@ -15,6 +15,10 @@ Backward (same paper, sec. 3; xhat = (x - mean) * r, r = 1/sqrt(var + eps)):
 With ``batch_stats=False`` (inference statistics held fixed, as a frozen
 layer uses them) mean and r are constants and dx = gamma * r * dout.
 
+Around them, two small per-channel kernels keep the layer off NumPy (its
+arrays may live on the GPU): ``batchnorm_inv_std`` (r = 1/sqrt(var + eps))
+and ``batchnorm_running_update`` (the running statistics' moving average).
+
 Statistics are accumulated in float64 whatever the input dtype, as shifted
 sums (every value minus the channel's first value, so cancellation stays
 small when |mean| >> std). Four independent accumulators per sum keep the
@@ -128,6 +132,7 @@ def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
     else:
         run_slices(lambda a, z: _channels_forward(x, gamma, beta, eps, y, mean, var, coef, a, z),
                    C, work=x.size)
+    return y, mean, var
 
 
 def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
@@ -140,6 +145,7 @@ def batchnorm_apply(x, mean, inv_std, gamma, beta, y, coef):
                    _blocks(C), work=x.size)
     else:
         run_slices(lambda a, z: _channels_apply(x, beta, y, coef, a, z), C, work=x.size)
+    return y
 
 
 def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, dbeta, coef):
@@ -159,6 +165,26 @@ def batchnorm_backward(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma, d
     else:
         run_slices(lambda a, z: _channels_backward(dout, x, mean, inv_std, gamma, batch_stats, dx,
                                                    dgamma, dbeta, coef, a, z), C, work=x.size)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_inv_std(var, eps, inv_std):
+    """inv_std = 1 / sqrt(var + eps) in float64, var (C,) of any float dtype; returns inv_std."""
+    np.divide(1.0, np.sqrt(np.add(var, eps, dtype=np.float64)), out=inv_std)
+    return inv_std
+
+
+def batchnorm_running_update(mean, var, momentum, correction, running_mean, running_var):
+    """running <- momentum * running + (1 - momentum) * batch, in place (all (C,)).
+
+    The batch variance enters as var * correction (m / (m - 1) makes the
+    biased batch variance unbiased). The products with momentum are in the
+    running buffers' dtype and the sums in float64, rounded on the store.
+    """
+    a = momentum
+    running_mean[...] = a * running_mean + (1.0 - a) * mean
+    running_var[...] = a * running_var + (1.0 - a) * (var * correction)
+    return running_mean, running_var
 
 
 def _blocks(C):
@@ -302,4 +328,5 @@ def _backward_coef(c, sg, sgx, m, mean, inv_std, gamma, batch_stats, dgamma, dbe
         coef[3, c] = 0.0
 
 
-__all__ = ["batchnorm_forward", "batchnorm_apply", "batchnorm_backward"]
+__all__ = ["batchnorm_forward", "batchnorm_apply", "batchnorm_backward", "batchnorm_inv_std",
+           "batchnorm_running_update"]

@@ -1,10 +1,9 @@
 """Batch normalization (Ioffe & Szegedy 2015)."""
 import numpy as np
 
-from cdl._checks import check_float
+from cdl._checks import check_float, is_device_array, positive_int
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer, compute_dtype
-from cdl.layers.dense import _positive_int
 
 
 class BatchNorm(Layer):
@@ -33,14 +32,16 @@ class BatchNorm(Layer):
     information, so it raises ValueError (PyTorch refuses it likewise). One
     image of several pixels is fine (statistics over its pixels).
 
-    Forward and backward are fused Numba kernels over NCHW (cdl.kernels.norm),
-    float32 or float64 by the input. ``running_mean`` and ``running_var``
-    live in ``buffers`` so models save and load them.
+    Forward and backward are fused kernels over NCHW (cdl.kernels.norm, or
+    their CUDA twins when x lives on the GPU), float32 or float64 by the
+    input; every array the layer uses is allocated on x's device.
+    ``running_mean`` and ``running_var`` live in ``buffers`` so models save
+    and load them.
     """
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5, dtype=np.float32):
         super().__init__()
-        self.num_features = _positive_int("BatchNorm", "num_features", num_features)
+        self.num_features = positive_int("BatchNorm", "num_features", num_features)
         if isinstance(momentum, bool) or not 0.0 <= float(momentum) <= 1.0:
             raise ValueError(f"BatchNorm: momentum must be in [0, 1], got {momentum!r}")
         if isinstance(eps, bool) or not float(eps) > 0.0 or not np.isfinite(float(eps)):
@@ -74,11 +75,16 @@ class BatchNorm(Layer):
         self._set_buffer("running_var", value)
 
     def _set_buffer(self, key, value):
-        value = np.asarray(value)
+        buf = self.buffers[key]
+        if not is_device_array(buf) and not is_device_array(value):
+            value = np.asarray(value)
         if value.shape != (self.num_features,):
             raise ValueError(f"BatchNorm({self.num_features}): {key} must have shape "
                              f"({self.num_features},), got {value.shape}")
-        self.buffers[key][...] = value
+        if is_device_array(buf) != is_device_array(value):
+            from cdl import cuda
+            value = cuda.to_device(value) if is_device_array(buf) else cuda.to_host(value)
+        kernels_for(buf).copy(value, buf)
 
     def _describe(self):
         return f"BatchNorm({self.num_features})"
@@ -90,12 +96,14 @@ class BatchNorm(Layer):
             raise ValueError(f"{self._describe()}: input of shape {x.shape} has {x.shape[1]} "
                              f"{what}, expected {self.num_features}")
         gamma, beta = self.params["gamma"], self.params["beta"]
+        K = kernels_for(x, gamma, beta, self.running_mean, self.running_var)
         dtype = compute_dtype(x, gamma)
-        x3 = x.astype(dtype, copy=False).reshape(x.shape[0], x.shape[1], -1)
-        gamma, beta = gamma.astype(dtype, copy=False), beta.astype(dtype, copy=False)
-        K = kernels_for(x3)
-        y = np.empty_like(x3)
-        coef = np.empty((5, self.num_features), dtype=dtype)
+        C = self.num_features
+        x3 = _as(K, x, dtype).reshape(x.shape[0], C, -1)
+        gamma, beta = _as(K, gamma, dtype), _as(K, beta, dtype)
+        y = K.empty(x3.shape, dtype)
+        coef = K.empty((5, C), dtype)
+        inv_std = K.empty(C, np.float64)
         batch_stats = train and self.trainable
         if batch_stats:
             m = x3.shape[0] * x3.shape[2]
@@ -103,37 +111,37 @@ class BatchNorm(Layer):
                 raise ValueError(f"{self._describe()}: training needs at least 2 values per "
                                  f"feature to estimate a variance, got input of shape "
                                  f"{x.shape}; use a larger batch or train=False")
-            mean = np.empty(self.num_features)
-            var = np.empty(self.num_features)
+            mean, var = K.empty(C, np.float64), K.empty(C, np.float64)
             K.batchnorm_forward(x3, gamma, beta, self.eps, y, mean, var, coef)
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            self._update_running(mean, var * (m / (m - 1)))
+            K.batchnorm_inv_std(var, self.eps, inv_std)
+            K.batchnorm_running_update(mean, var, self.momentum, m / (m - 1),
+                                       self.running_mean, self.running_var)
         else:
-            mean = self.running_mean.astype(np.float64)
-            inv_std = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+            mean = K.copy(self.running_mean, K.empty(C, np.float64))
+            K.batchnorm_inv_std(self.running_var, self.eps, inv_std)
             K.batchnorm_apply(x3, mean, inv_std, gamma, beta, y, coef)
         if train:
             self._x, self._mean, self._inv_std = x3, mean, inv_std
             self._batch_stats, self._x_shape = batch_stats, x.shape
         return y.reshape(x.shape)
 
-    def _update_running(self, mean, var):
-        a = self.momentum
-        rm, rv = self.running_mean, self.running_var
-        rm[...] = a * rm + (1.0 - a) * mean
-        rv[...] = a * rv + (1.0 - a) * var
-
     def backward(self, dout):
         x3 = self._cached(self._x)
         dout = self._check_dout(dout, self._x_shape)
         gamma = self.params["gamma"]
-        dx = np.empty_like(x3)
-        dgamma = np.empty(self.num_features)
-        dbeta = np.empty(self.num_features)
-        coef = np.empty((5, self.num_features), dtype=x3.dtype)
-        kernels_for(dout).batchnorm_backward(
-            dout.astype(x3.dtype, copy=False).reshape(x3.shape), x3, self._mean, self._inv_std,
-            gamma.astype(x3.dtype, copy=False), self._batch_stats, dx, dgamma, dbeta, coef)
-        self.grads["gamma"] = dgamma.astype(gamma.dtype)
-        self.grads["beta"] = dbeta.astype(gamma.dtype)
+        K = kernels_for(dout, x3, gamma)
+        C = self.num_features
+        dx = K.empty(x3.shape, x3.dtype)
+        dgamma, dbeta = K.empty(C, np.float64), K.empty(C, np.float64)
+        coef = K.empty((5, C), x3.dtype)
+        K.batchnorm_backward(_as(K, dout, x3.dtype).reshape(x3.shape), x3, self._mean,
+                             self._inv_std, _as(K, gamma, x3.dtype), self._batch_stats,
+                             dx, dgamma, dbeta, coef)
+        self.grads["gamma"] = K.copy(dgamma, K.empty(C, gamma.dtype))
+        self.grads["beta"] = K.copy(dbeta, K.empty(C, gamma.dtype))
         return dx.reshape(self._x_shape)
+
+
+def _as(K, a, dtype):
+    """a itself when it has this dtype, else a copy cast to it on a's device."""
+    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
