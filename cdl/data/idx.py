@@ -48,35 +48,70 @@ def read_idx(path):
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+# known system folders, read at call time (tests point them elsewhere). No Debian package ships
+# MNIST; /usr/share/datasets/<name> is where dataset packages put their files.
+DEBIAN_MNIST = "/usr/share/datasets/mnist"
+_NAMES = {"fashion": ("Fashion-MNIST", "fashion-mnist"), "mnist": ("MNIST", "mnist")}
+
+
+def _candidates(name, path):
+    """Folders to search, in order: path, $CDL_DATA/<name>, $CDL_DATA, the system folder."""
+    env = os.environ.get("CDL_DATA")
+    system = DEBIAN_FASHION if name == "fashion" else DEBIAN_MNIST
+    folders = [path, env and os.path.join(env, _NAMES[name][1]), env, system]
+    return [os.fspath(f) for f in folders if f]
+
+
+def _missing(folder):
+    """The IDX files (as "name[.gz]") that folder lacks."""
+    return [f + "[.gz]" for pair in _FILES.values() for f in pair
+            if not (os.path.exists(os.path.join(folder, f + ".gz"))
+                    or os.path.exists(os.path.join(folder, f)))]
+
+
 def _find(name, path):
-    """The folder holding the four files: path, then $CDL_DATA, then Debian's package."""
-    tried = [p for p in (path, os.environ.get("CDL_DATA"), DEBIAN_FASHION if name == "fashion"
-                         else None) if p]
-    for folder in tried:
-        if all(os.path.exists(os.path.join(folder, f + ".gz")) or
-               os.path.exists(os.path.join(folder, f)) for pair in _FILES.values() for f in pair):
+    """The folder holding the four IDX files of data set ``name`` ("fashion" or "mnist")."""
+    title, sub = _NAMES[name]
+    tried = []
+    for folder in _candidates(name, path):
+        if not os.path.isdir(folder):
+            tried.append(f"{folder} (no such folder)")
+            continue
+        lacks = _missing(folder)
+        if not lacks:
             return folder
+        tried.append(f"{folder} (lacks {', '.join(lacks)})")
+    files = ", ".join(f + "[.gz]" for pair in _FILES.values() for f in pair)
+    get = ("Install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put "
+           if name == "fashion" else "Put ")
     raise FileNotFoundError(
-        f"{name}-MNIST IDX files not found (looked in {tried or 'nowhere'}). Install them with "
-        f"`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put the four files "
-        f"{', '.join(f + '[.gz]' for pair in _FILES.values() for f in pair)} in a folder and "
-        f"pass path=... or set CDL_DATA")
+        f"{title} IDX files not found (looked in {'; '.join(tried) or 'nowhere'}). {get}"
+        f"the four files {files} in a folder and pass path=..., or put them in "
+        f"$CDL_DATA/{sub} (or $CDL_DATA itself) and set CDL_DATA")
 
 
 def _load(name, path, normalize, flatten, one_hot_label):
     folder = _find(name, path)
     out = []
     for split in ("train", "test"):
-        arrays = []
+        paths = []
         for f in _FILES[split]:
             p = os.path.join(folder, f)
-            arrays.append(read_idx(p + ".gz" if os.path.exists(p + ".gz") else p))
-        images, labels = arrays
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{folder}: {split} images {images.shape} and labels "
-                             f"{labels.shape} do not match")
+            paths.append(p + ".gz" if os.path.exists(p + ".gz") else p)
+        images, labels = (read_idx(p) for p in paths)
+        # IDX can hold any type and rank: anything but uint8 (N, H, W) / (N,) would be
+        # scaled wrongly below, so it is refused by name
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise ValueError(f"{paths[0]}: expected uint8 images (N, H, W), got "
+                             f"{images.dtype} of shape {images.shape}")
+        if labels.dtype != np.uint8 or labels.ndim != 1:
+            raise ValueError(f"{paths[1]}: expected uint8 labels (N,), got {labels.dtype} "
+                             f"of shape {labels.shape}")
+        if len(images) != len(labels) or not len(images):
+            raise ValueError(f"{folder}: {len(images)} {split} images and {len(labels)} "
+                             f"labels ({paths[0]}, {paths[1]})")
         if labels.size and labels.max() > 9:
-            raise ValueError(f"{folder}: {split} labels outside 0..9")
+            raise ValueError(f"{paths[1]}: labels outside 0..9 (max {labels.max()})")
         x = images.astype(np.float32)
         if normalize:
             x /= 255.0
@@ -90,15 +125,37 @@ def load_fashion_mnist(path=None, normalize=True, flatten=False, one_hot_label=F
     """((x_train, t_train), (x_test, t_test)) of Fashion-MNIST: 60,000 + 10,000 28x28 images.
 
     x float32 (N, 1, 28, 28) in [0, 1] (or (N, 784) with flatten), t int64
-    labels (or one-hot). Looks in ``path``, then ``$CDL_DATA``, then
-    /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist).
+    labels (or one-hot). Looks in ``path``, then ``$CDL_DATA/fashion-mnist``,
+    then ``$CDL_DATA``, then /usr/share/datasets/fashion-mnist (Debian's
+    dataset-fashion-mnist).
     """
     return _load("fashion", path, normalize, flatten, one_hot_label)
 
 
+def load_mnist(path=None, normalize=True, flatten=False, one_hot_label=False):
+    """((x_train, t_train), (x_test, t_test)) of MNIST (LeCun et al. 1998): 60,000 + 10,000.
+
+    The same IDX files, reader and layout as ``load_fashion_mnist``: x float32
+    (N, 1, 28, 28) in [0, 1], t int64 labels. Looks in ``path``, then
+    ``$CDL_DATA/mnist``, then ``$CDL_DATA``, then /usr/share/datasets/mnist
+    (no Debian package ships MNIST: put the four files there or anywhere).
+    """
+    return _load("mnist", path, normalize, flatten, one_hot_label)
+
+
 def fashion_mnist_available(path=None):
+    """True when load_fashion_mnist(path) finds its four files."""
+    return _available("fashion", path)
+
+
+def mnist_available(path=None):
+    """True when load_mnist(path) finds its four files."""
+    return _available("mnist", path)
+
+
+def _available(name, path):
     try:
-        _find("fashion", path)
+        _find(name, path)
         return True
     except FileNotFoundError:
         return False

@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from cdl.data import fashion_mnist_available, load_fashion_mnist, read_idx
+from cdl.data import (fashion_mnist_available, load_fashion_mnist, load_mnist, mnist_available,
+                      read_idx)
 
 
 def _write(path, arr, code=0x08, shape=None, extra=b"", gz=False):
@@ -65,3 +66,92 @@ def test_real_fashion_mnist_if_installed():
     (x, t), (xt, tt) = load_fashion_mnist()
     assert x.shape == (60000, 1, 28, 28) and xt.shape == (10000, 1, 28, 28)
     assert np.bincount(t).tolist() == [6000] * 10
+
+
+# -- MNIST: the same reader and search as Fashion-MNIST --------------------------------
+def _fake_set(folder, gz=False, n=(6, 4), **broken):
+    """The four IDX files of a tiny MNIST-like set in folder; broken: file stem -> kwargs."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "t10k"), n):
+        for kind, arr in (("images-idx3", rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)),
+                          ("labels-idx1", (np.arange(count) % 10).astype(np.uint8))):
+            stem = f"{split}-{kind}-ubyte"
+            _write(folder / (stem + (".gz" if gz else "")), arr, gz=gz, **broken.get(stem, {}))
+    return folder
+
+
+@pytest.fixture
+def nowhere(tmp_path, monkeypatch):
+    """No $CDL_DATA and no system folders: only what a test writes is found."""
+    monkeypatch.delenv("CDL_DATA", raising=False)
+    monkeypatch.setattr("cdl.data.idx.DEBIAN_MNIST", str(tmp_path / "no-mnist"))
+    monkeypatch.setattr("cdl.data.idx.DEBIAN_FASHION", str(tmp_path / "no-fashion"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_load_mnist_from_a_path(nowhere, gz):
+    folder = _fake_set(nowhere / "m", gz=gz)
+    (x, t), (xt, tt) = load_mnist(path=str(folder))
+    assert x.shape == (6, 1, 28, 28) and xt.shape == (4, 1, 28, 28)
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    raw = read_idx(folder / ("train-images-idx3-ubyte" + (".gz" if gz else "")))
+    np.testing.assert_array_equal(x[:, 0] * 255, raw.astype(np.float32))
+    assert t.dtype == np.int64 and t.tolist() == [0, 1, 2, 3, 4, 5] and tt.tolist() == [0, 1, 2, 3]
+
+
+def test_mnist_search_order_path_then_cdl_data_subfolder_then_system(nowhere, monkeypatch):
+    _fake_set(nowhere / "env" / "mnist", n=(3, 2))
+    _fake_set(nowhere / "env" / "fashion-mnist", n=(5, 2))
+    monkeypatch.setenv("CDL_DATA", str(nowhere / "env"))
+    assert len(load_mnist()[0][0]) == 3            # $CDL_DATA/mnist, not the Fashion files
+    assert len(load_fashion_mnist()[0][0]) == 5    # $CDL_DATA/fashion-mnist
+    assert len(load_mnist(path=str(_fake_set(nowhere / "p", n=(7, 2))))[0][0]) == 7
+    monkeypatch.delenv("CDL_DATA")
+    _fake_set(nowhere / "no-mnist", n=(2, 2))
+    assert mnist_available() and len(load_mnist()[0][0]) == 2
+
+
+def test_missing_mnist_says_where_to_put_which_files(nowhere):
+    (nowhere / "half").mkdir()
+    (nowhere / "half" / "train-images-idx3-ubyte").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as e:
+        load_mnist(path=str(nowhere / "half"))
+    msg = str(e.value)
+    assert "\n" not in msg and "MNIST IDX files not found" in msg
+    assert "lacks train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz]" in msg
+    assert "t10k-labels-idx1-ubyte[.gz]" in msg and "CDL_DATA/mnist" in msg
+    assert not mnist_available(str(nowhere / "half"))
+
+
+@pytest.mark.parametrize("stem, broken, match", [
+    ("train-images-idx3-ubyte", {"shape": (7, 28, 28)}, "train-images-idx3-ubyte: truncated"),
+    ("t10k-labels-idx1-ubyte", {"code": 0x07}, "t10k-labels-idx1-ubyte: not an IDX file"),
+    ("train-labels-idx1-ubyte", {"shape": (5,), "extra": b""}, "trailing bytes"),
+    ("t10k-images-idx3-ubyte", {"code": 0x0C, "shape": (1, 28, 28)}, "expected uint8 images"),
+    ("train-labels-idx1-ubyte", {"shape": (3, 2)}, "expected uint8 labels"),
+])
+def test_bad_mnist_files_name_the_file(nowhere, stem, broken, match):
+    folder = _fake_set(nowhere / "m", **{stem: broken})
+    with pytest.raises(ValueError, match=match) as e:
+        load_mnist(path=str(folder))
+    assert stem in str(e.value)
+
+
+def test_mnist_images_and_labels_must_agree(nowhere):
+    folder = _fake_set(nowhere / "m")
+    _write(folder / "train-labels-idx1-ubyte", np.arange(5, dtype=np.uint8))
+    with pytest.raises(ValueError, match="6 train images and 5 labels"):
+        load_mnist(path=str(folder))
+    _write(folder / "train-labels-idx1-ubyte", np.full(6, 10, np.uint8))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: labels outside 0\.\.9"):
+        load_mnist(path=str(folder))
+
+
+@pytest.mark.skipif(not mnist_available(), reason="MNIST not found ($CDL_DATA or "
+                    "/usr/share/datasets/mnist)")
+def test_real_mnist_if_present():
+    (x, t), (xt, tt) = load_mnist()
+    assert x.shape == (60000, 1, 28, 28) and xt.shape == (10000, 1, 28, 28)
+    assert np.bincount(tt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
