@@ -4,6 +4,9 @@
     history = trainer.fit(x_train, t_train, validation_data=(x_test, t_test))
     history["loss"], history["train_acc"], history["val_acc"]
 
+    loader = cdl.data.DataLoader(x_train, t_train, batch_size=100, seed=0)  # memmaps too
+    history = trainer.fit(loader, validation_data=(x_test, t_test))
+
 Each epoch shuffles the training set with the trainer's own generator (same
 seed, same batches), runs ``loss -> backward -> update`` per batch, then
 evaluates. NaN or Inf in the targets or the validation data is refused up
@@ -94,15 +97,32 @@ class Trainer:
             if fn is not None:
                 fn(self, *args)
 
-    def fit(self, x, t, validation_data=None):
-        """Train for ``epochs`` epochs; returns the history dict of per-epoch lists."""
+    def fit(self, x, t=None, validation_data=None):
+        """Train for ``epochs`` epochs; returns the history dict of per-epoch lists.
+
+        x, t: arrays, or x a ``cdl.data.DataLoader`` and t omitted: the loader
+        then makes the batches (its batch_size, not the trainer's; a loader
+        without a seed is shuffled by the trainer's generator), and
+        validation_data, given as raw arrays like the loader's, gets the
+        loader's conversion and normalization (``loader.like``).
+        validation_data may also be a DataLoader (evaluated in order).
+        """
+        if _is_loader(x):
+            if t is not None:
+                raise ValueError("Trainer.fit: a DataLoader carries its own targets; call "
+                                 "fit(loader) without t")
+            if validation_data is not None and not _is_loader(validation_data):
+                validation_data = x.like(*validation_data)
+            return self._fit(x, None, validation_data)
+        if t is None:
+            raise ValueError("Trainer.fit: targets t missing (pass fit(x, t) or a DataLoader)")
         x = check_float("Trainer.fit", x, ndim=range(2, 8), what="training data")
         t = np.asarray(t)
         if len(t) != len(x):
             raise ValueError(f"Trainer.fit: {len(t)} targets for {len(x)} samples "
                              f"(x {x.shape}, t {t.shape})")
         _check_targets(t, "t (training targets)")
-        if validation_data is not None:
+        if validation_data is not None and not _is_loader(validation_data):
             xv, tv = validation_data
             xv = check_float("Trainer.fit", xv, ndim=x.ndim, what="validation data")
             if len(tv) != len(xv):
@@ -113,6 +133,10 @@ class Trainer:
             tv = np.asarray(tv)
             _check_targets(tv, "validation_data t")
             validation_data = (xv, tv)
+        return self._fit(x, t, validation_data)
+
+    def _fit(self, x, t, validation_data):
+        """The epochs of ``fit`` on checked data (t None: x is a DataLoader)."""
         self.stop_training = self.interrupted = False
         self._call("on_train_begin")
         done = self.epoch  # the last finished epoch
@@ -147,17 +171,23 @@ class Trainer:
         self._call("on_train_end")
         return self.history
 
-    def _train_epoch(self, x, t, epoch):
+    def _batches(self, x, t):
+        """(batches, count): an iterator of (idx, xb, tb) for one epoch, its order drawn now."""
+        if t is None:  # a DataLoader
+            return x.batches(self.rng if x.seed is None else None), len(x)
         order = self.rng.permutation(len(x))
         n_batches = -(-len(x) // self.batch_size)
+        slices = (order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(n_batches))
+        return ((idx, x[idx], t[idx]) for idx in slices), n_batches
+
+    def _train_epoch(self, x, t, epoch):
+        batches, n_batches = self._batches(x, t)
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
                    disable=(None if self.progress is None else not self.progress),
                    file=sys.stderr)
         total, seen = 0.0, 0
         try:
-            for b in range(n_batches):
-                idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-                xb, tb = x[idx], t[idx]
+            for b, (idx, xb, tb) in enumerate(batches):
                 if self.augment is not None:
                     xb, tb = self.augment(xb, tb, self.rng)
                 if not np.isfinite(xb).all():
@@ -186,15 +216,36 @@ class Trainer:
             bar.close()
         return total / max(seen, 1)
 
-    def evaluate(self, x, t, validation_data=None):
-        """{"train_acc": ..., and with validation data "val_loss", "val_acc"}."""
-        n = len(x) if self.eval_samples is None else min(len(x), self.eval_samples)
-        logs = {"train_acc": self.model.accuracy(x[:n], t[:n], self.eval_batch_size)}
-        if validation_data is not None:
+    def evaluate(self, x, t=None, validation_data=None):
+        """{"train_acc": ..., and with validation data "val_loss", "val_acc"}.
+
+        x, t arrays or x a DataLoader (t None; its rows in order, unaugmented);
+        validation_data (xv, tv) or a DataLoader.
+        """
+        size = x.num_samples if _is_loader(x) else len(x)
+        n = size if self.eval_samples is None else min(size, self.eval_samples)
+        if _is_loader(x):
+            logs = {"train_acc": self._on_loader(x, n, loss=False)[0]}
+        else:
+            logs = {"train_acc": self.model.accuracy(x[:n], t[:n], self.eval_batch_size)}
+        if _is_loader(validation_data):
+            acc, loss = self._on_loader(validation_data, validation_data.num_samples, loss=True)
+            logs["val_loss"], logs["val_acc"] = loss, acc
+        elif validation_data is not None:
             xv, tv = validation_data
             logs["val_loss"] = self._loss(xv, tv)
             logs["val_acc"] = self.model.accuracy(xv, tv, self.eval_batch_size)
         return logs
+
+    def _on_loader(self, loader, n, loss):
+        """(accuracy, mean loss or None) over a DataLoader's first n rows, in eval batches."""
+        acc, total = 0.0, 0.0
+        for i in range(0, n, self.eval_batch_size):
+            xb, tb = loader.rows(i, min(n, i + self.eval_batch_size))
+            acc += self.model.accuracy(xb, tb, self.eval_batch_size) * len(xb)
+            if loss:
+                total += self._loss(xb, tb) * len(xb)
+        return acc / n, (total / n if loss else None)
 
     def _loss(self, x, t):
         """Mean loss over a data set in inference mode, batched."""
@@ -211,6 +262,11 @@ class Trainer:
             parts += [f"val loss {logs['val_loss']:.4f}", f"val acc {logs['val_acc']:.4f}"]
         parts.append(f"{logs['time']:.1f}s")
         return "  ".join(parts)
+
+
+def _is_loader(obj):
+    loader = sys.modules.get("cdl.data.loader")  # not imported yet: nothing is a DataLoader
+    return loader is not None and isinstance(obj, loader.DataLoader)
 
 
 def _check_targets(t, what):
