@@ -24,6 +24,11 @@ values in [0, 1], as cdl's loaders return them, and clip their output to
 [0, 1]; Saturation and Hue need RGB (C = 3). MixUp and CutMix mix pairs of
 samples and return soft targets (N, K) in x's dtype, which
 ``SoftmaxCrossEntropy`` accepts; integer labels need ``num_classes``.
+
+Beyond images: GaussianNoise and MixUp take any batch (N, ...): feature
+vectors, sequences, spectrograms. TimeMasking and FrequencyMasking
+(SpecAugment, in cdl.data.masking, re-exported here) take spectrogram-like
+batches (N, C, F, T). A Compose checks its input as its strictest member does.
 """
 import abc
 import math
@@ -80,6 +85,22 @@ def check_batch(who, x):
     return x
 
 
+def check_tensor(who, x):
+    """x as a C-contiguous float batch (N, ...) of any rank (transforms that need no layout)."""
+    x = check_float(who, x, what="batch")
+    if x.ndim < 1:
+        raise ValueError(f"{who}: expected a batch (N, ...), got a scalar")
+    return x
+
+
+def check_spectrogram(who, x):
+    """x as a C-contiguous float (N, C, F, T) batch: channels, frequency bins, time frames."""
+    return check_float(who, x, ndim=4, what="batch", layout="(N, C, F, T)")
+
+
+_CHECKS = {"image": check_batch, "spectrogram": check_spectrogram, "any": check_tensor}
+
+
 def _targets(who, t, n):
     if t is None:
         return None
@@ -95,7 +116,13 @@ def _rgb(who, x):
 
 
 class Transform(abc.ABC):
-    """Base: ``transform(x, t=None, rng=None) -> (x, t)`` on an (N, C, H, W) batch."""
+    """Base: ``transform(x, t=None, rng=None) -> (x, t)`` on an (N, C, H, W) batch.
+
+    ``layout`` says what x must be: "image" (N, C, H, W), "spectrogram"
+    (N, C, F, T) or "any" (N, ...).
+    """
+
+    layout = "image"
 
     def __init__(self, p):
         self.p = _probability(self.name, p)
@@ -105,7 +132,7 @@ class Transform(abc.ABC):
         return type(self).__name__
 
     def __call__(self, x, t=None, rng=None):
-        x = check_batch(self.name, x)
+        x = _CHECKS[self.layout](self.name, x)
         t = _targets(self.name, t, len(x))
         return self._apply(x.copy(), t, _init.get_rng(rng))
 
@@ -292,7 +319,8 @@ def _factors(rng, n, spread, active):
 
 
 def _bcast(v, x):
-    return v.astype(x.dtype).reshape(-1, 1, 1, 1)
+    """Per-sample values v (N,) shaped to broadcast over a batch x (N, ...)."""
+    return v.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
 
 
 def _grey(x):
@@ -385,7 +413,10 @@ class Gamma(Transform):
 
 
 class GaussianNoise(Transform):
-    """x + N(0, std^2) per pixel (not clipped: works for standardised inputs too)."""
+    """x + N(0, std^2) per value, on any batch (N, ...) (not clipped: works for standardised
+    inputs too)."""
+
+    layout = "any"
 
     def __init__(self, std=0.05, p=1.0):
         super().__init__(p)
@@ -515,7 +546,10 @@ class MixUp(_Mixing):
 
     Each chosen sample is mixed with a partner from a random permutation of
     the batch, lam ~ Beta(alpha, alpha) per sample. Returns soft targets.
+    Any batch (N, ...): images, feature vectors, sequences, spectrograms.
     """
+
+    layout = "any"
 
     def __init__(self, alpha=0.2, p=1.0, num_classes=None):
         super().__init__("MixUp", alpha, p, num_classes)
@@ -573,6 +607,12 @@ class Compose(Transform):
                                  f"Transform")
         self.transforms = transforms
 
+    @property
+    def layout(self):
+        """The strictest of the members' layouts (they are applied unchecked, in _apply)."""
+        layouts = {tr.layout for tr in self.transforms}
+        return next((k for k in ("image", "spectrogram") if k in layouts), "any")
+
     def _apply(self, x, t, rng):
         i, ts = 0, self.transforms
         while i < len(ts):
@@ -598,7 +638,11 @@ class Compose(Transform):
         return "Compose([" + ", ".join(repr(tr) for tr in self.transforms) + "])"
 
 
-__all__ = ["Transform", "Geometric", "Compose", "warp", "check_batch",
+# SpecAugment lives in its own module (this one is long); it builds on Transform above
+from cdl.data.masking import FrequencyMasking, TimeMasking  # noqa: E402
+
+__all__ = ["Transform", "Geometric", "Compose", "warp", "check_batch", "check_tensor",
+           "check_spectrogram", "TimeMasking", "FrequencyMasking",
            "HorizontalFlip", "VerticalFlip", "Rotation", "Translation", "RandomResizedCrop",
            "Brightness", "Contrast", "Saturation", "Hue", "Gamma", "GaussianNoise",
            "Cutout", "RandomErasing", "MixUp", "CutMix"]
