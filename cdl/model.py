@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from cdl import _serial
+from cdl._checks import is_device_array, positive_int
 from cdl._atomic import atomic_savez
 from cdl.layers.base import Layer, registered_layers
 from cdl.layers.loss import Loss
@@ -60,9 +61,12 @@ class Sequential:
     ``penalty(layers)`` and ``add_grads(layers)``) adds its penalty to the
     loss that ``loss`` reports and its gradient to ``grads`` in ``backward``.
     It is training configuration: ``save`` does not store it.
+
+    ``input_shape`` (C, H, W), optional, records the per-sample shape the model
+    was built for; ``summary()`` uses it (the builders of ``cdl.models`` set it).
     """
 
-    def __init__(self, layers, loss=None, weight_decay=None):
+    def __init__(self, layers, loss=None, weight_decay=None, input_shape=None):
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
@@ -76,6 +80,7 @@ class Sequential:
                              f"add_grads(layers), got {type(weight_decay).__name__}")
         self.loss_layer = loss
         self.weight_decay = weight_decay
+        self.input_shape = None if input_shape is None else _shape("Sequential", input_shape)
 
     # -- computing ---------------------------------------------------------
     def forward(self, x, train=False):
@@ -181,6 +186,23 @@ class Sequential:
     def num_params(self):
         return int(sum(v.size for v in flat(self.layers, "params").values()))
 
+    def summary(self, input_shape=None, print_fn=print):
+        """Print, and return, a table of the layers: output shape, parameters, activations.
+
+        One row per top-level layer (a container's row totals what is inside it),
+        as Keras prints one. Shapes come from an inference forward of one zero
+        sample of ``input_shape`` (C, H, W), or of the recorded ``self.input_shape``.
+        "Activations" are the bytes per sample of every layer's output, containers'
+        insides included (as torchsummary counts them): what a training forward
+        keeps for backward, roughly. print_fn=None prints nothing. The forward
+        wraps each layer's ``forward`` for its duration: not while another thread
+        runs the model.
+        """
+        text = _summary(self, input_shape if input_shape is not None else self.input_shape)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
     def pack(self):
         """Inference-only copy with bit-packed binary layers (``cdl.packed.pack_model``)."""
         from cdl.packed import pack_model  # cdl.packed imports the layers; keep model.py light
@@ -200,6 +222,82 @@ class Sequential:
         arrays = {"__arch__": np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8)}
         arrays.update(self.state())
         atomic_savez(path, arrays, who="Sequential.save")
+
+
+def _shape(who, shape):
+    """shape as a tuple of positive ints (a per-sample input shape), or ValueError."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") \
+            or not 1 <= len(shape) <= 4:
+        raise ValueError(f"{who}: input_shape must be a tuple such as (C, H, W), got {shape!r}")
+    return tuple(positive_int(who, "input_shape entry", d) for d in shape)
+
+
+def _summary(net, input_shape):
+    """The table of ``Sequential.summary``."""
+    who = f"{type(net).__name__}.summary"
+    if input_shape is None:
+        raise ValueError(f"{who}: the model records no input shape; pass input_shape=(C, H, W)")
+    input_shape = _shape(who, input_shape)
+    outputs, originals = {}, []
+    for _, layer in walk(net.layers):  # record every output, containers' insides included
+        def recording(x, train=True, _layer=layer, _forward=layer.forward):
+            y = _forward(x, train=train)
+            outputs[id(_layer)] = y
+            return y
+        originals.append((layer, layer.__dict__.get("forward")))
+        layer.forward = recording
+    try:
+        params = list(flat(net.layers, "params").values())
+        dtype = params[0].dtype if params else np.dtype(np.float32)
+        x = np.zeros((1, *input_shape), dtype=dtype)
+        if any(is_device_array(p) for p in params):
+            from cdl import cuda
+            x = cuda.to_device(x)
+        net.forward(x, train=False)
+    finally:
+        for layer, own in originals:
+            if own is None:
+                del layer.forward
+            else:
+                layer.forward = own
+
+    def activations(layer):
+        y, kids = outputs.get(id(layer)), layer.children()
+        if y is None or any(outputs.get(id(c)) is y for c in kids):  # a Chain passes one on
+            own = 0
+        else:
+            own = y.nbytes
+        return own + sum(activations(c) for c in kids)
+
+    rows = [("#", "Layer", "Output shape", "Params", "Activations")]
+    total_act = 0
+    for i, layer in enumerate(net.layers):
+        act = activations(layer)
+        total_act += act
+        n = sum(v.size for v in flat([layer], "params").values())
+        rows.append((str(i), layer.name, str(outputs[id(layer)].shape[1:]), f"{n:,}",
+                     _bytes(act)))
+    widths = [max(len(r[j]) for r in rows) for j in range(5)]
+    line = lambda r: "  ".join(c.ljust(w) if j < 3 else c.rjust(w)  # noqa: E731
+                               for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+    rule = "-" * len(line(rows[0]))
+    total, trainable = net.num_params(), sum(v.size for v in net.params.values())
+    buffers = sum(v.size for v in flat(net.layers, "buffers").values())
+    out = [f'{type(net).__name__}: input {input_shape}, {np.dtype(dtype).name}', rule,
+           line(rows[0]), rule, *map(line, rows[1:]), rule,
+           f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+           f"Non-trainable params: {total - trainable:,}"]
+    if buffers:
+        out.append(f"Buffers (not trained): {buffers:,}")
+    out += [f"Parameter memory: {_bytes(total * np.dtype(dtype).itemsize)}",
+            f"Activations per sample: {_bytes(total_act)}"]
+    return "\n".join(out)
+
+
+def _bytes(n):
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MiB"
 
 
 def layer_spec(layer):
