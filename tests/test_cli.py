@@ -77,3 +77,35 @@ def test_ctrl_c_saves_and_stops_in_one_line(tmp_path):
                          err.strip()).group(1))
     assert k >= 1
     assert cdl.load(path).layers
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion-mnist", "cifar10"])
+def test_missing_data_set_is_one_line_and_status_2(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CDL_DATA", str(tmp_path))
+    monkeypatch.setattr("cdl.data.idx.DEBIAN_MNIST", str(tmp_path / "none"))
+    monkeypatch.setattr("cdl.data.idx.DEBIAN_FASHION", str(tmp_path / "none"))
+    assert main(["train", "--data", data, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("cdl train: error: ")
+    assert "not found" in err and "--data-dir DIR" in err
+    assert main(["train", "--data", data, "--data-dir", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_train_on_mnist_files_follows_their_shape(tmp_path, capsys):
+    """--data mnist --data-dir DIR: the model is built for 28x28 (tiny fake IDX files)."""
+    import gzip
+    import struct
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("t10k", 10)):
+        for kind, arr in (("images-idx3", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)),
+                          ("labels-idx1", (np.arange(n) % 10).astype(np.uint8))):
+            head = b"\0\0\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+            with gzip.open(tmp_path / f"{split}-{kind}-ubyte.gz", "wb") as f:
+                f.write(head + arr.tobytes())
+    assert main(["train", "--data", "mnist", "--data-dir", str(tmp_path), "--model", "mlp",
+                 "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "on mnist 28x28, 20 train / 10 test images" in out and "test accuracy" in out
