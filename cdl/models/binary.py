@@ -42,14 +42,16 @@ class BinaryMLP(Sequential):
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, hidden=(2048, 2048, 2048),
                  dropout=0.0, scale=False, rng=None):
         super().__init__(_mlp_layers(input_shape, num_classes, hidden, dropout, scale, True,
-                                     get_rng(rng)), loss=L.SoftmaxCrossEntropy())
+                                     get_rng(rng)), loss=L.SoftmaxCrossEntropy(),
+                         input_shape=input_shape)
 
     @staticmethod
     def float_twin(input_shape=(1, 28, 28), num_classes=10, hidden=(2048, 2048, 2048),
                    dropout=0.0, rng=None):
         """The same shape in floating point: Affine -> BatchNorm -> ReLU."""
         return Sequential(_mlp_layers(input_shape, num_classes, hidden, dropout, False, False,
-                                      get_rng(rng)), loss=L.SoftmaxCrossEntropy())
+                                      get_rng(rng)), loss=L.SoftmaxCrossEntropy(),
+                          input_shape=input_shape)
 
 
 def _cnn_layers(input_shape, num_classes, channels, hidden, scale, binary, rng):
@@ -91,11 +93,13 @@ class BinaryConvNet(Sequential):
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=(64, 128), hidden=512,
                  scale=False, rng=None):
         super().__init__(_cnn_layers(input_shape, num_classes, channels, hidden, scale, True,
-                                     get_rng(rng)), loss=L.SoftmaxCrossEntropy())
+                                     get_rng(rng)), loss=L.SoftmaxCrossEntropy(),
+                         input_shape=input_shape)
 
     @staticmethod
     def float_twin(input_shape=(1, 28, 28), num_classes=10, channels=(64, 128), hidden=512,
                    rng=None):
         """The same shape in floating point: Conv2D/Affine -> [pool] -> BatchNorm -> ReLU."""
         return Sequential(_cnn_layers(input_shape, num_classes, channels, hidden, False, False,
-                                      get_rng(rng)), loss=L.SoftmaxCrossEntropy())
+                                      get_rng(rng)), loss=L.SoftmaxCrossEntropy(),
+                          input_shape=input_shape)

@@ -1,4 +1,4 @@
-"""Convolutional nets: the book's SimpleConvNet and DeepConvNet, and a small ResNet.
+"""Convolutional nets: the book's SimpleConvNet and DeepConvNet, and the CIFAR ResNets.
 
 Each is a Sequential subclass whose constructor lays out the layers, so a
 model reads like the book's figure; ``cdl.load`` gives back a Sequential
@@ -6,9 +6,10 @@ with the same layers. Input (C, H, W), num_classes outputs (scores for
 SoftmaxCrossEntropy), He initialisation (the default of Conv2D and Affine).
 """
 from cdl import layers as L
-from cdl._checks import conv_output_hw
+from cdl._checks import conv_output_hw, positive_int
 from cdl.init import get_rng
 from cdl.model import Sequential
+from cdl.models._common import chw
 
 
 def _conv_hw(who, hw, k, s=1, p=0):
@@ -33,7 +34,7 @@ class SimpleConvNet(Sequential):
             L.Flatten(),
             L.Affine(filters * oh * ow, hidden, rng=rng), L.ReLU(),
             L.Affine(hidden, num_classes, rng=rng),
-        ], loss=L.SoftmaxCrossEntropy())
+        ], loss=L.SoftmaxCrossEntropy(), input_shape=input_shape)
 
 
 class DeepConvNet(Sequential):
@@ -62,7 +63,7 @@ class DeepConvNet(Sequential):
         layers += [L.Flatten(),
                    L.Affine(cin * hw[0] * hw[1], hidden, rng=rng), L.ReLU(), L.Dropout(dropout),
                    L.Affine(hidden, num_classes, rng=rng), L.Dropout(dropout)]
-        super().__init__(layers, loss=L.SoftmaxCrossEntropy())
+        super().__init__(layers, loss=L.SoftmaxCrossEntropy(), input_shape=input_shape)
 
 
 def basic_block(cin, cout, stride=1, rng=None):
@@ -84,19 +85,26 @@ def basic_block(cin, cout, stride=1, rng=None):
 
 
 class ResNet(Sequential):
-    """A small ResNet for 28x28 to 32x32 images (the CIFAR ResNets of He et al. 2016, sec. 4.2).
+    """The CIFAR ResNets of He et al. 2016, sec. 4.2 (ResNet-6n+2), for 28x28 to 32x32 images.
 
     x (N, C, H, W) -> scores (N, num_classes): conv3x3(16)-BN-ReLU, then one
-    stage per entry of ``channels`` with ``blocks`` basic blocks each (the
-    first block of every later stage halves H and W with a projection
-    shortcut), global average pooling and an affine layer.
-    blocks=3 is ResNet-20; the default blocks=1 is an 8-layer net.
+    stage per entry of ``channels`` (16, 32, 64) with n = ``blocks`` basic
+    blocks each (the first block of every later stage halves H and W), global
+    average pooling and an affine layer: 6n + 2 weight layers. blocks=3, 5, 9
+    are ResNet-20, -32, -56 (``resnet20`` etc.); the default blocks=1 is the
+    small ResNet-8 that ``cdl bench`` times.
+
+    Shortcuts: identity inside a stage; where a stage starts, a 1x1 stride-2
+    convolution with BatchNorm (projection, the paper's option B; its CIFAR
+    nets use option A, zero-padded identity, which adds no parameters: 0.27M
+    for ResNet-20 there, a few thousand more here).
     """
 
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=(16, 32, 64),
                  blocks=1, rng=None):
         rng = get_rng(rng)
-        C = input_shape[0]
+        C = chw("ResNet", input_shape)[0]
+        blocks = positive_int("ResNet", "blocks", blocks)
         layers = [L.Conv2D(C, channels[0], 3, pad=1, bias=False, rng=rng),
                   L.BatchNorm(channels[0]), L.ReLU()]
         cin = channels[0]
@@ -105,4 +113,19 @@ class ResNet(Sequential):
                 layers += basic_block(cin, cout, 2 if stage > 0 and b == 0 else 1, rng)
                 cin = cout
         layers += [L.GlobalAvgPool2D(), L.Affine(cin, num_classes, rng=rng)]
-        super().__init__(layers, loss=L.SoftmaxCrossEntropy())
+        super().__init__(layers, loss=L.SoftmaxCrossEntropy(), input_shape=input_shape)
+
+
+def resnet20(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
+    """ResNet(blocks=3): ResNet-20 (He et al. 2016, table 6)."""
+    return ResNet(input_shape, num_classes, blocks=3, rng=rng, **options)
+
+
+def resnet32(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
+    """ResNet(blocks=5): ResNet-32."""
+    return ResNet(input_shape, num_classes, blocks=5, rng=rng, **options)
+
+
+def resnet56(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
+    """ResNet(blocks=9): ResNet-56."""
+    return ResNet(input_shape, num_classes, blocks=9, rng=rng, **options)

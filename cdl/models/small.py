@@ -18,7 +18,7 @@ def small_cnn(input_shape=(1, 8, 8), num_classes=10, channels=32, hidden=64, rng
         L.Flatten(),
         L.Affine(flat, hidden, rng=rng), L.ReLU(),
         L.Affine(hidden, num_classes, rng=rng),
-    ], loss=L.SoftmaxCrossEntropy())
+    ], loss=L.SoftmaxCrossEntropy(), input_shape=input_shape)
 
 
 def mlp(input_shape=(1, 8, 8), num_classes=10, hidden=(100, 100), rng=None):
@@ -29,5 +29,5 @@ def mlp(input_shape=(1, 8, 8), num_classes=10, hidden=(100, 100), rng=None):
     for a, b in zip(sizes, sizes[1:]):
         layers += [L.Affine(a, b, rng=rng), L.ReLU()]
     layers.append(L.Affine(sizes[-1], num_classes, rng=rng))
-    return Sequential(layers, loss=L.SoftmaxCrossEntropy())
+    return Sequential(layers, loss=L.SoftmaxCrossEntropy(), input_shape=input_shape)
 
