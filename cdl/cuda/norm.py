@@ -17,29 +17,8 @@ import numpy as np
 from numba import cuda, float64
 
 from cdl.cuda._launch import MAX_BLOCKS, flat, grid
-
-_T = 256  # most threads per block: the shared-memory sums are sized by it (a power of two)
-
-
-def _threads(m):
-    """Threads per channel block: a power of two, at most _T, no more than m needs."""
-    t = 1
-    while t < m and t < _T:
-        t *= 2
-    return t
-
-
-@cuda.jit(device=True)
-def _block_sums(s1, s2, t, nt):
-    """Tree reduction of s1[:nt] and s2[:nt] into s1[0] and s2[0] (nt a power of two)."""
-    cuda.syncthreads()
-    s = nt // 2
-    while s > 0:
-        if t < s:
-            s1[t] += s1[t + s]
-            s2[t] += s2[t + s]
-        cuda.syncthreads()
-        s //= 2
+from cdl.cuda._reduce import MAX_THREADS as _T
+from cdl.cuda._reduce import block_threads, tree_sum2
 
 
 @cuda.jit
@@ -59,7 +38,7 @@ def _batchnorm_forward_k(x, gamma, beta, eps, y, mean, var, coef):
             q += d * d
         s1[t] = a
         s2[t] = q
-        _block_sums(s1, s2, t, nt)
+        tree_sum2(s1, s2, t, nt)
         if t == 0:
             d = s1[0] / m
             mu = k + d
@@ -113,7 +92,7 @@ def _batchnorm_backward_k(dout, x, mean, inv_std, gamma, batch_stats, dx, dgamma
             q += g * (float64(x[n, c, i]) - mu)
         s1[t] = a
         s2[t] = q
-        _block_sums(s1, s2, t, nt)
+        tree_sum2(s1, s2, t, nt)
         if t == 0:
             # dx = a*dout + b*(x - mean) + s with coef[1..3] = a, b, s (see the CPU kernel)
             sg, r = s1[0], float64(inv_std[c])
@@ -156,7 +135,7 @@ def _running_update_k(mean, var, am, av, one_minus_a, correction, running_mean, 
 
 
 def _channel_grid(C, m):
-    return min(C, MAX_BLOCKS), _threads(m)
+    return min(C, MAX_BLOCKS), block_threads(m)
 
 
 def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):

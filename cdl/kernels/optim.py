@@ -1,7 +1,7 @@
 """Fused first-order update kernels: one pass over memory per parameter array.
 
-Each ``*_update`` kernel updates ``p`` and its state in place, reading the
-gradient once, for float32 and float64 alike (arithmetic in the array's
+Each ``*_update`` kernel updates ``p`` and its state in place (and returns
+p), reading the gradient once, for float32 and float64 alike (arithmetic in the array's
 dtype, scalars folded by the wrapper). The formulas are those of the
 optimizer classes in ``cdl.optim``; each docstring restates its own.
 
@@ -84,6 +84,7 @@ def sgd_update(p, g, lr):
     """p -= lr * g."""
     arrays = _flat("sgd_update", p, g)
     _launch(_sgd, arrays, (p.dtype.type(lr),))
+    return p
 
 
 # -- Momentum ------------------------------------------------------------------------
@@ -100,6 +101,7 @@ def momentum_update(p, g, v, lr, momentum):
     """v <- momentum * v - lr * g;  p <- p + v."""
     f = p.dtype.type
     _launch(_momentum, _flat("momentum_update", p, g, v), (f(lr), f(momentum)))
+    return p
 
 
 # -- Nesterov ------------------------------------------------------------------------
@@ -122,6 +124,7 @@ def nesterov_update(p, g, v, lr, momentum):
     """
     f = p.dtype.type
     _launch(_nesterov, _flat("nesterov_update", p, g, v), (f(lr), f(momentum)))
+    return p
 
 
 # -- AdaGrad -------------------------------------------------------------------------
@@ -139,6 +142,7 @@ def adagrad_update(p, g, h, lr, eps):
     """h <- h + g*g;  p <- p - lr * g / (eps + sqrt(h))  (Duchi et al. 2011)."""
     f = p.dtype.type
     _launch(_adagrad, _flat("adagrad_update", p, g, h), (f(lr), f(eps)))
+    return p
 
 
 # -- AdaDelta ------------------------------------------------------------------------
@@ -164,6 +168,7 @@ def adadelta_update(p, g, h, r, lr, rho, eps):
     f = p.dtype.type
     _launch(_adadelta, _flat("adadelta_update", p, g, h, r),
             (f(lr), f(rho), f(eps)))
+    return p
 
 
 # -- RMSProp -------------------------------------------------------------------------
@@ -182,6 +187,7 @@ def rmsprop_update(p, g, h, lr, rho, eps):
     """h <- rho h + (1-rho) g*g;  p <- p - lr * g / sqrt(eps + h)  (Hinton, lecture 6e)."""
     f = p.dtype.type
     _launch(_rmsprop, _flat("rmsprop_update", p, g, h), (f(lr), f(rho), f(eps)))
+    return p
 
 
 # -- Adam ----------------------------------------------------------------------------
@@ -212,6 +218,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     c2 = f(1.0 / (1.0 - beta2 ** t))
     _launch(_adam, _flat("adam_update", p, g, m, v),
             (lr_c1, c2, f(beta1), f(beta2), f(eps)))
+    return p
 
 
 # -- Around the update: weight decay and parameter averages ---------------------------
@@ -230,6 +237,7 @@ def weight_decay_grad(g, w, l2, l1):
     l2/2 * ||w||^2 + l1 * sum|w|."""
     f = g.dtype.type
     _launch(_decay, _flat("weight_decay_grad", g, w), (f(l2), f(l1)))
+    return g
 
 
 @_body
@@ -242,6 +250,30 @@ def _ema(avg, p, beta):
 def ema_update(avg, p, beta):
     """avg <- beta * avg + (1 - beta) * p in place (beta = 1 - 1/n gives the running mean)."""
     _launch(_ema, _flat("ema_update", avg, p), (avg.dtype.type(beta),))
+    return avg
 
 
-__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "adadelta_update", "rmsprop_update", "adam_update", "weight_decay_grad", "ema_update"]
+# -- Reductions and clipping, for GradClip and WeightDecay --------------------------------
+# NumPy one-liners on the CPU (BLAS dot, one vectorized pass); the CUDA twins reduce
+# on the device and bring back only the number.
+
+def sum_squares(x):
+    """sum of x*x over the whole array (C-contiguous), as a Python float."""
+    f = x.reshape(-1)
+    return float(np.dot(f, f))
+
+
+def sum_abs(x):
+    """sum of |x| over the whole array, as a Python float."""
+    return float(np.abs(x.reshape(-1)).sum())
+
+
+def clip_by_value(x, max_value):
+    """x clipped to [-max_value, max_value] in place (NaN stays NaN); returns x."""
+    np.clip(x, -max_value, max_value, out=x)
+    return x
+
+
+__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update",
+           "adadelta_update", "rmsprop_update", "adam_update", "weight_decay_grad", "ema_update",
+           "sum_squares", "sum_abs", "clip_by_value"]
