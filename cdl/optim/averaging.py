@@ -47,7 +47,7 @@ class _ParameterAverage(Callback, abc.ABC):
     def update(self, params):
         """Fold the current params into the average."""
         if self.average is None:
-            self.average = {k: p.copy() for k, p in params.items()}
+            self.average = {k: _copy(p) for k, p in params.items()}
         elif self.average.keys() != params.keys():
             raise ValueError(f"{type(self).__name__}: the model's parameters changed from "
                              f"{sorted(self.average)[:4]}... to {sorted(params)[:4]}...")
@@ -69,16 +69,16 @@ class _ParameterAverage(Callback, abc.ABC):
             raise ValueError(f"{type(self).__name__}: the model's parameters "
                              f"{sorted(params)[:4]}... are not the averaged ones "
                              f"{sorted(self.average)[:4]}...")
-        self._live = {k: p.copy() for k, p in params.items()}
+        self._live = {k: _copy(p) for k, p in params.items()}
         for k, p in params.items():
-            p[...] = self.average[k]
+            _assign(p, self.average[k])
 
     def swap_out(self, model):
         """Put the live parameters back."""
         if self._live is None:
             return
         for k, p in model.params.items():
-            p[...] = self._live[k]
+            _assign(p, self._live[k])
         self._live = None
 
     @contextlib.contextmanager
@@ -106,7 +106,18 @@ class _ParameterAverage(Callback, abc.ABC):
     def on_train_end(self, trainer):
         if self.finalize and self.average is not None:
             for k, p in trainer.model.params.items():
-                p[...] = self.average[k]
+                _assign(p, self.average[k])
+
+
+def _copy(p):
+    """A copy of p on p's device."""
+    K = kernels_for(p)
+    return K.copy(p, K.empty_like(p))
+
+
+def _assign(p, value):
+    """p[...] = value in place, on their (common) device."""
+    kernels_for(p, value).copy(value, p)
 
 
 class EMA(_ParameterAverage):

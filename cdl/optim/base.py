@@ -8,6 +8,7 @@ import abc
 
 import numpy as np
 
+from cdl._checks import _device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 
 
@@ -63,19 +64,21 @@ class Optimizer(abc.ABC):
             if getattr(g, "shape", None) != p.shape:
                 raise ValueError(f"{self.name}.update: grad {k!r} has shape "
                                  f"{getattr(g, 'shape', None)}, param has {p.shape}")
-            if not p.flags.c_contiguous or p.dtype.kind != "f":
+            contiguous = _device_c_contiguous(p) if is_device_array(p) else p.flags.c_contiguous
+            if not contiguous or p.dtype.kind != "f":
                 raise ValueError(f"{self.name}.update: param {k!r} must be a contiguous "
-                                 f"float array, got {p.dtype} (contiguous={p.flags.c_contiguous})")
+                                 f"float array, got {p.dtype} (contiguous={contiguous})")
         self.t += 1
         for k, p in params.items():
-            g = np.ascontiguousarray(grads[k], dtype=p.dtype)
-            self._step(k, p, g, kernels_for(p))
+            K = kernels_for(p, grads[k])
+            self._step(k, p, _grad_like(K, grads[k], p), K)
 
     def _slots(self, key, p, *names):
-        """Per-parameter state arrays (zeros on first use), checked against p."""
+        """Per-parameter state arrays (zeros on first use, on p's device), checked against p."""
         st = self.state.get(key)
         if st is None:
-            st = self.state[key] = {n: np.zeros_like(p) for n in names}
+            K = kernels_for(p)
+            st = self.state[key] = {n: K.zeros_like(p) for n in names}
         elif st[names[0]].shape != p.shape:
             raise ValueError(f"{self.name}: parameter {key!r} changed shape from "
                              f"{st[names[0]].shape} to {p.shape}; make a new optimizer")
@@ -89,3 +92,12 @@ class Optimizer(abc.ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
                          if k not in ("state", "t"))
         return f"{self.name}({args})"
+
+
+def _grad_like(K, g, p):
+    """g as a C-contiguous array of p's dtype on p's device (g itself when it is one)."""
+    if not is_device_array(g):
+        return np.ascontiguousarray(g, dtype=p.dtype)
+    if g.dtype == p.dtype:
+        return g  # the kernel refuses a non-contiguous device array: a copy is the caller's
+    return K.copy(g, K.empty_like(p))

@@ -15,24 +15,29 @@ import math
 
 import numpy as np
 
+from cdl._checks import _device_c_contiguous, is_device_array
+from cdl.backend import kernels_for
 from cdl.optim.base import check_hyper
 
 
 def _check_grads(who, grads):
     for k, g in grads.items():
-        if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
+        device = is_device_array(g)
+        if not (device or isinstance(g, np.ndarray)) or g.dtype not in (np.float32, np.float64):
             raise ValueError(f"{who}: grad {k!r} must be a float32/float64 array, got "
                              f"{getattr(g, 'dtype', type(g).__name__)}")
-        if not g.flags.writeable:
+        if device and not _device_c_contiguous(g):
+            raise ValueError(f"{who}: grad {k!r} on the GPU must be C-contiguous")
+        if not device and not g.flags.writeable:
             raise ValueError(f"{who}: grad {k!r} is read-only; clipping works in place")
 
 
 def global_norm(grads):
-    """sqrt(sum of g*g over every array of the dict); arrays summed in float64."""
+    """sqrt(sum of g*g over every array of the dict): each array's sum of squares
+    (a kernel on the array's device), added up in Python floats."""
     total = 0.0
     for g in grads.values():
-        flat = g.reshape(-1)
-        total += float(np.dot(flat, flat))
+        total += kernels_for(g).sum_squares(g)
     return math.sqrt(total)
 
 
@@ -48,7 +53,7 @@ def clip_grad_norm(grads, max_norm):
     if norm > max_norm:
         scale = max_norm / norm
         for g in grads.values():
-            g *= g.dtype.type(scale)
+            kernels_for(g).scale(g, scale, g)
     return norm
 
 
@@ -57,7 +62,7 @@ def clip_grad_value(grads, max_value):
     v = check_hyper("clip_grad_value", "max_value", max_value, 0, low_open=True)
     _check_grads("clip_grad_value", grads)
     for g in grads.values():
-        np.clip(g, -v, v, out=g)
+        kernels_for(g).clip_by_value(g, v)
 
 
 class GradClip:

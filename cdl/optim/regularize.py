@@ -22,6 +22,7 @@ optimizer's params.
 """
 import numpy as np
 
+from cdl._checks import _device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer
 from cdl.optim.base import check_hyper
@@ -82,11 +83,12 @@ class WeightDecay:
         """sum over decayed W of l2/2 ||W||^2 + l1 sum|W| (a float)."""
         total = 0.0
         for _, layer, k, l2, l1 in self.targets(layers):
-            w = layer.params[k].reshape(-1)
+            w = layer.params[k]
+            K = kernels_for(w)
             if l2:
-                total += 0.5 * l2 * float(np.dot(w, w))
+                total += 0.5 * l2 * K.sum_squares(w)
             if l1:
-                total += l1 * float(np.abs(w).sum())
+                total += l1 * K.sum_abs(w)
         return total
 
     def add_grads(self, layers):
@@ -96,7 +98,11 @@ class WeightDecay:
             if g is None or g.shape != w.shape:
                 raise ValueError(f"WeightDecay: layer {name} has no gradient of shape "
                                  f"{w.shape} for {k!r}; call backward after loss")
-            if not g.flags.c_contiguous or not g.flags.writeable:
+            if is_device_array(g):
+                if not _device_c_contiguous(g):
+                    raise ValueError(f"WeightDecay: the gradient of {name}.{k} on the GPU "
+                                     f"must be C-contiguous")
+            elif not g.flags.c_contiguous or not g.flags.writeable:
                 g = layer.grads[k] = np.array(g, order="C")
             kernels_for(w, g).weight_decay_grad(g, w, l2, l1)
 
