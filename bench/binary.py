@@ -78,6 +78,12 @@ def let_blas_threads_rest():
         _blas_ran[0] = False
 
 
+def _forced(K, variant, a, b, n, out):
+    """xnor_gemm with its CPU variant forced (the variant is no kernel argument)."""
+    with K.forced_variant(variant):
+        return K.xnor_gemm(a, b, n, out)
+
+
 def bench_gemm(args, rng):
     from cdl import binary
     from cdl.kernels import binary as K
@@ -94,7 +100,7 @@ def bench_gemm(args, rng):
         contenders = {"cdl": lambda: binary.binary_matmul(a, b, Kbits)}
         for v in K.VARIANTS:
             if v != "hybrid" or "+avx2" in K._target_features():
-                contenders[f"cdl {v}"] = (lambda v=v: K.xnor_gemm(a, b, Kbits, out, v))
+                contenders[f"cdl {v}"] = (lambda v=v: _forced(K, v, a, b, Kbits, out))
         contenders["numpy sgemm"] = after_blas(lambda: A @ B)
         if torch is not None:
             tA, tB = torch.from_numpy(A), torch.from_numpy(B)

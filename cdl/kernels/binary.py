@@ -16,8 +16,13 @@ of channel c (``pack_channels``), and convolutions pack their reduction axis
 KH*KW*C in (i, j, c) order, channel fastest (``im2col_bits``; the weights in
 the same order), so that a window gathers whole words of packed channels.
 
+The kernels in ``__all__`` have CUDA twins in ``cdl.cuda.binary`` (same
+names and arguments, one thread per output word or product). Arrays are
+C-contiguous and the callers (``cdl.binary``, ``cdl.packed``) validate them.
+
 The GEMM kernels (``xnor_gemm``, chosen per CPU by ``gemm_variant``)
 ----------------------------------------------------------------------
+Tests and benchmarks force one with ``with forced_variant("scalar"): ...``.
 XOR + popcount + add is three integer operations per 64-bit word pair.
 
 - "vector": with a vector popcount (AVX-512 VPOPCNTDQ), or off x86, LLVM
@@ -47,8 +52,10 @@ scalar does about 0.96 and is 1.2-1.45x slower than hybrid on the products
 of bench/binary.py, and about 1.3x faster than vector.
 ``python bench/binary.py --asm`` prints each inner loop.
 """
+import contextlib
 import functools
 import os
+import threading
 
 import numpy as np
 from llvmlite import binding as _llvm
@@ -92,15 +99,7 @@ def _scalar_barrier(typingctx, x):
 # -- packing -------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
-def sign_pm1(x, out):
-    """out = +1 where x >= 0, else -1 (flat arrays): the unpacked form of the bits below."""
-    for i in prange(x.size):
-        out[i] = 1 if x[i] >= 0 else -1
-
-
-
-@njit(parallel=True, cache=True)
-def pack_signs(x, out):
+def _pack_signs(x, out):
     """out (R, W) uint64 = sign bits of x (R, n): bit 1 where x >= 0 (see module doc)."""
     R, n = x.shape
     W = out.shape[1]
@@ -116,7 +115,7 @@ def pack_signs(x, out):
 
 
 @njit(parallel=True, cache=True)
-def unpack_signs(p, out):
+def _unpack_signs(p, out):
     """out (R, n) = +1 where bit j of p (R, W) is set, -1 elsewhere (float)."""
     R, n = out.shape
     for r in prange(R):
@@ -126,7 +125,7 @@ def unpack_signs(p, out):
 
 
 @njit(parallel=True, cache=True)
-def pack_channels(x, out):
+def _pack_channels(x, out):
     """out (N, H, W, WC) uint64: the signs of each pixel's C channels of x (N, C, H, W), packed.
 
     Bit c of pixel (n, y, x) is x[n, c, y, x] >= 0; WC = ceil(C/64), tails 0.
@@ -146,7 +145,7 @@ def pack_channels(x, out):
 
 
 @njit(parallel=True, cache=True)
-def im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
+def _im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
     """out (N*OH*OW, ceil(KH*KW*C/64)): the packed bits of each window of px (N, H, W, WC).
 
     Row (n, oh, ow) holds bit t = (i*KW + j)*C + c for channel c of pixel
@@ -182,7 +181,7 @@ def im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
 
 
 @njit(parallel=True, cache=True)
-def maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out):
+def _maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out):
     """Max pooling of thresholded channels, on packed pixels px (N, H, W, WC) -> out (N, OH, OW, WC).
 
     A channel's bit is z >= t (up) or z <= t (down) of its pre-activation z,
@@ -208,7 +207,7 @@ def maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out):
 
 
 @njit(parallel=True, cache=True)
-def threshold_pack(z, thr, up, out):
+def _threshold_pack(z, thr, up, out):
     """out (R, ceil(F/64)) packed bits of z (R, F): bit f = z >= thr[f] if up[f] else z <= thr[f]."""
     R, F = z.shape
     W = out.shape[1]
@@ -221,6 +220,42 @@ def threshold_pack(z, thr, up, out):
                 if (v >= thr[f]) if up[f] else (v <= thr[f]):
                     word |= _U(1) << _U(t)
             out[r, w] = word
+
+
+def pack_signs(x, out):
+    """out (R, W) uint64 = sign bits of x (R, n), bit 1 where x >= 0; returns out."""
+    _pack_signs(x, out)
+    return out
+
+
+def unpack_signs(p, out):
+    """out (R, n) float = +1 where bit j of p (R, W) is set, else -1; returns out."""
+    _unpack_signs(p, out)
+    return out
+
+
+def pack_channels(x, out):
+    """out (N, H, W, WC) uint64: each pixel's channel signs of x (N, C, H, W); returns out."""
+    _pack_channels(x, out)
+    return out
+
+
+def im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
+    """out (N*OH*OW, ceil(KH*KW*C/64)): the packed windows of px (N, H, W, WC); returns out."""
+    _im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
+    return out
+
+
+def maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out):
+    """out (N, OH, OW, WC): max pooling of thresholded packed pixels px; returns out."""
+    _maxpool_bits(px, up, kh, kw, sh, sw, ph, pw, out)
+    return out
+
+
+def threshold_pack(z, thr, up, out):
+    """out (R, ceil(F/64)): bit f of row r = z >= thr[f] if up[f] else z <= thr[f]; returns out."""
+    _threshold_pack(z, thr, up, out)
+    return out
 
 
 # -- XNOR / popcount GEMM ---------------------------------------------------
@@ -711,11 +746,34 @@ def _hybrid_pays(M, N, W):
     return W >= 16 and M * N * W >= 1 << 19
 
 
-def xnor_gemm(a, b, n, out, variant=None):
+# The variant forced by forced_variant() in this thread (None: gemm_variant decides).
+_forced = threading.local()
+
+
+@contextlib.contextmanager
+def forced_variant(variant):
+    """Within the block, xnor_gemm called from this thread uses variant (one of VARIANTS)
+    instead of gemm_variant's pick; None restores the pick. Blocks nest.
+
+    The variant is a CPU-only choice, so it is no argument of xnor_gemm (whose
+    signature the CUDA twin shares): tests and benchmarks force it here.
+    """
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
+    before = getattr(_forced, "variant", None)
+    _forced.variant = variant
+    try:
+        yield variant
+    finally:
+        _forced.variant = before
+
+
+def xnor_gemm(a, b, n, out):
     """out (M, N) int32 = n - 2*popcount(a (M, W) XOR b (N, W)): the +-1 dot products.
 
-    Inputs are trusted (``cdl.binary.binary_matmul`` validates). variant:
-    one of ``VARIANTS``; by default ``gemm_variant`` of this product's shape.
+    Inputs are trusted (``cdl.binary.binary_matmul`` validates), bar the cheap
+    guards below. The kernel is ``gemm_variant``'s pick for this product's
+    shape, or the one ``forced_variant`` sets.
     """
     M, W = a.shape
     # cheap guards for direct callers: the compiled loops index without bounds checks
@@ -726,7 +784,7 @@ def xnor_gemm(a, b, n, out, variant=None):
         raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
                          f"(M, N) and 0 < n <= 64*W, n < 2^31; got a {a.dtype}{a.shape}, b "
                          f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
-    variant = variant or gemm_variant((M, b.shape[0], W))
+    variant = getattr(_forced, "variant", None) or gemm_variant((M, b.shape[0], W))
     if variant == "scalar":
         bp = pack_panels(b)
         per_task = max(1, _B_TASK_BYTES // (NR * 8 * W))
@@ -746,3 +804,9 @@ def xnor_gemm(a, b, n, out, variant=None):
     else:
         raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
     return out
+
+
+# The kernels with CUDA twins (cdl.cuda.binary). pack_panels, gemm_variant and
+# forced_variant are CPU tuning and stay out.
+__all__ = ["pack_signs", "unpack_signs", "pack_channels", "im2col_bits", "maxpool_bits",
+           "threshold_pack", "xnor_gemm"]

@@ -21,23 +21,16 @@ import numpy as np
 from cdl import init as _init
 from cdl._checks import check_float, pair, positive_int
 from cdl.backend import kernels_for
-from cdl.kernels.binary import sign_pm1
 from cdl.layers.base import Layer, compute_dtype
 from cdl.layers.conv import conv_output_shape
+from cdl.layers.dense import cast
 from cdl.layers.dropout import _Stochastic
 
 
 def sign(x):
-    """+1 where x >= 0, -1 elsewhere, in x's dtype (the packing's convention)."""
-    x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    sign_pm1(x.reshape(-1), out.reshape(-1))
-    return out
-
-
-def ste_mask(x):
-    """The straight-through estimator's d sign(x)/dx: 1 where |x| <= 1, else 0."""
-    return (np.abs(x) <= 1).astype(x.dtype)
+    """+1 where x >= 0, -1 elsewhere, in x's dtype (the packing's convention); host or device."""
+    K = kernels_for(x)
+    return K.sign_forward(x, K.empty(x.shape, x.dtype))
 
 
 def hard_sigmoid(x):
@@ -45,19 +38,34 @@ def hard_sigmoid(x):
     return np.clip((x + 1) * 0.5, 0.0, 1.0)
 
 
+def _channels(a, axis):
+    """a as (A, F, B) with F its axis ``axis`` (a view of a C-contiguous array)."""
+    axis %= a.ndim
+    F = a.shape[axis]
+    A = int(np.prod(a.shape[:axis], dtype=np.int64))
+    return a.reshape(A, F, a.size // (A * F) if a.size else 1)
+
+
 def finish(dot, alpha, b, channel_axis=-1):
     """y = dot * alpha + b along channel_axis (either may be None), in dot's dtype.
 
     Shared by the binary layers and ``cdl.packed``, so that packed models
     compute their outputs from the integer products with the same arithmetic.
+    Returns dot itself when there is nothing to apply.
     """
-    shape = [1] * dot.ndim
-    shape[channel_axis] = -1
-    if alpha is not None:
-        dot = dot * alpha.astype(dot.dtype).reshape(shape)
-    if b is not None:
-        dot = dot + b.astype(dot.dtype).reshape(shape)
-    return dot
+    if alpha is None and b is None:
+        return dot
+    K = kernels_for(dot)
+    if not isinstance(dot, np.ndarray) or dot.flags.c_contiguous:
+        y = K.empty(dot.shape, dot.dtype)
+    else:  # a transposed host view (cdl.packed): the result keeps the shape, in C order
+        dot = np.ascontiguousarray(dot)
+        y = np.empty_like(dot)
+    K.channel_scale_shift(_channels(dot, channel_axis),
+                          None if alpha is None else cast(K, alpha, dot.dtype),
+                          None if b is None else cast(K, b, dot.dtype),
+                          _channels(y, channel_axis))
+    return y
 
 
 class Binarize(_Stochastic):
@@ -67,7 +75,8 @@ class Binarize(_Stochastic):
     mode="stochastic": in training forwards y = +1 with probability
     hard_sigmoid(x) = max(0, min(1, (x + 1)/2)), else -1 (BNN paper eq. 2);
     inference (train=False) uses the deterministic sign, as the paper's
-    test-time networks do.
+    test-time networks do. Inside ``hold_noise()`` a stochastic forward
+    replays the generator state of the last draw, so it repeats its signs.
     Backward (both modes): dx = dout * 1{|x| <= 1}, the STE.
     """
 
@@ -83,23 +92,42 @@ class Binarize(_Stochastic):
     def config(self):
         return {"mode": self.mode}
 
+    def _generator(self, x):
+        """The generator of this draw: the layer's, or a replay of the last one's state."""
+        last = self._noise
+        if self._noise_held and last is not None and last[0] == (x.shape, x.dtype):
+            rng = np.random.Generator(type(last[1])())
+            rng.bit_generator.state = last[2]
+            return rng
+        rng = _init.get_rng(self._rng)
+        self._noise = ((x.shape, x.dtype), rng.bit_generator, rng.bit_generator.state)
+        return rng
+
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=range(1, 8))
         if train:
             self._x = x
+        K = kernels_for(x)
+        y = K.empty(x.shape, x.dtype)
         if self.mode == "stochastic" and train:
-            u = self._draw(x.shape, x.dtype,
-                           lambda rng, shape, dtype: rng.random(shape, dtype=dtype))
-            return np.where(u < hard_sigmoid(x), x.dtype.type(1), x.dtype.type(-1))
-        return sign(x)
+            return K.stochastic_sign_forward(x, self._generator(x), y)
+        return K.sign_forward(x, y)
 
     def backward(self, dout):
         x = self._cached(self._x)
-        return self._check_dout(dout, x.shape) * ste_mask(x)
+        dout = self._check_dout(dout, x.shape)
+        K = kernels_for(dout, x)
+        return K.ste_backward(dout, x, K.empty(x.shape, np.result_type(dout.dtype, x.dtype)))
 
 
 class _BinaryLinear(Layer):
-    """Shared parts: latent-weight clipping, XNOR-Net scaling, input binarization."""
+    """Shared parts: latent-weight clipping, XNOR-Net scaling, input binarization, STE.
+
+    A subclass supplies the float product of the +-1 tensors (``_product``,
+    ``_product_backward``: the backend's affine or conv kernels) and the views
+    of its output and weights with the output channel in the middle
+    (``_out3``, ``_w3``: see ``cdl.kernels.binarize``).
+    """
 
     def _init_common(self, shape, scale, bias, binarize_input, init, dtype, rng, out):
         self.scale, self.bias = bool(scale), bool(bias)
@@ -110,39 +138,83 @@ class _BinaryLinear(Layer):
         self._zero_grads()
         self._cache = None
 
-    def _latent(self):
+    def _latent(self, K=None):
         """W clipped to [-1, 1] in place (see the module doc), then returned."""
         W = self.params["W"]
-        np.clip(W, -1, 1, out=W)
-        return W
-
-    def _binary_input(self, x):
-        return sign(x) if self.binarize_input else x
+        K = K or kernels_for(W)
+        return K.clip(W, -1.0, 1.0, W)
 
     def alpha(self):
         """XNOR-Net scale per output unit, mean |W| over its fan-in (None when scale=False)."""
         if not self.scale:
             return None
-        return np.abs(self._latent()).mean(axis=self._fan_axes)
+        W = self._latent()
+        return self._alpha(kernels_for(W), W)
 
     def finish(self, dot, channel_axis=-1):
         """y from the +-1 products: y = dot * alpha + b per output unit (as each applies)."""
         return finish(dot, self.alpha(), self.params.get("b"), channel_axis)
 
-    def _weight_grad(self, W, g_wb, dalpha):
-        """dL/dW from g_wb = dL/d sign(W) (already times alpha when scaled) and dL/dalpha.
+    def _alpha(self, K, W):
+        return K.channel_abs_mean(self._w3(W), K.empty((self._out_channels(),), W.dtype))
 
-        W_eff = alpha * sign(W) with alpha = mean |W| over the fan-in, so
-        dL/dW = alpha * dL/dW_eff * STE(W) + dL/dalpha * sign(W) / fan_in
-        (XNOR-Net, Rastegari et al. 2016, sec. 3.1, with the STE for sign).
+    def _forward(self, x, x_rows):
+        """y for x (checked), x_rows its view as the product takes it; caches for backward."""
+        W = self.params["W"]
+        K = kernels_for(x_rows, W)
+        W = self._latent(K)
+        dtype = compute_dtype(x_rows, W)
+        if self.binarize_input:
+            xb = K.sign_forward(x_rows, K.empty(x_rows.shape, dtype))
+        else:
+            xb = cast(K, x_rows, dtype)
+        wb = K.sign_forward(W, K.empty(W.shape, dtype))
+        dot = self._product(K, xb, wb)
+        alpha = self._alpha(K, W) if self.scale else None
+        return dot, (x_rows, xb, wb, dot, alpha, x.shape)
+
+    def _backward(self, dout, with_dx):
+        """dx (None without with_dx) for dout; fills grads.
+
+        dL/dW = alpha * (dL/dW_eff)_sign + dL/dalpha * sgn(W) / fan_in, with
+        W_eff = alpha * sign(W) and alpha = mean |W| over the fan-in (XNOR-Net,
+        Rastegari et al. 2016, sec. 3.1). The STE of sign(W), 1{|W| <= 1}, is 1
+        everywhere: W was clipped to [-1, 1] by the forward, so no mask is applied.
         """
-        dW = g_wb * ste_mask(W)
+        x_rows, xb, wb, dot, alpha, x_shape = self._cached(self._cache)
+        dout = self._check_dout(dout, dot.shape)
+        W = self.params["W"]
+        K = kernels_for(dout, dot, W)
+        dtype = dot.dtype
+        dout = cast(K, dout, dtype)
+        F = self._out_channels()
+        db = K.empty((F,), dtype) if self.bias else None
+        g = dout
         if self.scale:
-            shape = [1] * W.ndim
-            shape[self._out_axis] = -1
-            fan_in = W.size // W.shape[self._out_axis]
-            dW = dW + dalpha.reshape(shape) * np.sign(W) / fan_in
-        return dW.astype(W.dtype, copy=False)
+            g = K.empty(dout.shape, dtype)
+            K.channel_scale_shift(self._out3(dout), cast(K, alpha, dtype), None, self._out3(g))
+            dalpha = K.channel_dot(self._out3(dout), self._out3(dot), K.empty((F,), dtype))
+            if self.bias:
+                K.channel_sum(self._out3(dout), db)
+        dx = K.empty(xb.shape, dtype) if with_dx else None
+        gw = K.empty(W.shape, dtype)
+        self._product_backward(K, g, xb, wb, dx, gw, None if self.scale else db)
+        if self.scale:
+            K.channel_abs_mean_backward(dalpha, self._w3(W), self._w3(gw))
+        self.grads["W"] = cast(K, gw, W.dtype)
+        if self.bias:
+            self.grads["b"] = cast(K, db, W.dtype)
+        if not with_dx:
+            return None
+        if self.binarize_input:
+            K.ste_backward(dx, x_rows, dx)
+        return dx.reshape(x_shape)
+
+    def backward(self, dout):
+        return self._backward(dout, with_dx=True)
+
+    def backward_params(self, dout):
+        self._backward(dout, with_dx=False)
 
 
 class BinaryAffine(_BinaryLinear):
@@ -156,9 +228,6 @@ class BinaryAffine(_BinaryLinear):
     alpha path are exact. ``init`` as for Affine; values are clipped to [-1, 1].
     """
 
-    _fan_axes = 0
-    _out_axis = 1
-
     def __init__(self, in_features, out_features, scale=False, bias=True, binarize_input=True,
                  init="xavier_uniform", dtype=np.float32, rng=None):
         super().__init__()
@@ -171,36 +240,33 @@ class BinaryAffine(_BinaryLinear):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "scale": self.scale, "bias": self.bias, "binarize_input": self.binarize_input}
 
+    def _out_channels(self):
+        return self.out_features
+
+    def _out3(self, a):
+        return a.reshape(a.shape[0], a.shape[1], 1)     # (N, out) -> (N, out, 1)
+
+    def _w3(self, W):
+        return W.reshape(W.shape[0], W.shape[1], 1)     # (in, out) -> (in, out, 1)
+
+    def _product(self, K, xb, wb):
+        return K.affine_forward(xb, wb, None, K.empty((xb.shape[0], wb.shape[1]), xb.dtype))
+
+    def _product_backward(self, K, g, xb, wb, dx, gw, db):
+        K.affine_backward(g, xb, wb, dx, gw, db)
+
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=range(2, 8))
-        x2 = x.reshape(x.shape[0], -1)
+        N = x.shape[0]
+        x2 = x.reshape(N, x.size // N)  # C-contiguous (check_float): a view, host or device
         if x2.shape[1] != self.in_features:
             raise ValueError(
                 f"BinaryAffine({self.in_features}, {self.out_features}): input of shape "
                 f"{x.shape} has {x2.shape[1]} features per sample, expected {self.in_features}")
-        W = self._latent()
-        dtype = compute_dtype(x2, W)
-        x2 = x2.astype(dtype, copy=False)
-        xb, wb = self._binary_input(x2), sign(W.astype(dtype, copy=False))
-        dot = xb @ wb
+        dot, cache = self._forward(x, x2)
         if train:
-            self._cache = (x2, xb, wb, dot, x.shape)
-        return self.finish(dot)
-
-    def backward(self, dout):
-        x2, xb, wb, dot, x_shape = self._cached(self._cache)
-        dout = self._check_dout(dout, dot.shape)
-        W = self.params["W"]
-        alpha = self.alpha()
-        g = dout * alpha.astype(dout.dtype) if self.scale else dout
-        dalpha = (dout * dot).sum(axis=0) if self.scale else None
-        self.grads["W"] = self._weight_grad(W, xb.T @ g, dalpha)
-        if self.bias:
-            self.grads["b"] = dout.sum(axis=0).astype(W.dtype, copy=False)
-        dx = g @ wb.T
-        if self.binarize_input:
-            dx *= ste_mask(x2)
-        return dx.reshape(x_shape)
+            self._cache = cache
+        return finish(dot, cache[4], self.params.get("b"))
 
 
 class BinaryConv2D(_BinaryLinear):
@@ -214,9 +280,6 @@ class BinaryConv2D(_BinaryLinear):
     binarize_input=False for a first layer fed real images. kernel_size,
     stride and pad take an int or an (h, w) pair.
     """
-
-    _fan_axes = (1, 2, 3)
-    _out_axis = 0
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, scale=False,
                  bias=True, binarize_input=True, init="xavier_uniform", dtype=np.float32,
@@ -244,34 +307,26 @@ class BinaryConv2D(_BinaryLinear):
         """(N, F, OH, OW) for an input of shape x_shape, or ValueError."""
         return conv_output_shape(self, x_shape)
 
+    def _out_channels(self):
+        return self.out_channels
+
+    def _out3(self, a):
+        return a.reshape(a.shape[0], a.shape[1], -1)    # (N, F, OH, OW) -> (N, F, OH*OW)
+
+    def _w3(self, W):
+        return W.reshape(1, W.shape[0], -1)             # (F, C, KH, KW) -> (1, F, C*KH*KW)
+
+    def _product(self, K, xb, wb):
+        return K.conv2d_forward(xb, wb, None, self.stride, self.pad,
+                                K.empty(self.output_shape(xb.shape), xb.dtype))
+
+    def _product_backward(self, K, g, xb, wb, dx, gw, db):
+        K.conv2d_backward(g, xb, wb, self.stride, self.pad, dx, gw, db)
+
     def forward(self, x, train=True):
         x = check_float(self.name, x, ndim=4, layout="(N, C, H, W)")
         self.output_shape(x.shape)
-        W = self._latent()
-        dtype = compute_dtype(x, W)
-        x = x.astype(dtype, copy=False)
-        xb, wb = self._binary_input(x), sign(W.astype(dtype, copy=False))
-        K = kernels_for(xb)
-        dot = K.conv2d_forward(xb, wb, None, self.stride, self.pad,
-                               K.empty(self.output_shape(xb.shape), xb.dtype))
+        dot, cache = self._forward(x, x)
         if train:
-            self._cache = (x, xb, wb, dot)
-        return self.finish(dot, channel_axis=1)
-
-    def backward(self, dout):
-        x, xb, wb, dot = self._cached(self._cache)
-        dout = self._check_dout(dout, dot.shape)
-        W = self.params["W"]
-        alpha = self.alpha()
-        g = dout * alpha.astype(dout.dtype)[None, :, None, None] if self.scale else dout
-        dalpha = (dout * dot).sum(axis=(0, 2, 3)) if self.scale else None
-        K = kernels_for(g)
-        dx, g_wb, _ = K.conv2d_backward(
-            np.ascontiguousarray(g, dtype=x.dtype), xb, wb, self.stride, self.pad,
-            K.empty(xb.shape, xb.dtype), K.empty(wb.shape, x.dtype), None)
-        self.grads["W"] = self._weight_grad(W, g_wb, dalpha)
-        if self.bias:
-            self.grads["b"] = dout.sum(axis=(0, 2, 3)).astype(W.dtype, copy=False)
-        if self.binarize_input:
-            dx *= ste_mask(x)
-        return dx
+            self._cache = cache
+        return finish(dot, cache[4], self.params.get("b"), channel_axis=1)

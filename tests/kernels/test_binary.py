@@ -9,6 +9,12 @@ from cdl.kernels import binary as K
 from cdl.kernels import reference as ref
 
 
+def gemm(a, b, n, out, variant):
+    """xnor_gemm with its CPU variant forced."""
+    with K.forced_variant(variant):
+        return K.xnor_gemm(a, b, n, out)
+
+
 def random_packed(rng, rows, n):
     """Packed rows of n random signs (zero tails), as pack_bits makes them."""
     return ref.pack_bits(rng.standard_normal((rows, n)))
@@ -93,7 +99,7 @@ def test_every_gemm_variant_agrees_with_reference(variant, M, N, n):
     rng = np.random.default_rng(M * 1000 + N)
     a, b = random_packed(rng, M, n), random_packed(rng, N, n)
     out = np.full((M, N), -7, dtype=np.int32)
-    K.xnor_gemm(a, b, n, out, variant=variant)
+    gemm(a, b, n, out, variant)
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
 
 
@@ -105,7 +111,7 @@ def test_gemm_variants_match_the_float_dot_product(variant, M, N, n, seed):
     rng = np.random.default_rng(seed)
     a, b = random_packed(rng, M, n), random_packed(rng, N, n)
     out = np.full((M, N), -7, dtype=np.int32)
-    K.xnor_gemm(a, b, n, out, variant=variant)
+    gemm(a, b, n, out, variant)
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
 
 
@@ -117,10 +123,10 @@ def test_gemm_variants_count_every_bit_differing(variant, words):
     ones = np.full((3, words), ~np.uint64(0))
     zeros = np.zeros((9, words), np.uint64)
     out = np.empty((3, 9), np.int32)
-    K.xnor_gemm(ones, zeros, n, out, variant=variant)
+    gemm(ones, zeros, n, out, variant)
     assert (out == -n).all()
     out = np.empty((3, 3), np.int32)
-    K.xnor_gemm(ones, ones, n, out, variant=variant)
+    gemm(ones, ones, n, out, variant)
     assert (out == n).all()
 
 
@@ -151,8 +157,8 @@ def test_gemm_variant_follows_the_cpu(monkeypatch):
     with pytest.raises(ValueError, match="CDL_BINARY_GEMM"):
         K.gemm_variant()
     with pytest.raises(ValueError, match="variant"):
-        K.xnor_gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
-                    np.zeros((1, 1), np.int32), variant="avx9000")
+        gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
+             np.zeros((1, 1), np.int32), "avx9000")
 
 
 def test_hybrid_gemm_refuses_cpus_without_avx2(monkeypatch):
@@ -161,8 +167,8 @@ def test_hybrid_gemm_refuses_cpus_without_avx2(monkeypatch):
     with pytest.raises(ValueError, match="AVX2"):
         K.gemm_variant()
     with pytest.raises(ValueError, match="AVX2"):
-        K.xnor_gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
-                    np.zeros((1, 1), np.int32), variant="hybrid")
+        gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
+             np.zeros((1, 1), np.int32), "hybrid")
 
 
 def test_binary_matmul_bad_input():

@@ -1,0 +1,122 @@
+"""The float math of the binarized layers: sign, straight-through gradient, clipping, scales.
+
+    sign_forward(x, y)                       y = +1 where x >= 0, else -1
+    stochastic_sign_forward(x, rng, y)       y = +1 with probability hard_sigmoid(x)
+    ste_backward(dout, x, dx)                dx = dout where |x| <= 1, else 0
+    clip(w, lo, hi, out)                     out = min(max(w, lo), hi)
+
+The sign follows the bit convention of ``cdl.kernels.binary`` (+1 for
+x >= 0). The straight-through estimator is that of the BNN paper
+(Courbariaux, Hubara et al. 2016, sec. 1.3): d sign(r)/dr taken as 1{|r| <= 1}.
+
+Per-channel kernels see their arrays as 3-D views (A, F, B) with the channel
+axis in the middle: (N, F, 1) for an affine output or for W (in, out) of
+BinaryAffine, (N, F, OH*OW) for a conv output, (1, F, C*KH*KW) for the
+weights of BinaryConv2D.
+
+    channel_scale_shift(x, alpha, b, y)      y = x * alpha[f] + b[f] (either may be None)
+    channel_sum(x, out)                      out[f] = sum over a, b of x[a, f, b]
+    channel_dot(x, z, out)                   out[f] = sum over a, b of x * z
+    channel_abs_mean(w, out)                 out[f] = mean over a, b of |w[a, f, b]|
+    channel_abs_mean_backward(dalpha, w, dw) dw += dalpha[f] * sgn(w) / (A*B)
+
+channel_abs_mean is the XNOR-Net scale alpha (Rastegari et al. 2016, sec.
+3.1); its backward uses sgn(0) = 0, the subgradient of |w| at 0.
+Element-wise kernels accept the output as one of the inputs (in place).
+"""
+import numpy as np
+from numba import njit
+
+from cdl.kernels.parallel import run_slices
+
+
+# Slices as 0-based views: LLVM vectorizes these loops (see cdl.kernels.activation).
+@njit(nogil=True, cache=True)
+def _sign(x, y, a, z):
+    xs, ys = x[a:z], y[a:z]
+    for i in range(xs.size):
+        ys[i] = 1 if xs[i] >= 0 else -1
+
+
+@njit(nogil=True, cache=True)
+def _ste(dout, x, dx, a, z):
+    gs, xs, dxs = dout[a:z], x[a:z], dx[a:z]
+    for i in range(gs.size):
+        g = gs[i]
+        dxs[i] = g if abs(xs[i]) <= 1 else g - g  # g - g: 0, or NaN for a non-finite g
+
+
+def sign_forward(x, y):
+    """y = +1 where x >= 0, else -1 (NaN: -1), element-wise; x, y C-contiguous, same size."""
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    run_slices(lambda a, z: _sign(xf, yf, a, z), xf.size, work=xf.size)
+    return y
+
+
+def stochastic_sign_forward(x, rng, y):
+    """y = +1 with probability hard_sigmoid(x) = clip((x + 1) / 2, 0, 1), else -1 (BNN eq. 2).
+
+    Draws x.size uniforms of x's dtype from rng (a numpy Generator).
+    """
+    u = rng.random(x.shape, dtype=x.dtype)
+    p = np.clip((x + 1) * 0.5, 0.0, 1.0)
+    y[...] = np.where(u < p, 1, -1)
+    return y
+
+
+def ste_backward(dout, x, dx):
+    """dx = dout where |x| <= 1, else 0 (the straight-through estimator); dx may be dout."""
+    gf, xf, dxf = dout.reshape(-1), x.reshape(-1), dx.reshape(-1)
+    run_slices(lambda a, z: _ste(gf, xf, dxf, a, z), gf.size, work=gf.size)
+    return dx
+
+
+def clip(w, lo, hi, out):
+    """out = min(max(w, lo), hi) element-wise (NaN stays NaN); out may be w."""
+    np.clip(w, lo, hi, out=out)
+    return out
+
+
+def _channels(a):
+    return a.reshape(1, -1, 1)
+
+
+def channel_scale_shift(x, alpha, b, y):
+    """y (A, F, B) = x * alpha[f] + b[f]; alpha or b None: left out. y may be x."""
+    if alpha is not None:
+        np.multiply(x, _channels(alpha), out=y)
+    elif y is not x:
+        np.copyto(y, x)
+    if b is not None:
+        np.add(y, _channels(b), out=y)
+    return y
+
+
+def channel_sum(x, out):
+    """out (F,) = x (A, F, B) summed over a and b."""
+    np.sum(x, axis=(0, 2), out=out)
+    return out
+
+
+def channel_dot(x, z, out):
+    """out (F,) = (x * z) summed over a and b; x, z (A, F, B)."""
+    np.sum(x * z, axis=(0, 2), out=out)
+    return out
+
+
+def channel_abs_mean(w, out):
+    """out (F,) = mean of |w| over a and b; w (A, F, B). The XNOR-Net scale per output."""
+    np.mean(np.abs(w), axis=(0, 2), out=out)
+    return out
+
+
+def channel_abs_mean_backward(dalpha, w, dw):
+    """dw (A, F, B) += dalpha[f] * sgn(w) / (A*B): the gradient of channel_abs_mean, added."""
+    fan_in = w.size // w.shape[1]
+    dw += _channels(dalpha) * np.sign(w) / fan_in
+    return dw
+
+
+__all__ = ["sign_forward", "stochastic_sign_forward", "ste_backward", "clip",
+           "channel_scale_shift", "channel_sum", "channel_dot", "channel_abs_mean",
+           "channel_abs_mean_backward"]
