@@ -15,8 +15,8 @@ import importlib
 import numpy as np
 
 # Mirrors cdl.kernels.KERNEL_MODULES: a twin module per kernel module.
-KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
-                  "binarize", "binary", "elementwise", "loss")
+KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim",
+                  "binarize", "binary")
 _loaded = {}
 
 

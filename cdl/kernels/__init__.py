@@ -24,8 +24,8 @@ oracles; ``parallel.py`` is the CPU threading policy.
 """
 import importlib
 
-KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
-                  "binarize", "binary", "elementwise", "loss")
+KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim",
+                  "binarize", "binary")
 
 __all__ = []
 for _name in KERNEL_MODULES:
