@@ -71,11 +71,21 @@ class Trainer:
     eval_samples  evaluate train accuracy on at most this many training samples
     verbose     print a line per epoch; ``progress`` shows a tqdm bar per epoch
                 (None: only when stderr is a terminal)
+    device      "cpu", or "cuda": the model moves to the GPU at the first epoch (create
+                the optimizer's state there: a fresh optimizer does so by itself), each
+                batch is copied there, and a step brings back only the loss; evaluation
+                copies predictions back. ``model.to_host()`` before saving is optional.
     """
 
     def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
                  callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
-                 verbose=True, progress=None, out=None):
+                 verbose=True, progress=None, out=None, device="cpu"):
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"Trainer: device must be 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            from cdl import cuda
+            cuda._require()  # one clear error when there is no GPU
+        self.device = device
         self.model, self.optimizer = model, optimizer
         self.batch_size = positive_int("Trainer", "batch_size", batch_size)
         self.epochs = check_int("Trainer", "epochs", epochs, minimum=0)
@@ -181,6 +191,8 @@ class Trainer:
         return ((idx, x[idx], t[idx]) for idx in slices), n_batches
 
     def _train_epoch(self, x, t, epoch):
+        if self.device == "cuda" and not self.model._on_device():  # Sequential's
+            self.model.to_device()
         batches, n_batches = self._batches(x, t)
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
                    disable=(None if self.progress is None else not self.progress),
@@ -198,6 +210,8 @@ class Trainer:
                     raise FloatingPointError(
                         f"Trainer: NaN or Inf in the targets at epoch {epoch}, batch {b + 1} "
                         f"(samples {np.sort(idx)[:5].tolist()}...); check the data or augment")
+                if self.device == "cuda":  # the batch goes to the GPU; only the loss comes back
+                    xb, tb = _to_device(xb), _to_device(tb)
                 loss = self.model.loss(xb, tb)
                 if not np.isfinite(loss):
                     raise FloatingPointError(
@@ -273,3 +287,8 @@ def _check_targets(t, what):
     """ValueError naming ``what`` when float targets hold NaN or Inf (integer labels cannot)."""
     if t.dtype.kind in "fc":
         check_finite("Trainer.fit", t, what)
+
+
+def _to_device(a):
+    from cdl import cuda
+    return cuda.to_device(np.ascontiguousarray(a))
