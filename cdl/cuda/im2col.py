@@ -1,0 +1,73 @@
+"""im2col_t / col2im_t on the GPU: twins of the helpers of cdl.kernels.im2col that the
+convolution uses (same names, same arguments), both as gathers.
+
+col_t (C*KH*KW, nb*OH*OW) is the transpose of the book's col over samples
+n0..n1-1 of the batch: row r = (c*KH + i)*KW + j, column q = m*OH*OW + oh*OW + ow,
+holding x[n0 + m, c, oh*SH - PH + i, ow*SW - PW + j] (0 in the padding).
+
+im2col_t: one thread per element of col_t.
+col2im_t: one thread per pixel of dx[n0:n1], summing the columns that read it
+(Caffe's col2im_gpu_kernel): no atomics, each pixel written once, so dx is
+overwritten, pixels no window reads included.
+
+Not kernels of their own (no entry in KERNEL_MODULES): the convolution twins
+call them, as the CPU convolution calls its im2col_t and col2im_t.
+"""
+from numba import cuda
+
+from cdl.cuda._launch import grid
+
+
+@cuda.jit
+def _im2col_t_k(x, col, n0, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Q, P = col.shape[1], oh_n * ow_n
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for t in range(start, col.size, step):
+        r, q = t // Q, t % Q
+        c, i, j = r // (kh * kw), (r // kw) % kh, r % kw
+        m, p = q // P, q % P
+        y = (p // ow_n) * sh - ph + i
+        xx = (p % ow_n) * sw - pw + j
+        if 0 <= y < H and 0 <= xx < W:
+            col[r, q] = x[n0 + m, c, y, xx]
+        else:
+            col[r, q] = 0
+
+
+@cuda.jit
+def _col2im_t_k(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    P = oh_n * ow_n
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for t in range(start, (n1 - n0) * C * H * W, step):
+        xx = t % W
+        y = (t // W) % H
+        c = (t // (W * H)) % C
+        m = t // (W * H * C)
+        # kernel rows i with (y + ph - i) a multiple of sh, i.e. output rows oh = (y + ph - i) / sh
+        # in [0, oh_n): i from (y + ph) % sh up to y + ph, step sh; likewise columns j
+        acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
+        for i in range((y + ph) % sh, min(kh, y + ph + 1), sh):
+            oh = (y + ph - i) // sh
+            if oh < oh_n:
+                for j in range((xx + pw) % sw, min(kw, xx + pw + 1), sw):
+                    ow = (xx + pw - j) // sw
+                    if ow < ow_n:
+                        acc += col[(c * kh + i) * kw + j, m * P + oh * ow_n + ow]
+        dx[n0 + m, c, y, xx] = acc
+
+
+def im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """x[n0:n1] (nb, C, H, W) -> col (C*KH*KW, nb*OH*OW), written in place; returns col."""
+    if col.size:
+        _im2col_t_k[grid(col.size)](x, col, n0, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    return col
+
+
+def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """Adjoint of im2col_t: overwrites dx[n0:n1] with col summed onto its pixels; returns dx."""
+    n = (n1 - n0) * dx.shape[1] * dx.shape[2] * dx.shape[3]
+    if n:
+        _col2im_t_k[grid(n)](col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    return dx
