@@ -99,6 +99,10 @@ def _train(args):
         why = "the digits ship with cdl" if args.data == "digits" else "no such folder"
         print(f"cdl train: error: --data-dir {args.data_dir}: {why}", file=sys.stderr)
         return 2
+    if args.device == "cuda" and not cdl.cuda.is_available():
+        print("cdl train: error: --device cuda: no CUDA GPU found (numba.cuda.is_available() "
+              "is False)", file=sys.stderr)
+        return 2
     cdl.seed(args.seed)
     try:
         ((x, t), (xt, tt)), described = _load_data(args.data, args.data_dir)
@@ -121,7 +125,7 @@ def _train(args):
     schedule = optim.CosineLR(total=args.epochs, lr_min=opt.lr * 0.01)
     # train accuracy on at most 10,000 images: all of the digits, a sixth of MNIST
     trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                      callbacks=[schedule], eval_samples=10000)
+                      callbacks=[schedule], eval_samples=10000, device=args.device)
     history = trainer.fit(x, t, validation_data=(xt, tt))
     if trainer.interrupted:
         return _interrupted(args, net, trainer.epoch)
@@ -177,6 +181,8 @@ def main(argv=None):
     p.add_argument("--data-dir", metavar="DIR", default=None,
                    help="folder holding the data set's files (default: $CDL_DATA, then "
                         "/usr/share/datasets/<name>)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="train on the CPU (default) or on a CUDA GPU (numba.cuda)")
     p = sub.add_parser("bench", help="speed report: conv, pooling, training, inference "
                                       "vs the book's NumPy code and PyTorch")
     p.add_argument("--threads", type=_positive(int), default=None,

@@ -109,3 +109,17 @@ def test_train_on_mnist_files_follows_their_shape(tmp_path, capsys):
                  "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "on mnist 28x28, 20 train / 10 test images" in out and "test accuracy" in out
+
+
+def test_train_on_cuda_without_a_gpu_is_one_line_and_status_2():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    proc = subprocess.run([sys.executable, "-m", "cdl.cli", "train", "--device", "cuda",
+                           "--epochs", "1"], capture_output=True, text=True, env=env, timeout=120)
+    if "no CUDA GPU" not in proc.stderr:  # a machine with a real GPU trains instead
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
