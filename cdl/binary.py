@@ -10,12 +10,18 @@ specified once, in the docstring of ``cdl.kernels.binary``.
 These functions validate their inputs (dtype, shape, contiguity, the bit
 count, zero tails) before any compiled code touches memory. Packed
 inference of whole models is ``Sequential.pack()`` (``cdl.packed``).
+
+pack_bits, unpack_bits and binary_matmul also take numba.cuda device arrays
+and return device arrays (the kernels of ``cdl.cuda.binary``). What a check
+would have to copy back to the host is not checked there: NaN packs as -1
+(NaN >= 0 is false), and bits beyond n are ignored by the GPU product rather
+than refused.
 """
 import numpy as np
 
-from cdl._checks import INT32_MAX, check_float, check_int, conv_output_hw, pair
-from cdl.kernels import binary as _K
-from cdl.kernels import conv as _conv
+from cdl._checks import (INT32_MAX, _device_c_contiguous, check_float, check_int,
+                         conv_output_hw, pair)
+from cdl.backend import is_device_array, kernels_for
 
 
 def _words(n):
@@ -26,25 +32,41 @@ def pack_bits(x):
     """Sign bits of x packed along the last axis. x (..., n) -> uint64 (..., ceil(n/64)).
 
     Bit 1 where x >= 0 (+1), bit 0 elsewhere (-1), tail bits 0. x is a real
-    (float or integer) array; NaN has no sign and raises ValueError.
+    (float or integer) array; NaN has no sign and raises ValueError (on the
+    GPU it packs as -1: see the module doc).
     """
-    if not isinstance(x, np.ndarray):
+    device = is_device_array(x)
+    if not device and not isinstance(x, np.ndarray):
         raise ValueError(f"pack_bits: x must be a NumPy array, got {type(x).__name__}")
     if x.dtype.kind not in "fiu":
         raise ValueError(f"pack_bits: x must be a real (float or integer) array, got {x.dtype} "
                          f"of shape {x.shape}")
     if x.ndim < 1 or x.shape[-1] == 0:
         raise ValueError(f"pack_bits: x needs a non-empty last axis to pack, got shape {x.shape}")
+    n = x.shape[-1]
+    if device:
+        x2 = _device_rows("pack_bits", "x", x, n)
+        K = kernels_for(x2)
+        out = K.empty((x2.shape[0], _words(n)), np.uint64)
+        return K.pack_signs(x2, out).reshape(*x.shape[:-1], _words(n))
     if x.dtype == np.float16:
         x = x.astype(np.float32)
     if x.dtype.kind == "f" and np.isnan(x).any():
         raise ValueError(f"pack_bits: x of shape {x.shape} holds NaN, which has no sign")
-    n = x.shape[-1]
     x2 = np.ascontiguousarray(x.reshape(-1, n))
     out = np.empty((x2.shape[0], _words(n)), dtype=np.uint64)
     if x2.shape[0]:
-        _K.pack_signs(x2, out)
+        kernels_for(x2).pack_signs(x2, out)
     return out.reshape(*x.shape[:-1], _words(n))
+
+
+def _device_rows(who, name, a, last):
+    """A C-contiguous device array a as 2-D rows of its last axis (a view), or ValueError."""
+    if a.dtype == np.float16:
+        raise ValueError(f"{who}: {name} is float16 on the GPU; cast it to float32 first")
+    if not _device_c_contiguous(a):
+        raise ValueError(f"{who}: {name} of shape {a.shape} on the GPU is not C-contiguous")
+    return a.reshape(a.size // last, last)
 
 
 def _check_n(who, n, W):
@@ -57,7 +79,8 @@ def _check_n(who, n, W):
 
 
 def _check_packed(who, name, p, ndim=2):
-    if not isinstance(p, np.ndarray):
+    device = is_device_array(p)
+    if not device and not isinstance(p, np.ndarray):
         raise ValueError(f"{who}: {name} must be a NumPy array of packed uint64 words, "
                          f"got {type(p).__name__}")
     if p.dtype != np.uint64:
@@ -68,14 +91,19 @@ def _check_packed(who, name, p, ndim=2):
         raise ValueError(f"{who}: {name} must be {want}, got shape {p.shape}")
     if p.shape[-1] == 0:
         raise ValueError(f"{who}: {name} has no words, shape {p.shape}")
-    if not p.flags.c_contiguous:
+    if not (_device_c_contiguous(p) if device else p.flags.c_contiguous):
         raise ValueError(f"{who}: {name} of shape {p.shape} is not C-contiguous "
                          f"(pass np.ascontiguousarray({name}))")
     return p
 
 
 def _check_tail(who, name, p, n):
-    """ValueError when bits at positions >= n are set (the formula needs them zero)."""
+    """ValueError when bits at positions >= n are set (the formula needs them zero).
+
+    Host arrays only: the GPU product masks those bits instead (a check would copy p back).
+    """
+    if is_device_array(p):
+        return
     w, r = divmod(n, 64)
     tail = p[..., w:]
     if tail.size == 0:
@@ -93,12 +121,18 @@ def unpack_bits(p, n, dtype=np.float32):
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"unpack_bits: dtype must be a float type, got {dtype}")
+    p2 = p.reshape(-1, p.shape[-1])
+    K = kernels_for(p2)
+    if is_device_array(p):
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"unpack_bits: dtype {dtype} on the GPU; use float32 or float64")
+        out = K.empty((p2.shape[0], n), dtype)
+        return K.unpack_signs(p2, out).reshape(*p.shape[:-1], n)
     # the kernel writes float32/float64 only (Numba has no float16); +-1 is exact in any float
     work = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
-    p2 = p.reshape(-1, p.shape[-1])
     out = np.empty((p2.shape[0], n), dtype=work)
     if p2.shape[0]:
-        _K.unpack_signs(p2, out)
+        K.unpack_signs(p2, out)
     return out.astype(dtype, copy=False).reshape(*p.shape[:-1], n)
 
 
@@ -108,6 +142,7 @@ def binary_matmul(a, b, n):
     out[i, j] = n - 2 * popcount(a[i] XOR b[j]) = sum_k A[i, k] * B[j, k] for
     the +-1 matrices A = unpack_bits(a, n), B = unpack_bits(b, n). Parallel
     over blocks of rows and columns (see ``cdl.kernels.binary.xnor_gemm``).
+    Device arrays a and b (both) give a device array (``cdl.cuda.binary``).
     """
     a = _check_packed("binary_matmul", "a", a)
     b = _check_packed("binary_matmul", "b", b)
@@ -120,9 +155,10 @@ def binary_matmul(a, b, n):
                          f"(n <= {INT32_MAX})")
     _check_tail("binary_matmul", "a", a, n)
     _check_tail("binary_matmul", "b", b, n)
-    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    K = kernels_for(a, b)
+    out = K.empty((a.shape[0], b.shape[0]), np.int32)
     if out.size:
-        _K.xnor_gemm(a, b, n, out)
+        K.xnor_gemm(a, b, n, out)
     return out
 
 
@@ -141,8 +177,9 @@ def padding_correction(w_signs, in_hw, stride, pad):
     F = w_signs.shape[0]
     ones = np.ones((1, w_signs.shape[1], *in_hw), dtype=np.float64)
     oh, ow = conv_output_hw("padding_correction", in_hw, w_signs.shape[2:], stride, pad)
-    inside = _conv.conv2d_forward(ones, w_signs.astype(np.float64), None, stride, pad,
-                                  np.empty((1, F, oh, ow), dtype=np.float64))[0]
+    signs = np.ascontiguousarray(w_signs, dtype=np.float64)
+    inside = kernels_for(ones).conv2d_forward(ones, signs, None, stride, pad,
+                                              np.empty((1, F, oh, ow), dtype=np.float64))[0]
     total = w_signs.reshape(F, -1).sum(axis=1, dtype=np.float64)
     corr = np.rint(total[:, None, None] - inside).astype(np.int32)
     return np.ascontiguousarray(corr.reshape(F, -1).T)
@@ -160,11 +197,11 @@ def conv_dots(px, C, w_packed, kernel, stride, pad, correction):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     oh, ow = (H + 2 * ph - kh) // sh + 1, (Wd + 2 * pw - kw) // sw + 1
     n = C * kh * kw
-    cols = np.empty((N * oh * ow, _words(n)), dtype=np.uint64)
-    _K.im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh, ow, cols)
+    K = kernels_for(px, w_packed)
+    cols = K.im2col_bits(px, C, kh, kw, sh, sw, ph, pw, oh, ow,
+                         np.empty((N * oh * ow, _words(n)), dtype=np.uint64))
     F = w_packed.shape[0]
-    dots = np.empty((N * oh * ow, F), dtype=np.int32)
-    _K.xnor_gemm(cols, w_packed, n, dots)
+    dots = K.xnor_gemm(cols, w_packed, n, np.empty((N * oh * ow, F), dtype=np.int32))
     if correction is not None:
         dots.reshape(N, oh * ow, F)[...] += correction
     return dots
@@ -174,8 +211,8 @@ def pack_pixels(x):
     """x (N, C, H, W) real -> uint64 (N, H, W, ceil(C/64)): each pixel's channel signs."""
     N, C, H, Wd = x.shape
     px = np.empty((N, H, Wd, _words(C)), dtype=np.uint64)
-    _K.pack_channels(np.ascontiguousarray(x), px)
-    return px
+    x = np.ascontiguousarray(x)
+    return kernels_for(x).pack_channels(x, px)
 
 
 def binary_conv2d(x, w, stride=1, pad=0):

@@ -45,8 +45,7 @@ import numpy as np
 
 from cdl import binary as _B
 from cdl._checks import check_float, conv_output_hw
-from cdl.kernels import binary as _K
-from cdl.kernels import conv as _conv
+from cdl.backend import kernels_for
 from cdl.layers.binary import Binarize, BinaryAffine, BinaryConv2D, finish
 from cdl.layers.dense import Flatten
 from cdl.layers.dropout import Dropout, GaussianNoise
@@ -144,8 +143,7 @@ class _Threshold:
     def bits(self, dots):
         """Packed signs (R, ceil(F/64)) of the products dots (R, F)."""
         out = np.empty((dots.shape[0], -(-dots.shape[1] // 64)), dtype=np.uint64)
-        _K.threshold_pack(dots, self.thr, self.up, out)
-        return out
+        return kernels_for(dots).threshold_pack(dots, self.thr, self.up, out)
 
     def pool_bits(self, px):
         """MaxPool2D applied to thresholded pixels px (N, H, W, WC) (see the module doc)."""
@@ -153,8 +151,8 @@ class _Threshold:
         oh, ow = conv_output_hw(f"packed {p.name}{p.pool_size}", px.shape[1:3], p.pool_size,
                                 p.stride, p.pad)
         out = np.empty((px.shape[0], oh, ow, px.shape[3]), dtype=np.uint64)
-        _K.maxpool_bits(px, self._up_words, *p.pool_size, *p.stride, *p.pad, out)
-        return out
+        return kernels_for(px).maxpool_bits(px, self._up_words, *p.pool_size, *p.stride,
+                                            *p.pad, out)
 
 
 class _BinaryStage:
@@ -251,9 +249,9 @@ class _BinaryStage:
                            f"{self.in_channels}")
             oh, ow = conv_output_hw(who, x.shape[2:], self.kernel, self.stride, self.pad)
             x = x.astype(np.result_type(x.dtype, self.dtype), copy=False)
-            dot = _conv.conv2d_forward(x, self._signs_matrix(x.dtype), None, self.stride,
-                                       self.pad, np.empty((len(x), self.out_features, oh, ow),
-                                                          dtype=x.dtype))
+            y = np.empty((len(x), self.out_features, oh, ow), dtype=x.dtype)
+            dot = kernels_for(x).conv2d_forward(x, self._signs_matrix(x.dtype), None,
+                                                self.stride, self.pad, y)
         else:
             x = check_float(who, x, ndim=range(2, 8))
             if x[0].size != self.in_features:
@@ -288,7 +286,7 @@ class _BinaryStage:
             return out if self.emit_packed else out.to_float()
         words = self._affine_input(x)
         dots = np.empty((len(words), self.out_features), dtype=np.int32)
-        _K.xnor_gemm(words, self.weights, self.n, dots)
+        kernels_for(words).xnor_gemm(words, self.weights, self.n, dots)
         if self.threshold is None:
             return finish(dots.astype(self.dtype), self.alpha, self.b, 1)
         out = _Rows(self.threshold.bits(dots), self.out_features, self.dtype)
