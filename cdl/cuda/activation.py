@@ -2,7 +2,8 @@
 
 Element-wise kernels: one thread per element, grid-stride loops. Softmax:
 one thread per row of the 2-D (rows, cols) view (rows are short: classes).
-Scalars are cast to the arrays' dtype, so float32 stays float32 on the GPU.
+Scalars (alpha, 1/2, 1) are passed in the arrays' dtype, so float32 stays
+float32 on the GPU (an int literal would promote the arithmetic to float64).
 """
 import math
 
@@ -45,18 +46,18 @@ def _leaky_relu_backward_k(dout, x, alpha, dx):
 
 
 @cuda.jit
-def _sigmoid_forward_k(x, half, y):
+def _sigmoid_forward_k(x, half, one, y):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, step):
-        y[i] = (math.tanh(x[i] * half) + 1) * half
+        y[i] = (math.tanh(x[i] * half) + one) * half
 
 
 @cuda.jit
-def _sigmoid_backward_k(dout, y, dx):
+def _sigmoid_backward_k(dout, y, one, dx):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, dout.size, step):
         v = y[i]
-        dx[i] = dout[i] * v * (1 - v)
+        dx[i] = dout[i] * v * (one - v)
 
 
 @cuda.jit
@@ -67,11 +68,11 @@ def _tanh_forward_k(x, y):
 
 
 @cuda.jit
-def _tanh_backward_k(dout, y, dx):
+def _tanh_backward_k(dout, y, one, dx):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, dout.size, step):
         v = y[i]
-        dx[i] = dout[i] * (1 - v * v)
+        dx[i] = dout[i] * (one - v * v)
 
 
 @cuda.jit
@@ -143,14 +144,14 @@ def leaky_relu_backward(dout, x, alpha, dx):
 def sigmoid_forward(x, y):
     """y = (1 + tanh(x / 2)) / 2 element-wise; returns y."""
     if x.size:
-        _sigmoid_forward_k[grid(x.size)](flat(x), x.dtype.type(0.5), flat(y))
+        _sigmoid_forward_k[grid(x.size)](flat(x), x.dtype.type(0.5), x.dtype.type(1), flat(y))
     return y
 
 
 def sigmoid_backward(dout, y, dx):
     """dx = dout * y * (1 - y); returns dx."""
     if dout.size:
-        _sigmoid_backward_k[grid(dout.size)](flat(dout), flat(y), flat(dx))
+        _sigmoid_backward_k[grid(dout.size)](flat(dout), flat(y), y.dtype.type(1), flat(dx))
     return dx
 
 
@@ -164,7 +165,7 @@ def tanh_forward(x, y):
 def tanh_backward(dout, y, dx):
     """dx = dout * (1 - y^2); returns dx."""
     if dout.size:
-        _tanh_backward_k[grid(dout.size)](flat(dout), flat(y), flat(dx))
+        _tanh_backward_k[grid(dout.size)](flat(dout), flat(y), y.dtype.type(1), flat(dx))
     return dx
 
 

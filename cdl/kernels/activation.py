@@ -2,8 +2,9 @@
 
 Element-wise kernels take C-contiguous arrays of one shape and dtype and run
 in one pass each, on cdl's worker pool for large arrays. Scalar arguments
-(alpha) are cast to the arrays' dtype first, so float32 arrays are computed
-in float32 throughout, as NumPy computes ``x * np.float32(alpha)``.
+(alpha, and the constant 1) are cast to the arrays' dtype first, so float32
+arrays are computed in float32 throughout, as NumPy computes them (a Python
+int literal in a Numba loop would promote float32 to float64).
 
 ReLU keeps its output y instead of a mask: y > 0 exactly where x > 0
 (NaN and -inf give y = NaN, never > 0), so backward needs no extra array.
@@ -56,19 +57,19 @@ def _leaky_relu_backward(dout, x, alpha, dx, a, z):
 
 
 @njit(nogil=True, cache=True)
-def _sigmoid_backward(dout, y, dx, a, z):
+def _sigmoid_backward(dout, y, one, dx, a, z):
     gs, ys, dxs = dout[a:z], y[a:z], dx[a:z]
     for i in range(gs.size):
         v = ys[i]
-        dxs[i] = gs[i] * v * (1 - v)
+        dxs[i] = gs[i] * v * (one - v)
 
 
 @njit(nogil=True, cache=True)
-def _tanh_backward(dout, y, dx, a, z):
+def _tanh_backward(dout, y, one, dx, a, z):
     gs, ys, dxs = dout[a:z], y[a:z], dx[a:z]
     for i in range(gs.size):
         v = ys[i]
-        dxs[i] = gs[i] * (1 - v * v)
+        dxs[i] = gs[i] * (one - v * v)
 
 
 @njit(nogil=True, cache=True)
@@ -120,7 +121,7 @@ def sigmoid_forward(x, y):
 
 def sigmoid_backward(dout, y, dx):
     """dx = dout * y * (1 - y) (y: the forward output); returns dx."""
-    _each(_sigmoid_backward, dout, y, dx)
+    _each(_sigmoid_backward, dout, y, y.dtype.type(1), dx)
     return dx
 
 
@@ -131,7 +132,7 @@ def tanh_forward(x, y):
 
 def tanh_backward(dout, y, dx):
     """dx = dout * (1 - y^2) (y: the forward output); returns dx."""
-    _each(_tanh_backward, dout, y, dx)
+    _each(_tanh_backward, dout, y, y.dtype.type(1), dx)
     return dx
 
 
