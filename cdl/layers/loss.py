@@ -1,7 +1,24 @@
-"""Loss layers: ``forward(y, t)`` returns a float, ``backward()`` returns dL/dy."""
+"""Loss layers: ``forward(y, t)`` returns a float, ``backward()`` returns dL/dy.
+
+The math is in the loss kernels (``cdl.kernels.loss`` and its CUDA twin;
+formulas in its docstring), picked by where the scores live. Targets t may
+be NumPy arrays (or lists) or device arrays:
+
+- NumPy targets are checked on the host (shape, dtype, and the values:
+  label range, [0, 1] for SigmoidCrossEntropy), then copied to the GPU
+  when the scores live there;
+- device targets are checked for shape and dtype only (their values would
+  have to come back to the host to be read). A device label outside
+  [0, C) makes SoftmaxCrossEntropy's loss NaN. Device targets with host
+  scores are an error.
+
+Float targets are converted to the scores' dtype. ``backward(dout=1.0)``
+scales the gradient by dout.
+"""
 import numpy as np
 
-from cdl._checks import check_float
+from cdl._checks import _device_c_contiguous, check_float, is_device_array
+from cdl.backend import kernels_for
 
 
 class Loss:
@@ -21,6 +38,44 @@ class Loss:
     def __repr__(self):
         return f"{type(self).__name__}()"
 
+    def _targets(self, y, t, check_host):
+        """t on y's device, as check_host(who, y, t) accepts it (host) or its shape and dtype
+        checks only (device: check_host gets the array and must not read its values)."""
+        who = type(self).__name__
+        if is_device_array(t):
+            if not is_device_array(y):
+                raise ValueError(f"{who}: targets are on the GPU but the scores are not; "
+                                 f"move them together")
+            if not _device_c_contiguous(t):
+                raise ValueError(f"{who}: targets on the GPU must be C-contiguous")
+            return check_host(who, y, t, host=False)
+        t = check_host(who, y, np.asarray(t), host=True)
+        if is_device_array(y):
+            from cdl import cuda
+            t = cuda.to_device(np.ascontiguousarray(t))
+        return t
+
+
+def _as_dtype(t, dtype):
+    """t in dtype, converted on its own device when it is not already."""
+    if t.dtype == dtype:
+        return t
+    if not is_device_array(t):
+        return t.astype(dtype)
+    K = kernels_for(t)
+    return K.copy(t, K.empty(t.shape, dtype))
+
+
+def _scaled(K, dx, dout):
+    """dx * dout (in place), skipping the pass for the usual dout = 1."""
+    dout = float(dout)
+    return dx if dout == 1.0 else K.scale(dx, dout, dx)
+
+
+def _numeric(who, t):
+    if t.dtype.kind not in "biuf":
+        raise ValueError(f"{who}: targets must be numbers, got dtype {t.dtype}")
+
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy, mean over the batch. y (N, K) scores; t labels or targets.
@@ -34,45 +89,83 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, y, t):
         y = check_float("SoftmaxCrossEntropy", y, ndim=2, layout="(N, classes)", what="scores")
-        N, K = y.shape
-        t = np.asarray(t)
-        if t.ndim == 1:
-            if t.dtype.kind not in "iu":
-                raise ValueError(f"SoftmaxCrossEntropy: 1-D labels must be integers, got "
-                                 f"{t.dtype}; pass one-hot or soft targets as (N, K) floats")
-            if t.shape[0] != N:
-                raise ValueError(f"SoftmaxCrossEntropy: {t.shape[0]} labels for {N} samples "
-                                 f"(scores {y.shape}, labels {t.shape})")
-            if t.size and (t.min() < 0 or t.max() >= K):
-                raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {K}), "
-                                 f"got range [{t.min()}, {t.max()}]")
-        elif t.ndim == 2:
-            if t.shape != y.shape:
-                raise ValueError(f"SoftmaxCrossEntropy: targets of shape {t.shape} do not "
-                                 f"match scores of shape {y.shape}")
-            t = t.astype(y.dtype, copy=False)
-        else:
-            raise ValueError(f"SoftmaxCrossEntropy: targets must be (N,) labels or (N, K) "
-                             f"probabilities, got shape {t.shape}")
-        z = y - y.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        if t.ndim == 1:
-            loss = -log_p[np.arange(N), t].sum() / N
-        else:
-            loss = -(t * log_p).sum() / N
-        self._y, self._t, self._log_p = y, t, log_p
-        return float(loss)
+        t = self._targets(y, t, _ce_targets)
+        K = kernels_for(y, t)
+        probs = K.empty_like(y)
+        loss = K.softmax_cross_entropy_forward(y, t, probs)
+        self._y, self._t, self._probs = y, t, probs
+        return loss
 
     def backward(self, dout=1.0):
         self._cached()
-        N = self._log_p.shape[0]
-        dy = np.exp(self._log_p)
-        if self._t.ndim == 1:
-            dy[np.arange(N), self._t] -= 1
-        else:
-            dy -= self._t
-        dy *= dout / N
-        return dy
+        probs, t = self._probs, self._t
+        K = kernels_for(probs, t)
+        return _scaled(K, K.softmax_cross_entropy_backward(probs, t, K.empty_like(probs)), dout)
+
+
+def _ce_targets(who, y, t, host):
+    N, K = y.shape
+    if t.ndim == 1:
+        if t.dtype.kind not in "iu":
+            raise ValueError(f"{who}: 1-D labels must be integers, got "
+                             f"{t.dtype}; pass one-hot or soft targets as (N, K) floats")
+        if t.shape[0] != N:
+            raise ValueError(f"{who}: {t.shape[0]} labels for {N} samples "
+                             f"(scores {y.shape}, labels {t.shape})")
+        if host and t.size and (t.min() < 0 or t.max() >= K):
+            raise ValueError(f"{who}: labels must be in [0, {K}), "
+                             f"got range [{t.min()}, {t.max()}]")
+        return t
+    if t.ndim == 2:
+        if t.shape != y.shape:
+            raise ValueError(f"{who}: targets of shape {t.shape} do not "
+                             f"match scores of shape {y.shape}")
+        _numeric(who, t)
+        return _as_dtype(t, y.dtype)
+    raise ValueError(f"{who}: targets must be (N,) labels or (N, K) "
+                     f"probabilities, got shape {t.shape}")
+
+
+class SigmoidCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy on logits: y scores of any shape (N, ...), t of y's shape.
+
+    t holds 0/1 labels or probabilities in [0, 1], one per score (multi-label
+    classification; (N,) or (N, 1) scores for a binary task). Each score's
+    term is -[t log p + (1 - t) log(1 - p)] with p = sigmoid(y), evaluated as
+    max(y, 0) - y t + log(1 + exp(-|y|)), finite for any finite score. The
+    loss sums the terms of each sample and averages over the batch:
+    L = 1/N sum_n sum_k term_nk, which is PyTorch's
+    ``BCEWithLogitsLoss(reduction="sum")(y, t) / N`` (equal to its default
+    reduction="mean" when each sample has one score). Backward:
+    dL/dy = (sigmoid(y) - t) / N.
+    """
+
+    def forward(self, y, t):
+        y = check_float("SigmoidCrossEntropy", y, ndim=range(1, 8), what="scores")
+        t = self._targets(y, t, _bce_targets)
+        K = kernels_for(y, t)
+        probs = K.empty_like(y)
+        loss = K.sigmoid_cross_entropy_forward(y, t, probs)
+        self._y, self._t, self._probs = y, t, probs
+        return loss
+
+    def backward(self, dout=1.0):
+        self._cached()
+        probs, t = self._probs, self._t
+        K = kernels_for(probs, t)
+        return _scaled(K, K.sigmoid_cross_entropy_backward(probs, t, K.empty_like(probs)), dout)
+
+
+def _bce_targets(who, y, t, host):
+    if t.shape != y.shape:
+        raise ValueError(f"{who}: targets of shape {t.shape} do not match scores of "
+                         f"shape {y.shape}")
+    _numeric(who, t)
+    if host and t.size and not ((t >= 0) & (t <= 1)).all():
+        raise ValueError(f"{who}: targets must be 0/1 labels or probabilities in [0, 1], "
+                         f"got values in [{np.min(t)}, {np.max(t)}]"
+                         + (" and NaN" if t.dtype.kind == "f" and np.isnan(t).any() else ""))
+    return _as_dtype(t, y.dtype)
 
 
 class MeanSquaredError(Loss):
@@ -80,14 +173,20 @@ class MeanSquaredError(Loss):
 
     def forward(self, y, t):
         y = check_float("MeanSquaredError", y, ndim=range(1, 8), what="predictions")
-        t = np.asarray(t)
-        if t.shape != y.shape:
-            raise ValueError(f"MeanSquaredError: targets of shape {t.shape} do not match "
-                             f"predictions of shape {y.shape}")
-        diff = y - t.astype(y.dtype, copy=False)
-        self._y, self._diff = y, diff
-        return float(0.5 * (diff * diff).sum() / y.shape[0])
+        t = self._targets(y, t, _mse_targets)
+        K = kernels_for(y, t)
+        self._y, self._t = y, t
+        return K.mean_squared_error_forward(y, t)
 
     def backward(self, dout=1.0):
-        self._cached()
-        return self._diff * (dout / self._y.shape[0])
+        y, t = self._cached(), self._t
+        K = kernels_for(y, t)
+        return _scaled(K, K.mean_squared_error_backward(y, t, K.empty_like(y)), dout)
+
+
+def _mse_targets(who, y, t, host):
+    if t.shape != y.shape:
+        raise ValueError(f"{who}: targets of shape {t.shape} do not match "
+                         f"predictions of shape {y.shape}")
+    _numeric(who, t)
+    return _as_dtype(t, y.dtype)
