@@ -90,11 +90,67 @@ class Sequential:
         return x
 
     def predict(self, x, batch_size=None):
-        """Inference-mode output, optionally in chunks of batch_size samples."""
-        if batch_size is None or len(x) <= batch_size:
-            return self.forward(x, train=False)
-        return np.concatenate([self.forward(x[i:i + batch_size], train=False)
-                               for i in range(0, len(x), batch_size)])
+        """Inference-mode output, optionally in chunks of batch_size samples.
+
+        On a model moved to the GPU (``to_device``), host input is moved there
+        chunk by chunk and the output comes back as a NumPy array; device input
+        gives device output. A single sample of the model's ``input_shape``
+        (e.g. (C, H, W)) gives the output for that sample, without a batch axis.
+        """
+        if self.input_shape is not None and tuple(x.shape) == self.input_shape:
+            return self.predict(x.reshape(1, *x.shape), batch_size)[0]  # one sample
+        on_device = self._on_device()
+        if is_device_array(x) or not on_device:
+            if batch_size is None or len(x) <= batch_size:
+                return self.forward(x, train=False)
+            if is_device_array(x):
+                raise ValueError("Sequential.predict: batch_size with device input; pass the "
+                                 "batch you want computed, or host input")
+            return np.concatenate([self.forward(x[i:i + batch_size], train=False)
+                                   for i in range(0, len(x), batch_size)])
+        from cdl import cuda
+        step = len(x) if batch_size is None else batch_size
+        return np.concatenate([cuda.to_host(self.forward(cuda.to_device(x[i:i + step]),
+                                                         train=False))
+                               for i in range(0, len(x), step)])
+
+    def predict_proba(self, x, batch_size=None):
+        """Class probabilities: the softmax of the scores, or their sigmoid for a model
+        trained with SigmoidCrossEntropy (independent labels); a NumPy array in the
+        scores' dtype."""
+        from cdl import cuda
+        kind = type(self.loss_layer).__name__
+        if kind == "MeanSquaredError":
+            raise ValueError("Sequential.predict_proba: a regression model (MeanSquaredError) "
+                             "has no probabilities; use predict")
+        scores = cuda.to_host(self.predict(x, batch_size))
+        z = scores.astype(np.float64)
+        if kind == "SigmoidCrossEntropy":
+            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+        else:
+            p = np.exp(z - z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+        return p.astype(scores.dtype)
+
+    def _on_device(self):
+        """True when the model's parameters live on the GPU."""
+        return any(is_device_array(v) for v in self.state().values())
+
+    def to_device(self):
+        """Move every parameter, gradient and buffer to the GPU (``cdl.cuda``); returns self.
+
+        Layers then run their CUDA kernels on device input; create (or move)
+        the optimizer after this, so its state is allocated on the device too.
+        """
+        for _, layer in walk(self.layers):
+            layer.to_device()
+        return self
+
+    def to_host(self):
+        """Move every parameter, gradient and buffer back to NumPy arrays; returns self."""
+        for _, layer in walk(self.layers):
+            layer.to_host()
+        return self
 
     def loss(self, x, t):
         """Forward in training mode, then the loss against targets t, plus the weight
@@ -123,8 +179,9 @@ class Sequential:
 
     def accuracy(self, x, t, batch_size=1000):
         """Fraction of samples whose arg-max prediction equals the label (t labels or one-hot)."""
-        y = self.predict(x, batch_size)
-        t = np.asarray(t)
+        from cdl import cuda
+        y = cuda.to_host(self.predict(x, batch_size))
+        t = np.asarray(cuda.to_host(t))
         labels = t.argmax(axis=1) if t.ndim == 2 else t
         if len(labels) != len(y):
             raise ValueError(f"Sequential.accuracy: {len(labels)} labels for {len(y)} samples")
@@ -220,7 +277,8 @@ class Sequential:
                 "loss": None if self.loss_layer is None else
                 {"type": type(self.loss_layer).__name__, "config": self.loss_layer.config()}}
         arrays = {"__arch__": np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8)}
-        arrays.update(self.state())
+        from cdl import cuda  # a model on the GPU is saved from host copies of its arrays
+        arrays.update({k: cuda.to_host(v) for k, v in self.state().items()})
         atomic_savez(path, arrays, who="Sequential.save")
 
 

@@ -191,3 +191,24 @@ def test_weight_decay_hook_adds_penalty_and_gradient(rng):
         np.testing.assert_allclose(g, grads[k] + 1.0, rtol=1e-12)
     with pytest.raises(ValueError, match="weight_decay"):
         cdl.Sequential([L.ReLU()], loss=L.SoftmaxCrossEntropy(), weight_decay=1e-4)
+
+
+def test_predict_proba_and_a_single_sample():
+    from cdl.models import small_cnn
+    net = small_cnn(rng=0)
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    p = net.predict_proba(x)
+    assert p.shape == (5, 10) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(p.argmax(1), net.predict(x).argmax(1))
+    one = net.predict(x[2])  # (C, H, W): one sample, no batch axis
+    assert one.shape == (10,)
+    np.testing.assert_allclose(one, net.predict(x)[2], rtol=1e-5, atol=1e-5)
+
+
+def test_predict_proba_of_a_regression_model_is_refused():
+    import pytest
+    from cdl import Sequential, layers as L
+    net = Sequential([L.Affine(3, 2)], loss=L.MeanSquaredError())
+    with pytest.raises(ValueError, match="regression"):
+        net.predict_proba(np.ones((2, 3), np.float32))
