@@ -41,14 +41,15 @@ def pack_bits(x):
     if x.dtype.kind not in "fiu":
         raise ValueError(f"pack_bits: x must be a real (float or integer) array, got {x.dtype} "
                          f"of shape {x.shape}")
-    if x.ndim < 1 or x.shape[-1] == 0:
-        raise ValueError(f"pack_bits: x needs a non-empty last axis to pack, got shape {x.shape}")
-    n = x.shape[-1]
+    shape = tuple(x.shape)  # a plain tuple (the CUDA simulator's refuses negative indexes)
+    if x.ndim < 1 or shape[-1] == 0:
+        raise ValueError(f"pack_bits: x needs a non-empty last axis to pack, got shape {shape}")
+    n = shape[-1]
     if device:
         x2 = _device_rows("pack_bits", "x", x, n)
         K = kernels_for(x2)
         out = K.empty((x2.shape[0], _words(n)), np.uint64)
-        return K.pack_signs(x2, out).reshape(*x.shape[:-1], _words(n))
+        return K.pack_signs(x2, out).reshape(*shape[:-1], _words(n))
     if x.dtype == np.float16:
         x = x.astype(np.float32)
     if x.dtype.kind == "f" and np.isnan(x).any():
@@ -89,7 +90,7 @@ def _check_packed(who, name, p, ndim=2):
     if (ndim == 2 and p.ndim != 2) or p.ndim < 1:
         want = "2-D (rows, words)" if ndim == 2 else "at least 1-D (..., words)"
         raise ValueError(f"{who}: {name} must be {want}, got shape {p.shape}")
-    if p.shape[-1] == 0:
+    if p.shape[p.ndim - 1] == 0:
         raise ValueError(f"{who}: {name} has no words, shape {p.shape}")
     if not (_device_c_contiguous(p) if device else p.flags.c_contiguous):
         raise ValueError(f"{who}: {name} of shape {p.shape} is not C-contiguous "
@@ -117,23 +118,24 @@ def _check_tail(who, name, p, n):
 def unpack_bits(p, n, dtype=np.float32):
     """+-1 values from packed words. p (..., W) uint64 -> (..., n) of dtype; inverse of pack_bits."""
     p = _check_packed("unpack_bits", "p", p, ndim=None)
-    n = _check_n("unpack_bits", n, p.shape[-1])
+    shape = tuple(p.shape)
+    n = _check_n("unpack_bits", n, shape[-1])
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"unpack_bits: dtype must be a float type, got {dtype}")
-    p2 = p.reshape(-1, p.shape[-1])
+    p2 = p.reshape(p.size // shape[-1], shape[-1])
     K = kernels_for(p2)
     if is_device_array(p):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"unpack_bits: dtype {dtype} on the GPU; use float32 or float64")
         out = K.empty((p2.shape[0], n), dtype)
-        return K.unpack_signs(p2, out).reshape(*p.shape[:-1], n)
+        return K.unpack_signs(p2, out).reshape(*shape[:-1], n)
     # the kernel writes float32/float64 only (Numba has no float16); +-1 is exact in any float
     work = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
     out = np.empty((p2.shape[0], n), dtype=work)
     if p2.shape[0]:
         K.unpack_signs(p2, out)
-    return out.astype(dtype, copy=False).reshape(*p.shape[:-1], n)
+    return out.astype(dtype, copy=False).reshape(*shape[:-1], n)
 
 
 def binary_matmul(a, b, n):
