@@ -4,10 +4,15 @@ A container owns no parameters itself; they live in its children, and a
 model names them flat by position: in ``Sequential([..., Residual(a, b,
 shortcut=s)])`` at index 3, the W of ``b`` is "3.1.W" and that of the
 shortcut "3.2.W" (the shortcut comes after the main path).
+
+Residual's sums and Concat's channel copies are kernels
+(``cdl.kernels.elementwise`` and its CUDA twin), so blocks run on the GPU
+when their input does.
 """
 import numpy as np
 
 from cdl._checks import check_float
+from cdl.backend import kernels_for
 from cdl.layers.base import Layer
 
 
@@ -18,6 +23,12 @@ def _as_layer(who, item):
     if isinstance(item, (list, tuple)):
         return Chain(*item)
     raise ValueError(f"{who}: expected a cdl Layer or a list of layers, got {type(item).__name__}")
+
+
+def _sum(a, b):
+    """a + b in a new array on their device (in the wider dtype of the two)."""
+    K = kernels_for(a, b)
+    return K.add(a, b, K.empty(a.shape, np.result_type(a.dtype, b.dtype)))
 
 
 class _Container(Layer):
@@ -107,12 +118,12 @@ class Residual(_Container):
             raise ValueError(f"Residual: main path gives shape {fx.shape} but the shortcut gives "
                              f"{sx.shape} for input {x.shape}; use a projection shortcut")
         self._y_shape = fx.shape
-        return fx + sx
+        return _sum(fx, sx)
 
     def backward(self, dout):
         dout = self._check_dout(dout, self._cached(self._y_shape))
         dx = self.path.backward(dout)
-        return dx + (dout if self.shortcut is None else self.shortcut.backward(dout))
+        return _sum(dx, dout if self.shortcut is None else self.shortcut.backward(dout))
 
 
 class Concat(_Container):
@@ -147,13 +158,28 @@ class Concat(_Container):
                              f"than the channel axis (input {x.shape})")
         self._sizes = [o.shape[1] for o in outs]
         self._y_shape = (outs[0].shape[0], sum(self._sizes), *outs[0].shape[2:])
-        return np.concatenate(outs, axis=1)
+        K = kernels_for(*outs)
+        y = K.empty(self._y_shape, np.result_type(*[o.dtype for o in outs]))
+        c0 = 0
+        for o in outs:
+            K.copy_channels(o, c0, y)
+            c0 += o.shape[1]
+        return y
 
     def backward(self, dout):
         dout = self._check_dout(dout, self._cached(self._y_shape))
-        parts = np.split(dout, np.cumsum(self._sizes)[:-1], axis=1)
-        dx = None
-        for branch, d in zip(self._children, parts):
-            g = branch.backward(np.ascontiguousarray(d))
-            dx = g if dx is None else dx + g
+        if len(self._children) == 1:
+            return self._children[0].backward(dout)
+        K = kernels_for(dout)
+        dx, ours, c0 = None, False, 0
+        for branch, c in zip(self._children, self._sizes):
+            d = K.slice_channels(dout, c0, K.empty((dout.shape[0], c, *dout.shape[2:]), dout.dtype))
+            c0 += c
+            g = branch.backward(d)
+            if dx is None:
+                dx = g
+            elif ours and np.result_type(dx.dtype, g.dtype) == dx.dtype:
+                K.add(dx, g, dx)  # dx is an array of ours: sum in place
+            else:  # never add into a branch's own result: it may be a view of its input
+                dx, ours = _sum(dx, g), True
         return dx

@@ -7,11 +7,17 @@ makes a run reproducible). Noise is drawn only in training forwards;
 inference is deterministic. Inside ``layer.hold_noise()`` a layer reuses
 its last draw (see cdl.layers.base), which is how gradient checks see one
 fixed function.
+
+The noise is drawn by kernels (cdl.kernels.dropout) on the device of the
+data: on the CPU from the generator itself, on the GPU from a seed drawn
+from it (a seeded run repeats itself on its device; the GPU's masks are not
+the CPU's).
 """
 import numpy as np
 
 from cdl import init as _init
 from cdl._checks import check_float
+from cdl.backend import kernels_for
 from cdl.layers.base import Layer
 from cdl.layers.conv import Conv2D
 from cdl.layers.dense import Affine
@@ -34,23 +40,25 @@ class _Stochastic(Layer):
         self._rng = None if rng is None else _init.get_rng(rng)
         self._noise = None
 
-    def _draw(self, shape, dtype, sample):
-        """sample(rng, shape, dtype), or the last draw when noise is held and it fits."""
+    def _draw(self, K, shape, dtype, sample):
+        """sample(rng, out) into a new array on K's device, or the last draw when noise is
+        held and it fits (same shape, dtype and device)."""
         last = self._noise
         if self._noise_held and last is not None and last.shape == tuple(shape) \
-                and last.dtype == dtype:
+                and last.dtype == dtype and kernels_for(last) is K:
             return last
-        self._noise = np.ascontiguousarray(sample(_init.get_rng(self._rng), tuple(shape), dtype),
-                                           dtype=dtype)
+        self._noise = sample(_init.get_rng(self._rng), K.empty(tuple(shape), dtype))
         return self._noise
 
 
-def _inverted_mask(ratio):
+def _inverted_mask(K, ratio):
     """Sampler of keep-masks scaled by 1/(1 - ratio): E[mask] = 1."""
-    def sample(rng, shape, dtype):
-        keep = rng.random(shape, dtype=np.float32) >= ratio
-        return keep * dtype.type(1.0 / (1.0 - ratio))
-    return sample
+    return lambda rng, out: K.dropout_mask(rng, ratio, out)
+
+
+def _masked(K, a, mask):
+    """a * mask in a new array of their common dtype, on their device."""
+    return K.apply_mask(a, mask, K.empty(a.shape, np.result_type(a.dtype, mask.dtype)))
 
 
 class Dropout(_Stochastic):
@@ -74,12 +82,14 @@ class Dropout(_Stochastic):
         x = check_float(self.name, x, ndim=range(1, 8))
         if not train:
             return x
-        self._mask = self._draw(x.shape, x.dtype, _inverted_mask(self.ratio))
-        return x * self._mask
+        K = kernels_for(x)
+        self._mask = self._draw(K, x.shape, x.dtype, _inverted_mask(K, self.ratio))
+        return _masked(K, x, self._mask)
 
     def backward(self, dout):
         mask = self._cached(self._mask)
-        return self._check_dout(dout, mask.shape) * mask
+        dout = self._check_dout(dout, mask.shape)
+        return _masked(kernels_for(dout, mask), dout, mask)
 
 
 class GaussianNoise(_Stochastic):
@@ -107,12 +117,14 @@ class GaussianNoise(_Stochastic):
             return x
         self._shape = x.shape
         std = self.std
-        noise = self._draw(x.shape, x.dtype,
-                           lambda rng, shape, dtype: rng.standard_normal(shape, dtype=dtype) * std)
-        return x + noise
+        K = kernels_for(x)
+        noise = self._draw(K, x.shape, x.dtype, lambda rng, out: K.gaussian_noise(rng, std, out))
+        return K.add(x, noise, K.empty_like(x))
 
     def backward(self, dout):
-        return self._check_dout(dout, self._cached(self._shape)).copy()
+        dout = self._check_dout(dout, self._cached(self._shape))
+        K = kernels_for(dout)
+        return K.copy(dout, K.empty_like(dout))
 
 
 class DropConnect(_Stochastic):
@@ -173,13 +185,15 @@ class DropConnect(_Stochastic):
         if not train:
             return self.layer.forward(x, train=False)
         W = self.params["W"]
-        mask = self._draw(W.shape, W.dtype, _inverted_mask(self.ratio))
+        K = kernels_for(W)
+        mask = self._draw(K, W.shape, W.dtype, _inverted_mask(K, self.ratio))
         self._mask = mask
-        self._W = W * mask
+        self._W = _masked(K, W, mask)
         return self._with_weight(self._W, self.layer.forward, x, True)
 
     def backward(self, dout):
         W_masked = self._cached(self._W)
         dx = self._with_weight(W_masked, self.layer.backward, dout)
-        self.grads["W"] = self.grads["W"] * self._mask
+        dW = self.grads["W"]
+        self.grads["W"] = _masked(kernels_for(dW, self._mask), dW, self._mask)
         return dx
