@@ -15,7 +15,7 @@ import importlib
 import numpy as np
 
 # Mirrors cdl.kernels.KERNEL_MODULES: a twin module per kernel module.
-KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim",
+KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
                   "binarize", "binary", "elementwise", "loss")
 _loaded = {}
 

@@ -24,7 +24,7 @@ oracles; ``parallel.py`` is the CPU threading policy.
 """
 import importlib
 
-KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim",
+KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
                   "binarize", "binary", "elementwise", "loss")
 
 __all__ = []
