@@ -253,3 +253,103 @@ def test_binary_model_saves_and_loads(tmp_path, rng):
     back = cdl.load(tmp_path / "bnn.npz")
     assert repr(back) == repr(net)
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
+
+
+# -- on the GPU (the CUDA simulator without one) ------------------------------------------
+
+def _twins_or_skip(device, *names):
+    """Skip when a kernel the layer needs has no CUDA twin yet (another module's)."""
+    if device == "cuda":
+        missing = [n for n in names if not hasattr(cdl.cuda, n)]
+        if missing:
+            pytest.skip(f"no CUDA twin yet for {', '.join(missing)}")
+
+
+def _same_on(device, make, x, dout, train=True):
+    """(y, dx, grads) of a fresh layer on the CPU and of its copy on device, as NumPy."""
+    from ..conftest import host, on
+    results = []
+    for where in ("cpu", device):
+        layer = make()
+        if where == "cuda":
+            layer.to_device()
+        xd, dd = on(where, x, dout)
+        y = layer.forward(xd, train=train)
+        dx = layer.backward(dd)
+        results.append((host(y), host(dx), {k: host(v) for k, v in layer.grads.items()},
+                        {k: host(v) for k, v in layer.params.items()}))
+    return results
+
+
+def _assert_same(cpu, gpu, tol):
+    for a, b in zip(cpu[:2], gpu[:2]):
+        np.testing.assert_allclose(b, a, **tol)
+    for store in (2, 3):
+        assert cpu[store].keys() == gpu[store].keys()
+        for k in cpu[store]:
+            np.testing.assert_allclose(gpu[store][k], cpu[store][k], **tol, err_msg=k)
+
+
+@pytest.mark.slow  # the simulator runs each GPU thread in Python
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale, binarize_input", [(False, True), (True, True), (True, False)])
+def test_binary_affine_on_device_matches_cpu(device, dtype, scale, binarize_input):
+    _twins_or_skip(device, "affine_forward", "affine_backward")
+    rng = np.random.default_rng(0)
+    W = np.array(latent((6, 3), rng), dtype)
+    W[0, 0] = 1.5  # clipped by the forward, on both sides
+    b = rng.standard_normal(3).astype(dtype)
+
+    def make():
+        layer = L.BinaryAffine(6, 3, scale=scale, binarize_input=binarize_input, dtype=dtype)
+        layer.params["W"][...], layer.params["b"][...] = W, b
+        return layer
+    x = rng.uniform(-1.6, 1.6, (4, 2, 3)).astype(dtype)
+    dout = rng.standard_normal((4, 3)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    _assert_same(*_same_on(device, make, x, dout), tol)
+
+
+@pytest.mark.slow  # the simulator runs each GPU thread in Python
+@pytest.mark.parametrize("scale, binarize_input", [(True, True), (False, False)])
+def test_binary_conv2d_on_device_matches_cpu(device, scale, binarize_input):
+    _twins_or_skip(device, "conv2d_forward", "conv2d_backward")
+    rng = np.random.default_rng(1)
+    W = latent((2, 2, 3, 3), rng).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+
+    def make():
+        layer = L.BinaryConv2D(2, 2, 3, pad=1, scale=scale, binarize_input=binarize_input)
+        layer.params["W"][...], layer.params["b"][...] = W, b
+        return layer
+    x = rng.uniform(-1.6, 1.6, (2, 2, 3, 3)).astype(np.float32)
+    dout = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    _assert_same(*_same_on(device, make, x, dout), dict(rtol=1e-5, atol=1e-5))
+
+
+@pytest.mark.slow  # the simulator runs each GPU thread in Python
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binarize_on_device_matches_cpu(device, dtype):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-2, 2, (3, 5)).astype(dtype)
+    x[0, :3] = [0.0, 1.0, -1.0]
+    dout = rng.standard_normal((3, 5)).astype(dtype)
+    cpu, gpu = _same_on(device, L.Binarize, x, dout)
+    _assert_same(cpu, gpu, dict(rtol=0, atol=0))
+    # stochastic: signs differ between the generators, but they are +-1, certain where
+    # hard_sigmoid is 0 or 1, and the gradient is the same STE
+    s_cpu, s_gpu = _same_on(device, lambda: L.Binarize("stochastic", rng=3), x, dout)
+    sure = np.abs(x) >= 1
+    assert set(np.unique(s_gpu[0])) <= {-1.0, 1.0}
+    np.testing.assert_array_equal(s_gpu[0][sure], s_cpu[0][sure])
+    np.testing.assert_array_equal(s_gpu[1], s_cpu[1])
+
+
+def test_stochastic_binarize_replays_its_draw_while_noise_is_held():
+    x = np.zeros((4, 50))
+    layer = L.Binarize("stochastic", rng=0)
+    first = layer.forward(x)
+    with layer.hold_noise():
+        np.testing.assert_array_equal(layer.forward(x), first)
+        np.testing.assert_array_equal(layer.forward(x), first)
+    assert (layer.forward(x) != first).any()  # a fresh draw once released
