@@ -353,3 +353,48 @@ def test_stochastic_binarize_replays_its_draw_while_noise_is_held():
         np.testing.assert_array_equal(layer.forward(x), first)
         np.testing.assert_array_equal(layer.forward(x), first)
     assert (layer.forward(x) != first).any()  # a fresh draw once released
+
+
+@pytest.mark.slow  # the simulator runs each GPU thread in Python
+def test_binary_training_step_on_device_copies_nothing_to_the_host(device):
+    """Forward, backward and grads of the binary layers stay on the GPU (no NumPy on the way)."""
+    if device == "cpu":
+        pytest.skip("a GPU property")
+    _twins_or_skip(device, "affine_forward", "conv2d_forward", "conv2d_backward")
+    from numba import cuda
+
+    from cdl.backend import is_device_array
+
+    from ..conftest import on
+    layers = [L.BinaryConv2D(1, 2, 3, pad=1, scale=True, binarize_input=False, rng=0),
+              L.Binarize("stochastic", rng=1), L.BinaryConv2D(2, 2, 3, pad=1, rng=2),
+              L.Binarize(), L.Flatten(), L.BinaryAffine(2 * 3 * 3, 3, scale=True, rng=3)]
+    for layer in layers:
+        layer.to_device()
+    x, dout = on(device, np.random.default_rng(0).standard_normal((2, 1, 3, 3), np.float32),
+                 np.ones((2, 3), np.float32))
+    cls = type(cuda.device_array(1, np.float32))
+    copies, originals = [], {n: getattr(cls, n) for n in ("copy_to_host", "__array__")
+                             if hasattr(cls, n)}
+
+    def watch(name):
+        def wrapper(self, *args, **kwargs):
+            copies.append((name, self.shape))
+            return originals[name](self, *args, **kwargs)
+        return wrapper
+    for name in originals:
+        setattr(cls, name, watch(name))
+    try:
+        for layer in layers:
+            x = layer.forward(x)
+            assert is_device_array(x), layer
+        for layer in reversed(layers):
+            dout = layer.backward(dout)
+            assert is_device_array(dout), layer
+            assert all(is_device_array(g) for g in layer.grads.values()), layer
+    finally:
+        for name, fn in originals.items():
+            setattr(cls, name, fn)
+    # the simulator's arrays also pass NumPy calls to their host buffer without a copy; the
+    # checks above catch those by the host arrays they return
+    assert copies == [], f"copied to the host: {copies}"
