@@ -6,15 +6,20 @@ cross the sign with the straight-through estimator (STE) of the BNN paper
 (sec. 1.3): d sign(r)/dr is taken as 1 where |r| <= 1 and 0 elsewhere.
 
 Training computes in floating point on +-1 tensors (BLAS is exact on small
-integers); ``Sequential.pack()`` turns a trained model into bit-packed
-weights running through XNOR/popcount products (``cdl.packed``).
+integers), on the CPU or the GPU: the products go through the backend's
+affine and conv kernels, the signs, the STE, the clipping and the scales
+through ``cdl.kernels.binarize`` (CUDA twins in ``cdl.cuda.binarize``).
+``Sequential.pack()`` turns a trained model into bit-packed weights running
+through XNOR/popcount products (``cdl.packed``).
 
 Latent weights. BinaryAffine and BinaryConv2D keep real-valued weights W
 for the optimizer and binarize them in every forward. The BNN paper clips W
 to [-1, 1] after each update (Algorithm 1); here the layer does it in place
 at the start of each forward, which is the same thing one step later and
 needs no hook in the optimizer or training loop. Weights that an optimizer
-pushed past +-1 are back at +-1 before they are used or packed.
+pushed past +-1 are back at +-1 before they are used or packed. It also
+makes the STE of sign(W) 1 everywhere in the backward that follows (|W| <= 1),
+so the weight gradient is not masked: that would be a pass over W for nothing.
 """
 import numpy as np
 
