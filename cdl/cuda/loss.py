@@ -123,7 +123,9 @@ def _squares_k(y, t, terms):
 
 
 def softmax_cross_entropy_forward(y, t, probs):
-    """Mean softmax cross-entropy of y (N, C) against labels (N,) or targets (N, C); probs = softmax(y)."""
+    """Mean softmax cross-entropy of y (N, C) against labels (N,) or targets (N, C).
+
+    Writes softmax(y) into probs; returns the loss as a float."""
     N = y.shape[0]
     rows = cuda.device_array(N, dtype=np.float64)
     kernel = _sce_labels_forward_k if t.ndim == 1 else _sce_targets_forward_k
@@ -142,7 +144,9 @@ def softmax_cross_entropy_backward(probs, t, dx):
 
 
 def sigmoid_cross_entropy_forward(y, t, probs):
-    """Sigmoid + binary cross-entropy, summed per sample, mean over the batch; probs = sigmoid(y)."""
+    """Sigmoid + binary cross-entropy, summed per sample, mean over the batch, as a float.
+
+    Writes sigmoid(y) into probs."""
     terms = cuda.device_array(y.size, dtype=np.float64)
     _bce_forward_k[grid(y.size)](flat(y), flat(t), flat(probs), terms)
     return _total(terms) / y.shape[0]

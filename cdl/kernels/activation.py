@@ -149,7 +149,8 @@ def step_backward(dout, dx):
 
 
 def softmax_forward(x, y):
-    """Softmax of each row: x, y (rows, cols); y_ij = exp(x_ij - max_i) / sum_k exp(x_ik - max_i)."""
+    """Softmax of each row, x and y (rows, cols): y_ij = exp(x_ij - m_i) / sum_k exp(x_ik - m_i),
+    m_i the row's maximum; returns y."""
     np.subtract(x, x.max(axis=1, keepdims=True), out=y)
     np.exp(y, out=y)
     y /= y.sum(axis=1, keepdims=True)
@@ -157,7 +158,7 @@ def softmax_forward(x, y):
 
 
 def softmax_backward(dout, y, dx):
-    """dx = y * (dout - sum_j dout_j y_j) per row (y: the forward output, (rows, cols)); returns dx."""
+    """dx = y * (dout - sum_j dout_j y_j) per row (y: the forward output, (rows, cols))."""
     np.multiply(dout, y, out=dx)
     s = dx.sum(axis=1, keepdims=True)
     np.subtract(dout, s, out=dx)

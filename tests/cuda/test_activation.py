@@ -67,7 +67,8 @@ def test_softmax_twins_match_cpu(shape, dtype):
     xg, dg, yc = on("cuda", x, d, y)
     G = kernels_for(xg)
     np.testing.assert_allclose(host(G.softmax_forward(xg, G.empty_like(xg))), y, **_tol(dtype))
-    np.testing.assert_allclose(host(G.softmax_backward(dg, yc, G.empty_like(xg))), dx, **_tol(dtype))
+    np.testing.assert_allclose(host(G.softmax_backward(dg, yc, G.empty_like(xg))), dx,
+                               **_tol(dtype))
 
 
 LAYERS = [lambda: L.ReLU(), lambda: L.LeakyReLU(0.1), lambda: L.Sigmoid(), lambda: L.Tanh(),

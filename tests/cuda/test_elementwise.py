@@ -15,7 +15,8 @@ def test_add_scale_twins(shape, dtype):
     a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
     ag, bg = on("cuda", a, b)
     G = kernels_for(ag)
-    np.testing.assert_array_equal(host(G.add(ag, bg, G.empty_like(ag))), CPU.add(a, b, np.empty_like(a)))
+    np.testing.assert_array_equal(host(G.add(ag, bg, G.empty_like(ag))),
+                                  CPU.add(a, b, np.empty_like(a)))
     np.testing.assert_array_equal(host(G.scale(ag, 0.3, G.empty_like(ag))),
                                   CPU.scale(a, 0.3, np.empty_like(a)))
     mixed = G.add(ag, on("cuda", b.astype(np.float64)), G.empty(shape, np.float64))

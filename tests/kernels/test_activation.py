@@ -56,7 +56,8 @@ def test_elementwise_activation_kernels_match_numpy(size, dtype):
     x = (rng.standard_normal(size) * 3).astype(dtype)
     x[0] = 0
     d = rng.standard_normal(size).astype(dtype)
-    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7 if dtype == np.float32 else 1e-15)
+    single = dtype == np.float32
+    tol = dict(rtol=1e-6 if single else 1e-13, atol=1e-7 if single else 1e-15)
     a = 0.1
     np.testing.assert_array_equal(K.leaky_relu_forward(x, a, np.empty_like(x)),
                                   np.where(x > 0, x, x * dtype(a)))
@@ -91,7 +92,8 @@ def test_softmax_kernels_match_numpy(shape, dtype):
     np.testing.assert_allclose(y, _ref_softmax(x), rtol=tol, atol=tol)
     y64 = _ref_softmax(x)
     want = y64 * (d - (d * y64).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(K.softmax_backward(d, y, np.empty_like(x)), want, rtol=1e-5, atol=tol * 10)
+    np.testing.assert_allclose(K.softmax_backward(d, y, np.empty_like(x)), want,
+                               rtol=1e-5, atol=tol * 10)
 
 
 def test_softmax_is_stable_for_huge_scores():
