@@ -64,6 +64,8 @@ def test_reductions_and_in_place_edits_match_cpu(dtype):
     assert s == pytest.approx(CPU.sum_squares(x[1:].copy()), rel=1e-6)
     assert a == pytest.approx(CPU.sum_abs(x[1:].copy()), rel=1e-6)
     assert K.sum_squares(K.zeros((0,), dtype)) == 0.0
+    big = rng.standard_normal(700).astype(dtype)  # several blocks: a second pass adds them
+    assert K.sum_abs(on("cuda", big)) == pytest.approx(CPU.sum_abs(big), rel=1e-6)
     xg = on("cuda", x)
     assert K.clip_by_value(xg, 1.5) is xg
     np.testing.assert_array_equal(host(xg), CPU.clip_by_value(x.copy(), 1.5))  # NaN kept
