@@ -118,3 +118,20 @@ def test_batches_split_over_threads_match_reference(shape):
     np.testing.assert_allclose(bn.forward(x, train=False),
                                g64.reshape(s) * (x - rm) / np.sqrt(rv + bn.eps) + b64.reshape(s),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inv_std_and_running_update(dtype):
+    from cdl import kernels as K
+    rng = np.random.default_rng(2)
+    var = rng.uniform(0.1, 2.0, 5).astype(dtype)
+    inv = K.batchnorm_inv_std(var, 1e-3, np.empty(5))
+    np.testing.assert_allclose(inv, 1 / np.sqrt(var.astype(np.float64) + 1e-3), rtol=1e-15)
+    mean, bvar = rng.standard_normal(5), rng.uniform(0.1, 2.0, 5)
+    rm, rv = rng.standard_normal(5).astype(dtype), rng.uniform(0.5, 1.5, 5).astype(dtype)
+    want_m, want_v = 0.8 * rm + 0.2 * mean, 0.8 * rv + 0.2 * bvar * 1.25
+    assert K.batchnorm_running_update(mean, bvar, 0.8, 1.25, rm, rv) == (rm, rv)
+    assert rm.dtype == dtype and rv.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(rm, want_m, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rv, want_v, rtol=tol)

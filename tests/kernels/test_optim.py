@@ -101,3 +101,16 @@ def test_bad_arrays_are_refused_before_compiled_code():
         K.sgd_update(np.zeros(4, np.int64), np.zeros(4, np.int64), 1)
     with pytest.raises(ValueError, match="step t"):
         K.adam_update(p, p.copy(), p.copy(), p.copy(), 0.1, 0.9, 0.99, 1e-8, 0)
+
+
+def test_reductions_and_clip():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5))
+    assert K.sum_squares(x) == pytest.approx(float((x * x).sum()), rel=1e-12)
+    assert K.sum_abs(x) == pytest.approx(float(np.abs(x).sum()), rel=1e-12)
+    assert type(K.sum_squares(x.astype(np.float32))) is float
+    y = x.copy()
+    y[0, 0] = np.nan
+    assert K.clip_by_value(y, 0.5) is y
+    assert np.isnan(y[0, 0])
+    np.testing.assert_array_equal(y.reshape(-1)[1:], np.clip(x, -0.5, 0.5).reshape(-1)[1:])

@@ -184,3 +184,16 @@ def test_model_gradient_with_dropout_and_batchnorm_matches_numerical(rng):
             num = cdl.gradcheck.numerical_gradient(lambda: net.loss(x, t), net.params[name])
             np.testing.assert_allclose(net.grads[name], num, rtol=1e-5, atol=1e-8)
     assert len({net.loss(x, t) for _ in range(3)}) == 3  # fresh noise again outside the block
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_noise_kernels_draw_the_generators_stream(dtype):
+    from cdl import kernels as K
+    mask = K.dropout_mask(np.random.default_rng(9), 0.25, np.empty((3, 4), dtype))
+    u = np.random.default_rng(9).random((3, 4), dtype=np.float32)
+    np.testing.assert_array_equal(mask, (u >= 0.25) * dtype(1 / 0.75))
+    noise = K.gaussian_noise(np.random.default_rng(9), 0.5, np.empty((3, 4), dtype))
+    np.testing.assert_array_equal(noise,
+                                  np.random.default_rng(9).standard_normal((3, 4), dtype) * 0.5)
+    x = np.arange(12, dtype=dtype).reshape(3, 4)
+    np.testing.assert_array_equal(K.apply_mask(x, mask, np.empty_like(x)), x * mask)
