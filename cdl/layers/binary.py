@@ -101,11 +101,11 @@ class Binarize(_Stochastic):
         """The generator of this draw: the layer's, or a replay of the last one's state."""
         last = self._noise
         if self._noise_held and last is not None and last[0] == (x.shape, x.dtype):
-            rng = np.random.Generator(type(last[1])())
+            rng = np.random.Generator(last[1]())
             rng.bit_generator.state = last[2]
             return rng
         rng = _init.get_rng(self._rng)
-        self._noise = ((x.shape, x.dtype), rng.bit_generator, rng.bit_generator.state)
+        self._noise = ((x.shape, x.dtype), type(rng.bit_generator), rng.bit_generator.state)
         return rng
 
     def forward(self, x, train=True):
