@@ -1,0 +1,239 @@
+"""Curves: learning curves, named series, optimizer paths on contours, search trials."""
+from collections.abc import Mapping
+
+import numpy as np
+
+from cdl.viz._base import (_figure, _finish, _grid, _log_worthy, _outside_legend, _require,
+                          _runs, _xy)
+
+
+# -- training curves ----------------------------------------------------------
+_PANELS = (("loss", "loss", "val_loss"), ("accuracy", "train_acc", "val_acc"))
+
+
+def learning_curves(history, path=None, title=None):
+    """Loss and accuracy per epoch, train (solid) vs validation (dashed), from a history.
+
+    history: the dict ``Trainer.fit`` returns ("epoch", "loss", "train_acc",
+    "val_loss", "val_acc"; what is missing is left out), or a dict of such
+    dicts by run name, drawn over each other with one colour per run. The loss
+    axis is logarithmic when the loss spans two decades.
+    """
+    _require("learning_curves")
+    runs = _runs(history)
+    for name, h in runs.items():
+        if not isinstance(h, Mapping) or not any(h.get(k) for _, *ks in _PANELS for k in ks):
+            what = "history" if name is None else f"history {name!r}"
+            raise ValueError(f"cdl.viz.learning_curves: {what} has none of 'loss', "
+                             f"'train_acc', 'val_loss', 'val_acc'")
+    panels = [(label, keys) for label, *keys in _PANELS
+              if any(h.get(k) for h in runs.values() for k in keys)]
+    single = len(runs) == 1
+    legend_right = not single and len(runs) > 3
+    fig = _figure("learning_curves", 4.6 * len(panels) + (1.6 if legend_right else 0.4), 3.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (label, keys) in zip(axes, panels):
+        values = []
+        for i, (name, h) in enumerate(runs.items()):
+            for key, style in zip(keys, ("-", "--")):
+                y = h.get(key)
+                if not y:
+                    continue
+                y = np.asarray(y, dtype=np.float64)
+                x = np.asarray(h.get("epoch") or range(1, len(y) + 1))[-len(y):]
+                which = "train" if key in ("loss", "train_acc") else "validation"
+                lab = which if single else (name if style == "-" else None)
+                ax.plot(x, y, style, color=f"C{i % 10}" if not single else
+                        ("C0" if which == "train" else "C1"), label=lab,
+                        marker="o" if len(y) <= 12 else None, markersize=3)
+                values.extend(y)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if label == "loss" and _log_worthy(values):
+            ax.set_yscale("log")
+        if label == "accuracy":
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, min(hi, 1.005))
+        ax.grid(alpha=0.3)
+        ax.set_title(label if single else f"{label} (solid: train, dashed: validation)",
+                     fontsize=9)
+        if single or not legend_right:
+            ax.legend(fontsize=8, loc="best")
+    if legend_right:
+        _outside_legend(fig, axes)
+    if title is None and single:
+        h = next(iter(runs.values()))
+        parts = [f"{k.replace('_', ' ')} {h[k][-1]:.4f}" for k in
+                 ("loss", "val_loss", "train_acc", "val_acc") if h.get(k)]
+        title = f"after epoch {len(h.get('loss') or h.get('train_acc') or [])}: " + \
+            ", ".join(parts)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, logy=False,
+           ylim=None, smooth=1, max_cols=3):
+    """Named curves on one panel, or on a grid of panels sharing their axes.
+
+    series: {label: y or (x, y)} for one panel (x defaults to 1, 2, ...), or
+    {panel title: {label: y or (x, y)}} for several, one colour per label
+    across panels and one legend under them. smooth > 1 draws the moving
+    average over that many points. xlabel may be one string or one per panel.
+    """
+    _require("curves")
+    panels = _runs(series)
+    if not all(isinstance(p, Mapping) and p for p in panels.values()):
+        raise ValueError("cdl.viz.curves: series must be {label: y or (x, y)} or "
+                         "{panel: {label: y or (x, y)}}, none empty")
+    single = len(panels) == 1
+    rows, cols = _grid(len(panels), max_cols)
+    fig = _figure("curves", 3.8 * cols + 0.4, 3.0 * rows + (0.5 if single else 0.9))
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=not single and ylim is not None)
+    colors = {}
+    xlabels = [xlabel] * len(panels) if xlabel is None or isinstance(xlabel, str) else \
+        list(xlabel)
+    for k, (ax, (name, panel)) in enumerate(zip(axes.flat, panels.items())):
+        for label, value in panel.items():
+            x, y = _xy(value)
+            if smooth > 1 and len(y) >= smooth:
+                y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+                x = x[smooth - 1:]
+            color = colors.setdefault(label, f"C{len(colors) % 10}")
+            ax.plot(x, y, color=color, label=label, linewidth=1.2)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        if xlabels[k]:
+            ax.set_xlabel(xlabels[k])
+        if ylabel and (single or k % cols == 0):
+            ax.set_ylabel(ylabel)
+        if name is not None:
+            ax.set_title(str(name), fontsize=9)
+        ax.grid(alpha=0.3)
+        if single:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if not single:
+        _outside_legend(fig, list(axes.flat)[:len(panels)], where="bottom")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+# -- optimizers and searches ---------------------------------------------------------
+def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=20, minimum=None,
+                    titles=None, max_cols=4):
+    """Each optimizer's path over the contour lines of f(x, y), one panel each (the book's
+    figure 6-8).
+
+    f(X, Y) -> Z evaluates the function on arrays (NumPy broadcasting); paths:
+    {name: array (steps + 1, 2)} of the points visited. Limits default to the
+    paths' extent (and the minimum, a marked (x, y)); contour levels are
+    spaced geometrically when f is positive. titles: {name: text} replaces
+    the default "name: k steps".
+    """
+    _require("optimizer_paths")
+    if not paths:
+        raise ValueError("cdl.viz.optimizer_paths: no paths")
+    paths = {k: np.asarray(v, dtype=np.float64).reshape(-1, 2) for k, v in paths.items()}
+    pts = np.concatenate([p[np.isfinite(p).all(1)] for p in paths.values()] +
+                         ([np.asarray(minimum, dtype=np.float64).reshape(1, 2)]
+                          if minimum is not None else []))
+    lims = []
+    for axis, given in ((0, xlim), (1, ylim)):
+        if given is not None:
+            lims.append(tuple(given))
+            continue
+        lo, hi = pts[:, axis].min(), pts[:, axis].max()
+        pad = 0.1 * (hi - lo) or 1.0
+        lims.append((lo - pad, hi + pad))
+    X, Y = np.meshgrid(np.linspace(*lims[0], 200), np.linspace(*lims[1], 200))
+    Z = np.asarray(f(X, Y), dtype=np.float64)
+    finite = Z[np.isfinite(Z)]
+    if finite.size and finite.min() > 0:
+        lv = np.geomspace(finite.min(), finite.max(), levels)
+    else:
+        lv = levels
+    rows, cols = _grid(len(paths), max_cols)
+    fig = _figure("optimizer_paths", 3.6 * cols + 0.3, 3.0 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (name, p) in zip(axes.flat, paths.items()):
+        ax.contour(X, Y, Z, levels=lv, cmap="Greys", linewidths=0.6)
+        ax.plot(p[:, 0], p[:, 1], "o-", color="tab:red", markersize=2, linewidth=0.8)
+        ax.plot(p[0, 0], p[0, 1], "s", color="tab:red", markersize=5)
+        if minimum is not None:
+            ax.plot(*minimum, "+", color="tab:blue", markersize=12, mew=2)
+        ax.set_xlim(*lims[0])
+        ax.set_ylim(*lims[1])
+        ax.tick_params(labelsize=7)
+        text = (titles or {}).get(name, f"{name}: {len(p) - 1} steps")
+        ax.set_title(text, fontsize=9)
+    for ax in list(axes.flat)[len(paths):]:
+        ax.axis("off")
+    return _finish(fig, path)
+
+
+def _fmt(v):
+    return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def trials(trials, path=None, title=None):
+    """A search's trials: the score against each hyperparameter, one panel per parameter.
+
+    trials: dicts with "params" ({name: value}) and "score" (higher is
+    better; None or NaN for a failed or pruned trial), as cdl.tune.search
+    returns them. Numeric parameters spanning two decades get a log axis,
+    others (strings, booleans) one position per value. The best trial is a
+    red star; the title gives its score and parameters.
+    """
+    _require("trials")
+    trials = list(trials)
+    if not trials:
+        raise ValueError("cdl.viz.trials: no trials")
+    names = []
+    for tr in trials:
+        for k in tr["params"]:
+            if k not in names:
+                names.append(k)
+    scores = np.array([np.nan if tr.get("score") is None else float(tr["score"])
+                       for tr in trials])
+    ok = np.isfinite(scores)
+    best = int(np.nanargmax(np.where(ok, scores, -np.inf))) if ok.any() else None
+    fig = _figure("trials", 3.5 * max(len(names), 1) + 0.4, 3.4)
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False, sharey=True)[0]
+    for ax, name in zip(axes, names):
+        values = [tr["params"].get(name) for tr in trials]
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                      for v in values)
+        if numeric:
+            xs = np.asarray(values, dtype=np.float64)
+            if _log_worthy(xs):
+                ax.set_xscale("log")
+        else:
+            cats = sorted({str(v) for v in values})
+            xs = np.array([cats.index(str(v)) for v in values], dtype=np.float64)
+            ax.set_xticks(range(len(cats)), cats, fontsize=8)
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+        ax.scatter(xs[ok], scores[ok], s=18, color="C0", alpha=0.7, label="trial")
+        if best is not None:
+            ax.scatter([xs[best]], [scores[best]], s=120, marker="*", color="tab:red",
+                       zorder=3, label="best")
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("score")
+    if best is not None:
+        axes[0].legend(fontsize=8, loc="lower left")
+    if title is None:
+        failed = int((~ok).sum())
+        title = f"{len(trials)} trials" + (f" ({failed} failed or pruned)" if failed else "")
+        if best is not None:
+            title += f"; best score {scores[best]:.4g} at " + ", ".join(
+                f"{k}={_fmt(v)}" for k, v in trials[best]["params"].items())
+    fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
