@@ -14,6 +14,13 @@ prints one line saying where to put its files and exits with status 2.
 prints the speed report of cdl.benchmarks (conv, pooling, DeepConvNet
 training and inference against the book's NumPy code and PyTorch). A bad
 option prints one line and exits with status 2.
+
+    cdl tune [--model cnn] [--trials 20] [--method {grid,random,tpe}] [--epochs 10]
+             [--seed 0] [--jobs 1]
+
+searches learning rate and weight decay (log-uniform) of a model on the
+digits with cdl.tune (validation carved from the training part; the test
+part stays out), prints the trials best first and the best command line.
 """
 import argparse
 import os
@@ -159,6 +166,53 @@ def _bench(args):
     return 0
 
 
+def _tune(args):
+    from cdl import data, tune
+    from cdl.tune import builtin
+
+    if args.method == "tpe":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            print("cdl tune: error: --method tpe needs Optuna: pip install 'cdl[tune]'",
+                  file=sys.stderr)
+            return 2
+    (x, t), (xt, _) = data.load_digits()  # the test part stays out of the search
+    (xs, _), (xv, _) = tune.split_validation(x, t, 0.2, args.seed)  # as search carves it
+    space = builtin.grid_space(args.trials) if args.method == "grid" else builtin.SPACE
+    total = len(tune.space.grid_points(space)) if args.method == "grid" else args.trials
+    print(f"cdl tune: {args.model} on digits 8x8, {len(xs)} train / {len(xv)} validation "
+          f"images (the {len(xt)} test images stay out), {args.method} search over lr and "
+          f"weight decay, {total} trials of up to {args.epochs} epochs, "
+          f"{args.jobs} process{'es' if args.jobs > 1 else ''}", flush=True)
+
+    def progress(trial):
+        score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
+        print(f"trial {trial['number'] + 1}/{total}: lr {trial['params']['lr']:.3g}, weight "
+              f"decay {trial['params']['weight_decay']:.3g}: val acc {score}, {trial['state']} "
+              f"after {trial['epochs']} epochs, {trial['seconds']:.1f}s", flush=True)
+
+    start = time.perf_counter()
+    trials = tune.search(space, builtin.objective(args.model, args.epochs, seed=args.seed),
+                         args.method, None if args.method == "grid" else args.trials,
+                         args.seed, data=(x, t), validation=0.2, n_jobs=args.jobs,
+                         callback=progress)
+    print(f"\n{len(trials)} trials in {time.perf_counter() - start:.1f}s, best first:")
+    for line in builtin.table(trials):
+        print(line)
+    best = trials[0]
+    if best["state"] != "complete":
+        print(f"cdl tune: error: no trial completed ({best['error']})", file=sys.stderr)
+        return 1
+    print(f"\nbest: val acc {best['score']:.4f}; to train it on all the training data and "
+          f"measure it on the test part:")
+    print(f"    cdl train --model {args.model} --epochs {args.epochs} "
+          f"--lr {best['params']['lr']:.3g} --seed {args.seed}")
+    print(f"    # and weight decay {best['params']['weight_decay']:.3g} (L2, "
+          f"cdl.optim.WeightDecay): cdl train has no option for it", flush=True)
+    return 0
+
+
 def main(argv=None):
     parser = _Parser(prog="cdl", description="cdl: deep learning from scratch, fast")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -189,9 +243,23 @@ def main(argv=None):
                    help="threads for every contender (default: all cores)")
     p.add_argument("--full", action="store_true", help="more runs and steps (a few minutes)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    p = sub.add_parser("tune", help="search learning rate and weight decay of a model on the "
+                                     "digits (validation split; the test part stays out)")
+    p.add_argument("--model", choices=sorted(MODELS), default="cnn", metavar="NAME",
+                   help=_models_help())
+    p.add_argument("--trials", type=_positive(int), default=20,
+                   help="trials to run (grid: a log-spaced grid of at most this many)")
+    p.add_argument("--method", choices=["grid", "random", "tpe"], default="random",
+                   help="grid, random (log-uniform draws, default) or tpe (Optuna's TPE: "
+                        "pip install 'cdl[tune]')")
+    p.add_argument("--epochs", type=_positive(int), default=10, help="epochs per trial")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the draws, the validation split and each trial's training")
+    p.add_argument("--jobs", type=_positive(int), default=1,
+                   help="trials run at once, each in its own process")
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "bench": _bench}[args.command](args)
+        return {"train": _train, "bench": _bench, "tune": _tune}[args.command](args)
     except (ValueError, FloatingPointError, OSError) as e:
         print(f"cdl {args.command}: error: {e}", file=sys.stderr)
         return 1
