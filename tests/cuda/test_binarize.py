@@ -8,8 +8,8 @@ from cdl.backend import kernels_for
 from ..conftest import host, on
 
 DTYPES = [np.float32, np.float64]
-# (A, F, B) views: an affine output, a conv output, conv weights
-CHANNEL_SHAPES = [(5, 3, 1), (2, 3, 4), (1, 4, 7)]
+# (A, F, B) views: an affine output, a conv output, conv weights, a channel of 300 elements
+CHANNEL_SHAPES = [(5, 3, 1), (2, 3, 4), (1, 4, 7), (3, 2, 100)]
 
 
 def _gpu(*arrays):
