@@ -187,10 +187,10 @@ def _tune(args):
           f"{args.jobs} process{'es' if args.jobs > 1 else ''}", flush=True)
 
     def progress(trial):
-        score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
         print(f"trial {trial['number'] + 1}/{total}: lr {trial['params']['lr']:.3g}, weight "
-              f"decay {trial['params']['weight_decay']:.3g}: val acc {score}, {trial['state']} "
-              f"after {trial['epochs']} epochs, {trial['seconds']:.1f}s", flush=True)
+              f"decay {trial['params']['weight_decay']:.3g}: val acc "
+              f"{builtin.score_text(trial)}, {trial['state']} after {trial['epochs']} epochs, "
+              f"{trial['seconds']:.1f}s", flush=True)
 
     start = time.perf_counter()
     trials = tune.search(space, builtin.objective(args.model, args.epochs, seed=args.seed),

@@ -56,13 +56,21 @@ def objective(model, epochs, batch_size=32, seed=0):
                              seed=seed)
 
 
+def score_text(trial):
+    """A trial's score as text: "0.9712", "(0.4123)" for a pruned trial's last report, "-"."""
+    if trial["score"] is not None:
+        return f"{trial['score']:.4f}"
+    return f"({trial['reports'][-1][1]:.4f})" if trial["reports"] else "-"
+
+
 def table(trials, score_name="val_acc"):
-    """The trials as text lines, one per trial, in the order given (best first)."""
+    """The trials as text lines, one per trial, in the order given (best first); a pruned
+    trial shows its last report in parentheses."""
     lines = [f"{'rank':>4}  {'trial':>5}  {'lr':>9}  {'weight_decay':>12}  {score_name:>8}  "
              f"{'epochs':>6}  {'seconds':>7}  state"]
     for rank, trial in enumerate(trials, 1):
         p = trial["params"]
-        score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
+        score = score_text(trial)
         state = trial["state"] + (f" ({trial['error']})" if trial["error"] else "")
         lines.append(f"{rank:>4}  {trial['number'] + 1:>5}  {p['lr']:>9.3g}  "
                      f"{p['weight_decay']:>12.3g}  {score:>8}  {trial['epochs']:>6}  "

@@ -132,14 +132,15 @@ def _run_trial(objective, number, params, data, should_prune):
         state = "pruned"
     except Exception as e:  # a failed trial is recorded; the search goes on
         state, error = "failed", f"{type(e).__name__}: {e}"
+    epochs = max(reports) if reports else 0
     if pruned_at:  # even if the objective swallowed Pruned
-        state, error = "pruned", None
-    if state == "pruned":
-        score = reports[pruned_at[0]] if pruned_at else (
-            reports[max(reports)] if reports else None)
+        state, error, epochs = "pruned", None, pruned_at[0]
+    if state == "pruned":  # no score of its own; its reports say how far it got
+        score = None
     return {"number": number, "params": params, "score": score, "state": state,
-            "epochs": max(reports) if reports else 0, "seconds": time.perf_counter() - start,
-            "reports": sorted(reports.items()), "error": error}
+            "epochs": epochs, "seconds": time.perf_counter() - start,
+            "reports": sorted((e, v) for e, v in reports.items() if e <= epochs),
+            "error": error}
 
 
 class _Points:
@@ -195,11 +196,11 @@ def search(space, objective, method="grid", n_trials=None, seed=None, *, data=No
                 n_startup_trials and n_warmup_steps)
     callback    ``callback(trial)`` in this process as each trial ends
 
-    Each trial is a dict: "number" (order started), "params", "score" (the returned
-    score; for a pruned trial its last report; None when failed), "state" ("complete",
-    "pruned" or "failed"), "epochs" (last epoch reported), "seconds", "reports"
-    ([(epoch, score), ...]) and "error" (the exception, for a failed trial). Sorted
-    complete trials first, then pruned, then failed, each by score, best first.
+    Each trial is a dict: "number" (order started, from 0), "params", "score" (the
+    returned score; None for a pruned or failed trial), "state" ("complete", "pruned" or
+    "failed"), "epochs" (last epoch reported), "seconds", "reports" ([(epoch, score),
+    ...]) and "error" (the exception, for a failed trial). Sorted complete trials first,
+    then pruned ones (by their last report), then failed ones, best first.
     """
     space = check_space(space)
     if method not in METHODS:
@@ -235,8 +236,13 @@ def search(space, objective, method="grid", n_trials=None, seed=None, *, data=No
 
 
 def _rank(trial):
-    return (_STATE_ORDER[trial["state"]], -trial["score"] if trial["score"] is not None
-            else 0.0, trial["number"])
+    """Sort key: complete, pruned, failed; within each the best score (a pruned trial's
+    last report) first, then the order started."""
+    score = trial["score"]
+    if score is None and trial["reports"] and not math.isnan(trial["reports"][-1][1]):
+        score = trial["reports"][-1][1]
+    return (_STATE_ORDER[trial["state"]], -score if score is not None else 0.0,
+            trial["number"])
 
 
 def _rule(prune, done, min_trials, warmup):
