@@ -88,8 +88,8 @@ def conv2d_forward(x, W, b, stride, pad, y):
         cols = (n1 - n0) * P
         col = im2col_t(x, col_buf[:K * cols].reshape(K, cols), n0, n1, *g)
         Y = gemm(Wm, col, y_buf[:F * cols].reshape(F, cols))
-        # without a bias, Y stands in for b: the kernel needs an array there and never reads it
-        _cols_to_nchw_k[grid(F * cols)](Y, b if b is not None else Y, b is not None, n0, y3)
+        # without a bias, y_buf (1-D, x's dtype: it types like b) stands in for b, never read
+        _cols_to_nchw_k[grid(F * cols)](Y, b if b is not None else y_buf, b is not None, n0, y3)
     return y
 
 

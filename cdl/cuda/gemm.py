@@ -45,11 +45,13 @@ def _simulated():
 
 
 def _cublas():
-    """(name, module with sgemm/dgemm, handle), or None when no cuBLAS binding imports."""
+    """(name, module with sgemm/dgemm, handle), or None when no cuBLAS binding imports (the
+    handle None for CuPy: its handle of the current device is looked up at each call)."""
     try:
         import cupy
         from cupy_backends.cuda.libs import cublas
-        return "cupy", cublas, cupy.cuda.device.get_cublas_handle()
+        cupy.cuda.device.get_cublas_handle()  # fails here, not at the first product, without a GPU
+        return "cupy", cublas, None
     except Exception:  # not installed, or installed without a usable CUDA runtime
         pass
     try:
@@ -143,6 +145,10 @@ def _cublas_gemm(lib, handle, a, b, c, trans_a, trans_b, alpha, beta):
     K = a.shape[0] if trans_a else a.shape[1]
     call = lib.sgemm if c.dtype == np.float32 else lib.dgemm
     # cuBLAS reads alpha and beta through host pointers (the default pointer mode)
+    if handle is None:  # CuPy: its handle for the current device, on the legacy default
+        import cupy     # stream (CuPy may have bound it to another stream of its own)
+        handle = cupy.cuda.device.get_cublas_handle()
+        lib.setStream(handle, 0)
     scalars = np.array([alpha, beta], dtype=c.dtype)
     op_b, op_a = int(bool(trans_b)), int(bool(trans_a))  # CUBLAS_OP_N = 0, CUBLAS_OP_T = 1
     call(handle, op_b, op_a, N, M, K,

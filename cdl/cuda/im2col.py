@@ -20,7 +20,7 @@ from cdl.cuda._launch import grid
 
 @cuda.jit
 def _im2col_t_k(x, col, n0, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    H, W = x.shape[2], x.shape[3]
     Q, P = col.shape[1], oh_n * ow_n
     start, step = cuda.grid(1), cuda.gridsize(1)
     for t in range(start, col.size, step):

@@ -3,7 +3,6 @@ the GPU against the CPU. Tiny shapes: the simulator runs every thread in Python.
 import numpy as np
 import pytest
 
-from cdl import kernels as CPU
 from cdl import layers as L
 from cdl.backend import kernels_for
 from cdl.kernels import im2col as cpu_cols
