@@ -1,4 +1,4 @@
-"""Search spaces: a dict of names to a list of choices, ``Uniform(lo, hi)`` or ``LogUniform(lo, hi)``.
+"""Search spaces: dicts of name -> list of choices, ``Uniform(lo, hi)`` or ``LogUniform``.
 
     space = {"lr": LogUniform(1e-4, 1e-1), "weight_decay": LogUniform(1e-8, 1e-4),
              "hidden": [50, 100, 200]}
