@@ -48,10 +48,13 @@ def _col2im_t_k(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
         # kernel rows i with (y + ph - i) a multiple of sh, i.e. output rows oh = (y + ph - i) / sh
         # in [0, oh_n): i from (y + ph) % sh up to y + ph, step sh; likewise columns j
         acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
-        for i in range((y + ph) % sh, min(kh, y + ph + 1), sh):
+        # (no builtin min: it does not compile for CUDA in Numba 0.66-0.68, numba/numba#10753)
+        i1 = kh if kh < y + ph + 1 else y + ph + 1
+        j1 = kw if kw < xx + pw + 1 else xx + pw + 1
+        for i in range((y + ph) % sh, i1, sh):
             oh = (y + ph - i) // sh
             if oh < oh_n:
-                for j in range((xx + pw) % sw, min(kw, xx + pw + 1), sw):
+                for j in range((xx + pw) % sw, j1, sw):
                     ow = (xx + pw - j) // sw
                     if ow < ow_n:
                         acc += col[(c * kh + i) * kw + j, m * P + oh * ow_n + ow]

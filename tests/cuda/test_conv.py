@@ -8,7 +8,7 @@ from cdl.backend import kernels_for
 from cdl.kernels import im2col as cpu_cols
 
 from ..conftest import host, on
-from .test_dense import check_layer_on_device, tol
+from .test_dense import check_layer_on_device, compile_for_gpu, tol
 
 CASES = [  # x shape, W shape, stride, pad
     ((2, 2, 5, 5), (2, 2, 3, 3), (1, 1), (1, 1)),   # same padding
@@ -115,3 +115,17 @@ def test_conv2d_layer_backward_params_on_device(device):
     ref.backward_params(d), layer.backward_params(on(device, d))
     for k in ("W", "b"):
         np.testing.assert_allclose(host(layer.grads[k]), ref.grads[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_a_gpu():
+    compile_for_gpu("""
+        from cdl.cuda import conv, im2col
+        for dt in (T.float32, T.float64):
+            a1, a2, a3, a4 = (arr(dt, n) for n in (1, 2, 3, 4))
+            check(im2col._im2col_t_k, a4, a2, *[i64] * 9)
+            check(im2col._col2im_t_k, a2, a4, *[i64] * 10)
+            check(conv._cols_to_nchw_k, a2, a1, b1, i64, a3)
+            check(conv._nchw_to_cols_k, a3, i64, a2)
+            check(conv._bias_grad_k, a3, a1)
+    """)

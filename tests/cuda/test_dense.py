@@ -1,4 +1,14 @@
-"""CUDA dense twins against the CPU kernels, and Affine on the GPU against the CPU."""
+"""CUDA dense twins against the CPU kernels, and Affine on the GPU against the CPU.
+
+Also the helpers the conv and pool twin tests share: check_layer_on_device, and
+compile_for_gpu, which compiles kernels to PTX for a real GPU (the simulator runs a
+kernel as Python and never types it, so code that Numba cannot compile passes there).
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -12,6 +22,52 @@ from ..conftest import host, on
 
 def tol(dtype):
     return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+_PTX_PRELUDE = """
+import sys
+from numba import cuda, types as T
+from numba.cuda.cudadrv import nvvm
+try:
+    nvvm.NVVM()
+except Exception:
+    sys.exit(3)
+import numba.cuda.dispatcher as _dispatcher
+
+
+class _Device:  # device functions ask for the current device's CC; PTX needs no GPU
+    compute_capability = (8, 0)
+
+
+_dispatcher.get_current_device = lambda: _Device()
+i64, b1 = T.int64, T.boolean
+failed = []
+
+
+def arr(dtype, ndim):
+    return T.Array(dtype, ndim, "C")
+
+
+def check(kernel, *args):
+    try:
+        cuda.compile_ptx(kernel.py_func, T.void(*args), cc=(8, 0))
+    except Exception as e:
+        failed.append(f"{kernel.py_func.__name__}{args}: {type(e).__name__}: {e}")
+"""
+
+
+def compile_for_gpu(jobs):
+    """Run jobs (Python source calling check(kernel, *numba_types)) in a fresh process
+    without the simulator: every kernel must compile to PTX (sm_80). Skipped without
+    libNVVM."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    code = _PTX_PRELUDE + textwrap.dedent(jobs) + \
+        "\nif failed:\n    print('\\n'.join(failed))\n    sys.exit(1)\n"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode == 3:
+        pytest.skip("libNVVM not found: cannot compile CUDA kernels without a GPU here")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def check_layer_on_device(make, x, device, seed=0):
@@ -80,3 +136,13 @@ def test_affine_layer_without_bias_backward_params(device):
     ref.backward_params(d), layer.backward_params(on(device, d))
     assert list(layer.grads) == ["W"]
     np.testing.assert_allclose(host(layer.grads["W"]), ref.grads["W"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_a_gpu():
+    compile_for_gpu("""
+        from cdl.cuda import dense
+        for dt in (T.float32, T.float64):
+            check(dense._add_bias_k, arr(dt, 1), arr(dt, 1))
+            check(dense._column_sums_k, arr(dt, 2), arr(dt, 1))
+    """)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from ..conftest import host, on, simulated
+from .test_dense import compile_for_gpu
 
 
 def _gemm():
@@ -60,3 +61,16 @@ def test_numba_gemm_under_the_simulator():
         assert _gemm().backend() == "numba"
     else:
         assert _gemm().backend() in ("cupy", "nvmath", "numba")
+
+
+@pytest.mark.slow
+def test_kernel_compiles_for_a_gpu():
+    """Both dtypes, transposed (non-contiguous) and mixed-dtype operands."""
+    compile_for_gpu("""
+        import numpy as np
+        from cdl.cuda import gemm
+        for dt in (T.float32, T.float64):
+            k = gemm._gemm_k_for(np.dtype(str(dt)))
+            check(k, arr(dt, 2), arr(dt, 2), arr(dt, 2), b1, b1, dt, dt)
+            check(k, T.Array(dt, 2, "A"), arr(T.float32, 2), arr(dt, 2), b1, b1, dt, dt)
+    """)

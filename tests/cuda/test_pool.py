@@ -7,7 +7,7 @@ from cdl import kernels as CPU
 from cdl import layers as L
 
 from ..conftest import host, on
-from .test_dense import check_layer_on_device, tol
+from .test_dense import check_layer_on_device, compile_for_gpu, tol
 
 CASES = [  # x shape, kernel, stride, pad
     ((2, 2, 5, 5), (3, 3), (2, 2), (1, 1)),   # padding, overlapping windows
@@ -117,3 +117,20 @@ def test_global_avgpool_matches_cpu(shape, dtype):
 def test_pool_layers_on_device(device, make, shape, dtype):
     x = np.random.default_rng(4).permutation(np.prod(shape)).reshape(shape).astype(dtype) * 0.25
     check_layer_on_device(make, x, device)
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_a_gpu():
+    """float32 and float64, and dout / dx of another dtype than x and y."""
+    compile_for_gpu("""
+        from cdl.cuda import pool
+        g = [i64] * 6
+        for dt, gt in ((T.float32, T.float32), (T.float64, T.float64), (T.float64, T.float32)):
+            x, d = arr(dt, 4), arr(gt, 4)
+            check(pool._maxpool2d_forward_k, x, *g, x)
+            check(pool._maxpool2d_backward_k, d, x, x, *g, d)
+            check(pool._avgpool2d_forward_k, x, *g, x)
+            check(pool._avgpool2d_backward_k, d, *g, d)
+            check(pool._global_avgpool2d_forward_k, arr(dt, 2), arr(dt, 1))
+            check(pool._global_avgpool2d_backward_k, arr(gt, 1), arr(gt, 2))
+    """)
