@@ -2,7 +2,7 @@
 
     cdl train [--model cnn] [--epochs 15] [--batch-size 32] [--lr 0.001]
               [--optimizer adam] [--seed 0] [--save model.npz]
-              [--data {digits,fashion-mnist,mnist,cifar10}] [--data-dir DIR]
+              [--data {digits,fashion-mnist,mnist,cifar10}] [--data-dir DIR] [--plot DIR]
 
 trains on the 8x8 digits shipped with cdl (or on --data, read from --data-dir,
 $CDL_DATA or the system's data folders; the model's input shape follows the
@@ -110,6 +110,13 @@ def _train(args):
         print("cdl train: error: --device cuda: no CUDA GPU found (numba.cuda.is_available() "
               "is False)", file=sys.stderr)
         return 2
+    if args.plot is not None:
+        from cdl import viz
+        if not viz.available():
+            print(f"cdl train: error: --plot: {viz.HINT.format('learning_curves')}",
+                  file=sys.stderr)
+            return 2
+        os.makedirs(args.plot, exist_ok=True)  # before training: a bad DIR fails now
     cdl.seed(args.seed)
     try:
         ((x, t), (xt, tt)), described = _load_data(args.data, args.data_dir)
@@ -133,6 +140,7 @@ def _train(args):
     # train accuracy on at most 10,000 images: all of the digits, a sixth of MNIST
     trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                       callbacks=[schedule], eval_samples=10000, device=args.device)
+    before = viz.first_weights(net) if args.plot is not None else None
     history = trainer.fit(x, t, validation_data=(xt, tt))
     if trainer.interrupted:
         return _interrupted(args, net, trainer.epoch)
@@ -142,7 +150,21 @@ def _train(args):
     if args.save:
         net.save(args.save)
         print(f"saved to {args.save}")
+    if args.plot is not None:
+        _plot(args.plot, net, history, before, xt, tt)
     return 0
+
+
+def _plot(folder, net, history, before, xt, tt):
+    """--plot DIR: learning curves, first-layer filters before/after, test confusion matrix."""
+    from cdl import viz
+    names = []
+    for name, draw in (("learning_curves.png", lambda p: viz.learning_curves(history, p)),
+                       ("filters.png", lambda p: viz.filters(net, p, before=before)),
+                       ("confusion_matrix.png", lambda p: viz.confusion_matrix(net, xt, tt, p))):
+        draw(os.path.join(folder, name))
+        names.append(name)
+    print(f"figures in {folder}: {', '.join(names)}", flush=True)
 
 
 def _interrupted(args, net, epoch):
@@ -237,6 +259,10 @@ def main(argv=None):
                         "/usr/share/datasets/<name>)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="train on the CPU (default) or on a CUDA GPU (numba.cuda)")
+    p.add_argument("--plot", metavar="DIR", default=None,
+                   help="at the end, save learning_curves.png, filters.png (first layer, "
+                        "before and after) and confusion_matrix.png (test set) in DIR; "
+                        "needs matplotlib: pip install \"cdl[plot]\"")
     p = sub.add_parser("bench", help="speed report: conv, pooling, training, inference "
                                       "vs the book's NumPy code and PyTorch")
     p.add_argument("--threads", type=_positive(int), default=None,

@@ -200,3 +200,27 @@ def test_figures_leave_pyplot_alone(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["svg", "False"]
     assert png_size(tmp_path / "x.png")[0] > 0
+
+
+@pytest.mark.slow
+def test_cdl_train_plot_writes_the_three_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from cdl.cli import main
+    folder = tmp_path / "figs"  # made by --plot
+    assert main(["train", "--epochs", "1", "--model", "mlp", "--plot", str(folder)]) == 0
+    for name in ("learning_curves.png", "filters.png", "confusion_matrix.png"):
+        assert png_size(folder / name)[0] > 100 and (folder / name).stat().st_size > 1000
+    assert f"figures in {folder}" in capsys.readouterr().out
+
+
+def test_cdl_train_plot_without_matplotlib_is_one_line_and_status_2(tmp_path, monkeypatch,
+                                                                    capsys):
+    from cdl.cli import main
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", "--epochs", "1", "--plot", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ('cdl train: error: --plot: cdl.viz.learning_curves needs matplotlib: '
+                           'pip install "cdl[plot]"')
+    assert not (tmp_path / "f").exists()

@@ -21,6 +21,15 @@ def _figure(who, width, height):
     return fig
 
 
+def available():
+    """True when matplotlib can be imported (the extra ``cdl[plot]`` is installed)."""
+    try:
+        _figure("available", 1, 1)
+    except ImportError:
+        return False
+    return True
+
+
 def _require(who):
     """Raise the install hint now, before any work, when matplotlib is missing."""
     _figure(who, 1, 1)

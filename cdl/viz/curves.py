@@ -80,7 +80,7 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
     series: {label: y or (x, y)} for one panel (x defaults to 1, 2, ...), or
     {panel title: {label: y or (x, y)}} for several, one colour per label
     across panels and one legend under them. smooth > 1 draws the moving
-    average over that many points. xlabel may be one string or one per panel.
+    average over that many points. xlabel and logx may be one value or one per panel.
     """
     _require("curves")
     panels = _runs(series)
@@ -89,7 +89,12 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
                          "{panel: {label: y or (x, y)}}, none empty")
     single = len(panels) == 1
     rows, cols = _grid(len(panels), max_cols)
-    fig = _figure("curves", 3.8 * cols + 0.4, 3.0 * rows + (0.5 if single else 0.9))
+    labels = {label for p in panels.values() for label in p}
+    legend_right = single and len(labels) > 4  # a legend inside would hide curves
+    if single:
+        fig = _figure("curves", 6.2 if legend_right else 5.2, 3.8)
+    else:
+        fig = _figure("curves", 3.8 * cols + 0.4, 3.0 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=not single and ylim is not None)
     colors = {}
     xlabels = [xlabel] * len(panels) if xlabel is None or isinstance(xlabel, str) else \
@@ -102,7 +107,7 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
                 x = x[smooth - 1:]
             color = colors.setdefault(label, f"C{len(colors) % 10}")
             ax.plot(x, y, color=color, label=label, linewidth=1.2)
-        if logx:
+        if logx if isinstance(logx, bool) else logx[k]:
             ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
@@ -115,11 +120,13 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
         if name is not None:
             ax.set_title(str(name), fontsize=9)
         ax.grid(alpha=0.3)
-        if single:
+        if single and not legend_right:
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    if not single:
+    if legend_right:
+        _outside_legend(fig, axes.flat[:1])
+    elif not single:
         _outside_legend(fig, list(axes.flat)[:len(panels)], where="bottom")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -127,7 +134,7 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
 
 
 # -- optimizers and searches ---------------------------------------------------------
-def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=20, minimum=None,
+def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=15, minimum=None,
                     titles=None, max_cols=4):
     """Each optimizer's path over the contour lines of f(x, y), one panel each (the book's
     figure 6-8).
@@ -157,14 +164,15 @@ def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=20, minimu
     Z = np.asarray(f(X, Y), dtype=np.float64)
     finite = Z[np.isfinite(Z)]
     if finite.size and finite.min() > 0:
-        lv = np.geomspace(finite.min(), finite.max(), levels)
+        # geometric from a thousandth of the top: finer steps would crowd at the minimum
+        lv = np.geomspace(max(finite.min(), finite.max() * 1e-3), finite.max(), levels)
     else:
         lv = levels
     rows, cols = _grid(len(paths), max_cols)
-    fig = _figure("optimizer_paths", 3.6 * cols + 0.3, 3.0 * rows + 0.4)
+    fig = _figure("optimizer_paths", 3.2 * cols + 0.3, 2.7 * rows + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (name, p) in zip(axes.flat, paths.items()):
-        ax.contour(X, Y, Z, levels=lv, cmap="Greys", linewidths=0.6)
+        ax.contour(X, Y, Z, levels=lv, colors="0.6", linewidths=0.6)
         ax.plot(p[:, 0], p[:, 1], "o-", color="tab:red", markersize=2, linewidth=0.8)
         ax.plot(p[0, 0], p[0, 1], "s", color="tab:red", markersize=5)
         if minimum is not None:
@@ -172,6 +180,7 @@ def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=20, minimu
         ax.set_xlim(*lims[0])
         ax.set_ylim(*lims[1])
         ax.tick_params(labelsize=7)
+        ax.xaxis.get_major_locator().set_params(nbins=5)
         text = (titles or {}).get(name, f"{name}: {len(p) - 1} steps")
         ax.set_title(text, fontsize=9)
     for ax in list(axes.flat)[len(paths):]:

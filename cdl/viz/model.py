@@ -138,6 +138,12 @@ def _first_weights(obj):
     return _host(obj), None
 
 
+def first_weights(model):
+    """A NumPy copy of the weight W of the model's first layer that has one (for
+    ``filters(..., before=...)``: take it before training)."""
+    return np.array(_first_weights(model)[0], copy=True)
+
+
 def _filter_images(w, input_shape):
     """(images (F, H, W) or (F, H, W, 3), note) of a weight, each scaled to [-1, 1]."""
     if w.ndim == 4:  # (F, C, KH, KW)
@@ -219,22 +225,20 @@ def filters(layer, path=None, before=None, max_filters=64, title=None):
     return _finish(fig, path)
 
 
+_builtin_range = range  # activation_histograms takes a range= argument
 _ACTIVATIONS = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Step")
 
 
 def _activations(model, x):
-    """[(title, output)] after each activation layer of the model's top level (every layer's
-    output when it has none), in inference mode."""
+    """[(kind, output)] after each activation layer of the model's top level (every layer's
+    output but the last when it has none), in inference mode."""
     layers = list(model.layers) if hasattr(model, "layers") else list(model)
     outs = []
-    for i, layer in enumerate(layers):
+    for layer in layers:
         x = layer.forward(x, train=False)
-        outs.append((i, layer.name, _host(x)))
-    acts = [(f"{name} {k + 1}", y) for k, (_, name, y) in
-            enumerate(o for o in outs if o[1] in _ACTIVATIONS)]
-    if acts:
-        return [(f"layer {k + 1} ({t.split()[0]})", y) for k, (t, y) in enumerate(acts)]
-    return [(f"{i}: {name}", y) for i, name, y in outs[:-1] or outs]
+        outs.append((layer.name, _host(x)))
+    acts = [o for o in outs if o[0] in _ACTIVATIONS]
+    return acts or outs[:-1] or outs
 
 
 def activation_histograms(model, x, path=None, bins=30, range=None):
@@ -243,18 +247,24 @@ def activation_histograms(model, x, path=None, bins=30, range=None):
     model: a Sequential (or a list of layers), or {name: model} for one row
     per model. Layers run in inference mode; the outputs of ReLU, LeakyReLU,
     Sigmoid, Tanh and Step layers at the top level are shown (every layer's
-    when there are none). range: the histograms' (lo, hi); default per row,
-    from the lowest to the highest value of the row, so a collapse towards 0
-    or a blow-up shows against the other layers. Each panel gives its std.
+    when there are none). range: the histograms' (lo, hi), or {row name:
+    (lo, hi)}; by default each row spans from its lowest to its highest
+    value, so a collapse towards 0 or a blow-up shows against the other
+    layers. Each panel gives its std; where more than a fifth of the values
+    are exactly 0 (ReLU), the zeros are counted in the text, not drawn, so
+    their spike does not flatten the rest.
     """
     _require("activation_histograms")
     rows = {name: _activations(m, x) for name, m in _runs_of_models(model).items()}
     cols = max(len(r) for r in rows.values())
-    fig = _figure("activation_histograms", 2.3 * cols + 0.6, 1.75 * len(rows) + 0.6)
+    kinds = [{acts[c][0] for acts in rows.values() if c < len(acts)}
+             for c in _builtin_range(cols)]
+    fig = _figure("activation_histograms", 2.1 * cols + 0.6, 1.6 * len(rows) + 0.6)
     axes = fig.subplots(len(rows), cols, squeeze=False)
     for r, (name, acts) in enumerate(rows.items()):
-        if range is not None:
-            lo, hi = range
+        given = range.get(name) if isinstance(range, Mapping) else range
+        if given is not None:
+            lo, hi = given
         else:
             lo = min(float(np.nanmin(a)) for _, a in acts)
             hi = max(float(np.nanmax(a)) for _, a in acts)
@@ -263,14 +273,21 @@ def activation_histograms(model, x, path=None, bins=30, range=None):
             if c >= len(acts):
                 ax.axis("off")
                 continue
-            title, a = acts[c]
-            ax.hist(a.ravel(), bins=bins, range=(lo, hi), color=f"C{r % 10}")
+            kind, a = acts[c]
+            values = a.ravel()
+            zeros = float(np.mean(values == 0))
+            note = f"std {a.std():.3g}"
+            if zeros > 0.2:
+                values = values[values != 0]
+                note += f"\n{zeros:.0%} zeros"
+            counts, _, _ = ax.hist(values, bins=bins, range=(lo, hi), color=f"C{r % 10}")
+            ax.set_ylim(0, 1.45 * max(counts.max(), 1))  # room for the note above the bars
             ax.set_yticks([])
             ax.tick_params(labelsize=7)
-            ax.text(0.97, 0.95, f"std {a.std():.3g}", transform=ax.transAxes, ha="right",
-                    va="top", fontsize=7, bbox=dict(facecolor="white", alpha=0.7, lw=0))
-            if r == 0:
-                ax.set_title(title, fontsize=9)
+            ax.text(0.97, 0.96, note, transform=ax.transAxes, ha="right", va="top", fontsize=7)
+            if r == 0:  # the layer's kind only when every row has the same there
+                ax.set_title(f"layer {c + 1}" + (f" ({kind})" if len(kinds[c]) == 1 else ""),
+                             fontsize=9)
             if c == 0 and name is not None:
                 ax.set_ylabel(str(name), fontsize=8)
     fig.suptitle(f"activations of {len(x):,} inputs, per layer"
