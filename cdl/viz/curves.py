@@ -94,7 +94,7 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
     if single:
         fig = _figure("curves", 6.2 if legend_right else 5.2, 3.8)
     else:
-        fig = _figure("curves", 3.8 * cols + 0.4, 3.0 * rows + 0.9)
+        fig = _figure("curves", 3.5 * cols + 0.4, 2.7 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=not single and ylim is not None)
     colors = {}
     xlabels = [xlabel] * len(panels) if xlabel is None or isinstance(xlabel, str) else \

@@ -1,0 +1,66 @@
+"""What the numbered examples share: options, data, and saving a figure when matplotlib is there.
+
+Not an example itself: ``python examples/NN_name.py`` puts this folder on sys.path.
+"""
+import argparse
+import os
+
+from cdl import data
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parser(doc, quick_help):
+    """argparse with the options every example takes: --quick, --out DIR, --seed."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help=f"a few seconds: {quick_help}")
+    p.add_argument("--out", default=os.path.join(HERE, "out"),
+                   help="folder for the figures (default: examples/out)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def load(flatten=False):
+    """(name, (x, t), (x_test, t_test)): Fashion-MNIST when installed, else the 8x8 digits
+    shipped with cdl."""
+    if data.fashion_mnist_available():
+        (x, t), test = data.load_fashion_mnist(flatten=flatten)
+        return "Fashion-MNIST", (x, t), test
+    (x, t), test = data.load_digits(flatten=flatten)
+    return "digits 8x8", (x, t), test
+
+
+def figure(out, name, draw, *args, **kwargs):
+    """Draw with a cdl.viz function into out/name; without matplotlib say so in one line.
+
+    The PNG is then cut to 128 colours (Pillow comes with matplotlib): the figures
+    committed under examples/figures stay a few tens of KB.
+    """
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name)
+    try:
+        draw(*args, path=path, **kwargs)
+    except ImportError as e:  # cdl.viz's one-line install hint
+        print(f"no figure {name}: {e}")
+        return None
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(colors=128)
+        small.save(path, optimize=True)
+    except ImportError:
+        pass
+    print(f"saved {path}")
+    return path
+
+
+def table(rows, header):
+    """Print rows (tuples of cells) under header, columns right-aligned but the first."""
+    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+    for k, r in enumerate(cells):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                        for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
