@@ -10,6 +10,7 @@ import math
 from numba import cuda
 
 from cdl.cuda._launch import flat, grid
+from cdl.cuda._minmax import max2
 from cdl.cuda.memory import fill
 
 
@@ -89,7 +90,7 @@ def _softmax_forward_k(x, y):
     for r in range(start, rows, step):
         m = x[r, 0]
         for j in range(1, cols):
-            m = max(m, x[r, j])
+            m = max2(m, x[r, j])
         s = math.exp(x[r, 0] - m)
         y[r, 0] = s
         for j in range(1, cols):
