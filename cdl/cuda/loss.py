@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda, float64
 
 from cdl.cuda._launch import flat, grid
+from cdl.cuda._minmax import max2
 from cdl.cuda._reduce import MAX_THREADS, block_threads, tree_sum
 
 
@@ -51,7 +52,7 @@ def _softmax_row(y, r, probs):
     cols = y.shape[1]
     m = y[r, 0]
     for j in range(1, cols):
-        m = max(m, y[r, j])
+        m = max2(m, y[r, j])
     s = math.exp(y[r, 0] - m)
     probs[r, 0] = s
     for j in range(1, cols):
@@ -110,7 +111,7 @@ def _bce_forward_k(y, t, probs, terms):
     for i in range(start, y.size, step):
         v = float64(y[i])  # one element per output: float64 costs nothing here
         e = math.exp(-abs(v))
-        terms[i] = max(v, 0.0) - v * float64(t[i]) + math.log1p(e)
+        terms[i] = max2(v, 0.0) - v * float64(t[i]) + math.log1p(e)
         probs[i] = (1.0 if v >= 0 else e) / (1.0 + e)
 
 
