@@ -17,6 +17,7 @@ import numpy as np
 from numba import cuda, float64
 
 from cdl.cuda._launch import MAX_BLOCKS, flat, grid
+from cdl.cuda._minmax import max2
 from cdl.cuda._reduce import MAX_THREADS as _T
 from cdl.cuda._reduce import block_threads, tree_sum2
 
@@ -42,7 +43,7 @@ def _batchnorm_forward_k(x, gamma, beta, eps, y, mean, var, coef):
         if t == 0:
             d = s1[0] / m
             mu = k + d
-            v = max(s2[0] / m - d * d, 0.0)
+            v = max2(s2[0] / m - d * d, 0.0)
             mean[c] = mu
             var[c] = v
             coef[0, c] = mu               # hi: mu rounded to the dtype
