@@ -11,6 +11,7 @@ from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_uniform_float64
 
 from cdl.cuda import memory as _mem
 from cdl.cuda._launch import MAX_BLOCKS, flat, grid
+from cdl.cuda._minmax import max2, min2
 
 _RT = 128                 # threads per block of the channel reductions (a power of two)
 _RANDOM_BLOCKS = 64       # generator states: at most _RANDOM_BLOCKS * THREADS per call
@@ -58,7 +59,7 @@ def _stochastic_sign_k(seed, states, x, y):
     states[t]["s0"] = _splitmix64(z)
     states[t]["s1"] = _splitmix64(z + _GOLDEN)
     for i in range(t, x.size, cuda.gridsize(1)):
-        p = min(max((x[i] + 1) * 0.5, 0.0), 1.0)
+        p = min2(max2((x[i] + 1) * 0.5, 0.0), 1.0)
         y[i] = 1 if xoroshiro128p_uniform_float64(states, t) < p else -1
 
 
