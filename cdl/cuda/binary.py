@@ -9,6 +9,7 @@ import numpy as np
 from numba import cuda
 
 from cdl.cuda._launch import grid
+from cdl.cuda._minmax import max2, min2
 
 _U = np.uint64
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -22,7 +23,7 @@ def _pack_signs_k(x, out):
     for k in range(start, R * W, step):
         r, w = k // W, k % W
         word = _U(0)
-        for t in range(min(64, n - 64 * w)):
+        for t in range(min2(64, n - 64 * w)):
             if x[r, 64 * w + t] >= 0:
                 word |= _U(1) << _U(t)
         out[r, w] = word
@@ -50,7 +51,7 @@ def _pack_channels_k(x, out):
         y = (k // (WC * Wd)) % H
         n = k // (WC * Wd * H)
         word = _U(0)
-        for t in range(min(64, C - 64 * w)):
+        for t in range(min2(64, C - 64 * w)):
             if x[n, 64 * w + t, y, xx] >= 0:
                 word |= _U(1) << _U(t)
         out[n, y, xx, w] = word
@@ -68,7 +69,7 @@ def _im2col_bits_k(px, C, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out):
         y0, x0 = (pix // ow_n) * sh - ph, (pix % ow_n) * sw - pw
         word = _U(0)
         # bit b = (i*KW + j)*C + c of the row; padded taps stay 0 (-1), as on the CPU
-        for t in range(min(64, n_bits - 64 * q)):
+        for t in range(min2(64, n_bits - 64 * q)):
             b = 64 * q + t
             tap, c = b // C, b % C
             y, xx = y0 + tap // kw, x0 + tap % kw
@@ -89,8 +90,8 @@ def _maxpool_bits_k(px, up, kh, kw, sh, sw, ph, pw, out):
         n = k // (WC * OW * OH)
         y0, x0 = oh * sh - ph, ow * sw - pw
         any_, all_ = _U(0), _ALL
-        for y in range(max(y0, 0), min(y0 + kh, H)):
-            for xx in range(max(x0, 0), min(x0 + kw, Wd)):
+        for y in range(max2(y0, 0), min2(y0 + kh, H)):
+            for xx in range(max2(x0, 0), min2(x0 + kw, Wd)):
                 v = px[n, y, xx, w]
                 any_ |= v
                 all_ &= v
@@ -105,7 +106,7 @@ def _threshold_pack_k(z, thr, up, out):
     for k in range(start, R * W, step):
         r, w = k // W, k % W
         word = _U(0)
-        for t in range(min(64, F - 64 * w)):
+        for t in range(min2(64, F - 64 * w)):
             f = 64 * w + t
             v = z[r, f]
             if (v >= thr[f]) if up[f] else (v <= thr[f]):
