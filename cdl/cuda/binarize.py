@@ -140,7 +140,8 @@ def _channel_abs_mean_k(w, out):
 
 
 def _per_channel(F):
-    return min(F, MAX_BLOCKS), _RT
+    # at least one block: a GPU refuses a launch of none (the simulator runs it as a no-op)
+    return max(1, min(F, MAX_BLOCKS)), _RT
 
 
 def sign_forward(x, y):

@@ -136,7 +136,8 @@ def _running_update_k(mean, var, am, av, one_minus_a, correction, running_mean, 
 
 
 def _channel_grid(C, m):
-    return min(C, MAX_BLOCKS), block_threads(m)
+    # at least one block: a GPU refuses a launch of none (the simulator runs it as a no-op)
+    return max(1, min(C, MAX_BLOCKS)), block_threads(m)
 
 
 def batchnorm_forward(x, gamma, beta, eps, y, mean, var, coef):
