@@ -30,7 +30,9 @@ class EarlyStopping(Callback):
 
     A NaN or Inf value never counts as an improvement. The snapshot is taken
     at the end of the epoch, from the model as the Trainer leaves it; after
-    Ctrl-C (``trainer.interrupted``) it is restored too.
+    Ctrl-C (``trainer.interrupted``) it is restored too. Each ``fit`` starts
+    counting afresh, except the first one after ``load_state_dict`` (a
+    Trainer checkpoint restores best, wait and the snapshot).
     """
 
     def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0,
@@ -56,6 +58,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
         self.wait = 0
         self._best_state = None
+        self._resumed = False
 
     def _improved(self, value):
         if not math.isfinite(value):
@@ -67,7 +70,47 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_train_begin(self, trainer):
+        if self._resumed:  # restored from a checkpoint: continue counting
+            self._resumed = False
+            return
         self._reset()
+
+    def state_dict(self):
+        """{"best", "best_epoch", "stopped_epoch", "wait", "best_state"}, for checkpoints
+        (best_state: the snapshot restore_best keeps, or None)."""
+        return {"best": self.best, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "wait": self.wait,
+                "best_state": self._best_state}
+
+    def load_state_dict(self, state, model=None):
+        """Restore ``state_dict()``'s values, checked (ValueError, nothing changed); the
+        next ``fit`` continues from them instead of starting afresh. With model, the
+        snapshot must match ``model.state()``'s names and shapes."""
+        who = "EarlyStopping.load_state_dict"
+        keys = {"best", "best_epoch", "stopped_epoch", "wait", "best_state"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"{who}: expected a dict with {sorted(keys)}, got {state!r:.80}")
+        best = state["best"]
+        if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))
+                                 or not math.isfinite(best)):
+            raise ValueError(f"{who}: best must be a finite number or None, got {best!r:.40}")
+        epochs = [None if state[k] is None else check_int(who, k, state[k], minimum=1)
+                  for k in ("best_epoch", "stopped_epoch")]
+        wait = check_int(who, "wait", state["wait"], minimum=0)
+        snapshot = state["best_state"]
+        if snapshot is not None:
+            mine = None if model is None else model.state()
+            if not isinstance(snapshot, dict) or (mine is not None and set(snapshot) != set(mine)):
+                raise ValueError(f"{who}: best_state does not match the model's state")
+            for k, v in snapshot.items():
+                if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or \
+                        (mine is not None and v.shape != mine[k].shape):
+                    raise ValueError(f"{who}: best_state[{k!r:.60}] is not a float array of "
+                                     f"the model's shape")
+            snapshot = {k: v.copy() for k, v in snapshot.items()}
+        self.best = None if best is None else float(best)
+        self.best_epoch, self.stopped_epoch = epochs
+        self.wait, self._best_state, self._resumed = wait, snapshot, True
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.monitor not in logs:

@@ -21,13 +21,15 @@ model (``finalize=False`` keeps the live parameters). Outside a Trainer:
                              so early iterates do not linger for 1/(1 - decay) steps)
 
 Only trainable parameters are averaged; buffers (BatchNorm's running
-statistics) are not.
+statistics) are not. ``state_dict()`` (the averages and their count) goes
+into Trainer checkpoints.
 """
 import abc
 import contextlib
 
+from cdl._checks import is_device_array
 from cdl.backend import kernels_for
-from cdl.optim.base import check_count, check_hyper
+from cdl.optim.base import _checked_slot, _on_device_of, check_count, check_hyper
 from cdl.train import Callback
 
 
@@ -58,6 +60,8 @@ class _ParameterAverage(Callback, abc.ABC):
             if avg.shape != p.shape:
                 raise ValueError(f"{type(self).__name__}: parameter {k!r} changed shape "
                                  f"from {avg.shape} to {p.shape}")
+            if is_device_array(avg) != is_device_array(p):  # restored before to_device
+                avg = self.average[k] = _on_device_of(p, avg)
             kernels_for(avg, p).ema_update(avg, p, beta)
 
     def swap_in(self, model):
@@ -89,6 +93,28 @@ class _ParameterAverage(Callback, abc.ABC):
             yield model
         finally:
             self.swap_out(model)
+
+    def state_dict(self):
+        """{"n", "average": {name: array} or None}, for checkpoints (the live arrays)."""
+        return {"n": self.n, "average": None if self.average is None else dict(self.average)}
+
+    def load_state_dict(self, state, model=None):
+        """Restore ``state_dict()``'s values, checked (ValueError, nothing changed); with
+        model, the averages must match its trainable parameters and go to their device."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict) or set(state) != {"n", "average"}:
+            raise ValueError(f"{who}: expected a dict with n and average, got {state!r:.80}")
+        n, average = check_count(who, "n", state["n"], minimum=0), state["average"]
+        if average is not None:
+            if not isinstance(average, dict):
+                raise ValueError(f"{who}: average must be a dict of arrays")
+            params = None if model is None else model.params
+            if params is not None and set(average) != set(params):
+                raise ValueError(f"{who}: averages of {sorted(average)[:4]}..., the model's "
+                                 f"parameters are {sorted(params)[:4]}...")
+            average = {k: _checked_slot(who, k, a, None if params is None else params[k],
+                                        False) for k, a in average.items()}
+        self.n, self.average, self._live = n, average, None
 
     def _averaging(self, trainer):
         return True

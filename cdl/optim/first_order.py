@@ -1,7 +1,8 @@
 """First-order optimizers with the book's ``update(params, grads)``; math in cdl.kernels.optim.
 
 theta are the parameters, g = dL/dtheta, lr the learning rate; products are
-element-wise. Each update is one fused kernel call per array.
+element-wise. Each update is one fused kernel call per array. Every class
+takes ``lr_multipliers`` (per-layer rates for fine-tuning, see cdl.optim.base).
 """
 from cdl.optim.base import Optimizer, check_hyper
 
@@ -9,23 +10,25 @@ from cdl.optim.base import Optimizer, check_hyper
 class SGD(Optimizer):
     """theta <- theta - lr * g."""
 
-    def __init__(self, lr=0.01):
-        super().__init__(lr)
+    def __init__(self, lr=0.01, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
 
-    def _step(self, key, p, g, K):
-        K.sgd_update(p, g, self.lr)
+    def _step(self, key, p, g, K, lr):
+        K.sgd_update(p, g, lr)
 
 
 class Momentum(Optimizer):
     """Momentum SGD: v <- momentum * v - lr * g;  theta <- theta + v  (v starts at 0)."""
 
-    def __init__(self, lr=0.01, momentum=0.9):
-        super().__init__(lr)
+    SLOTS = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         self.momentum = check_hyper(self.name, "momentum", momentum, 0, 1)
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         (v,) = self._slots(key, p, "v")
-        K.momentum_update(p, g, v, self.lr, self.momentum)
+        K.momentum_update(p, g, v, lr, self.momentum)
 
 
 class Nesterov(Optimizer):
@@ -40,25 +43,30 @@ class Nesterov(Optimizer):
     Keras and Chainer do). With v_0 = 0, Theta_0 = theta_0.
     """
 
-    def __init__(self, lr=0.01, momentum=0.9):
-        super().__init__(lr)
+    SLOTS = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         self.momentum = check_hyper(self.name, "momentum", momentum, 0, 1)
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         (v,) = self._slots(key, p, "v")
-        K.nesterov_update(p, g, v, self.lr, self.momentum)
+        K.nesterov_update(p, g, v, lr, self.momentum)
 
 
 class AdaGrad(Optimizer):
     """AdaGrad (Duchi, Hazan & Singer 2011): h <- h + g*g;  theta <- theta - lr g / (eps + sqrt(h))."""
 
-    def __init__(self, lr=0.01, eps=1e-7):
-        super().__init__(lr)
+    SLOTS = ("h",)
+    NONNEGATIVE = ("h",)
+
+    def __init__(self, lr=0.01, eps=1e-7, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         self.eps = check_hyper(self.name, "eps", eps, 0, low_open=True)
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         (h,) = self._slots(key, p, "h")
-        K.adagrad_update(p, g, h, self.lr, self.eps)
+        K.adagrad_update(p, g, h, lr, self.eps)
 
 
 class AdaDelta(Optimizer):
@@ -70,14 +78,17 @@ class AdaDelta(Optimizer):
     Keras do (r still accumulates the unscaled d).
     """
 
-    def __init__(self, lr=1.0, rho=0.95, eps=1e-6):
-        super().__init__(lr)
+    SLOTS = ("h", "r")
+    NONNEGATIVE = ("h", "r")
+
+    def __init__(self, lr=1.0, rho=0.95, eps=1e-6, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         self.rho = check_hyper(self.name, "rho", rho, 0, 1)
         self.eps = check_hyper(self.name, "eps", eps, 0, low_open=True)
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         h, r = self._slots(key, p, "h", "r")
-        K.adadelta_update(p, g, h, r, self.lr, self.rho, self.eps)
+        K.adadelta_update(p, g, h, r, lr, self.rho, self.eps)
 
 
 class RMSProp(Optimizer):
@@ -89,8 +100,11 @@ class RMSProp(Optimizer):
     not both. Default rho = 0.9 as in Hinton's lecture.
     """
 
-    def __init__(self, lr=0.01, rho=None, eps=1e-8, decay_rate=None):
-        super().__init__(lr)
+    SLOTS = ("h",)
+    NONNEGATIVE = ("h",)
+
+    def __init__(self, lr=0.01, rho=None, eps=1e-8, decay_rate=None, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         if rho is not None and decay_rate is not None:
             raise ValueError(f"{self.name}: give rho or decay_rate (the book's name for "
                              f"rho), not both")
@@ -104,9 +118,9 @@ class RMSProp(Optimizer):
         """The book's name for rho."""
         return self.rho
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         (h,) = self._slots(key, p, "h")
-        K.rmsprop_update(p, g, h, self.lr, self.rho, self.eps)
+        K.rmsprop_update(p, g, h, lr, self.rho, self.eps)
 
 
 class Adam(Optimizer):
@@ -116,12 +130,15 @@ class Adam(Optimizer):
     v_hat = v / (1-b2^t);  theta <- theta - lr * m_hat / (sqrt(v_hat) + eps).
     """
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(lr)
+    SLOTS = ("m", "v")
+    NONNEGATIVE = ("v",)
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, lr_multipliers=None):
+        super().__init__(lr, lr_multipliers)
         self.beta1 = check_hyper(self.name, "beta1", beta1, 0, 1)
         self.beta2 = check_hyper(self.name, "beta2", beta2, 0, 1)
         self.eps = check_hyper(self.name, "eps", eps, 0, low_open=True)
 
-    def _step(self, key, p, g, K):
+    def _step(self, key, p, g, K, lr):
         m, v = self._slots(key, p, "m", "v")
-        K.adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, self.t)
+        K.adam_update(p, g, m, v, lr, self.beta1, self.beta2, self.eps, self.t)

@@ -7,7 +7,10 @@ lr (lr0, read when training begins); ``per="epoch"`` counts epochs
 (s = epoch - 1, lr set before each epoch), ``per="batch"`` counts updates
 (s = number of updates so far, lr set before each one). ``lr_at(s, lr0)``
 gives the same values outside a Trainer. The lr each epoch starts with is
-logged in ``trainer.history["lr"]``.
+logged in ``trainer.history["lr"]``. The optimizer's ``lr_multipliers``
+scale the lr a schedule sets, parameter by parameter. ``state_dict()``
+(lr0 and the update count) goes into Trainer checkpoints, so a resumed run
+continues the schedule where it stopped.
 
     StepLR(step, gamma=0.1)          lr0 * gamma^floor(s / step)
     ExponentialLR(gamma)             lr0 * gamma^s
@@ -62,6 +65,21 @@ class LRSchedule(Callback, abc.ABC):
 
     def on_epoch_end(self, trainer, epoch, logs):
         trainer.history.setdefault("lr", []).append(self._epoch_lr)
+
+    def state_dict(self):
+        """The schedule's position, for checkpoints: {"lr0", "steps"} (the rest is its
+        constructor's); the epoch count is the Trainer's."""
+        return {"lr0": self.lr0, "steps": self.steps}
+
+    def load_state_dict(self, state, model=None):
+        """Restore ``state_dict()``'s values, checked (ValueError, nothing changed)."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict) or set(state) != {"lr0", "steps"}:
+            raise ValueError(f"{who}: expected a dict with lr0 and steps, got {state!r:.80}")
+        lr0 = state["lr0"]
+        if lr0 is not None:
+            lr0 = check_hyper(who, "lr0", lr0, 0, low_open=True)
+        self.lr0, self.steps = lr0, check_count(who, "steps", state["steps"], minimum=0)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()

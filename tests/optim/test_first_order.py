@@ -216,3 +216,46 @@ def test_a_parameter_that_changes_shape_needs_a_new_optimizer(cls):
     opt.update({"w": np.zeros(3)}, {"w": np.ones(3)})
     with pytest.raises(ValueError, match="changed shape"):
         opt.update({"w": np.zeros(4)}, {"w": np.ones(4)})
+
+
+@pytest.mark.parametrize("cls", ALL_FIRST_ORDER)
+def test_state_dict_round_trip_continues_bit_for_bit(cls):
+    rng = np.random.default_rng(1)
+    params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(6)]
+    a = cls(lr=0.05)
+    for g in grads[:3]:
+        a.update(params, g)
+    state = a.state_dict()
+    assert state["type"] == cls.__name__ and state["t"] == 3
+    assert all(set(st) == set(cls.SLOTS) for st in state["slots"].values())
+    b = cls(lr=0.05)
+    b.load_state_dict(state, params)
+    copy = {k: v.copy() for k, v in params.items()}
+    for g in grads[3:]:
+        a.update(params, g)
+        b.update(copy, g)
+    for k in params:
+        np.testing.assert_array_equal(params[k], copy[k])
+
+
+def test_load_state_dict_checks_everything_before_changing_anything():
+    params = {"w": np.zeros(3)}
+    opt = optim.Adam()
+    opt.update(params, {"w": np.ones(3)})
+    good = opt.state_dict()
+    bad = [({**good, "type": "SGD"}, "not a Adam"),
+           ({**good, "t": -1}, "t must be"),
+           ({**good, "lr": float("nan")}, "lr must be"),
+           ({**good, "slots": {"w": {"m": np.zeros(3)}}}, "must be"),
+           ({**good, "slots": {"x": good["slots"]["w"]}}, "not a parameter"),
+           ({**good, "slots": {"w": {"m": np.zeros(4), "v": np.zeros(3)}}}, "shape|float64 \\(4"),
+           ({**good, "slots": {"w": {"m": np.zeros(3), "v": -np.ones(3)}}}, "negative"),
+           ({**good, "slots": {"w": {"m": np.zeros(3, np.float32), "v": np.zeros(3)}}},
+            "float32"),
+           ({**good, "slots": {"w": {"m": np.zeros(3, object), "v": np.zeros(3)}}}, "float")]
+    fresh = optim.Adam(lr=0.5)
+    for state, match in bad:
+        with pytest.raises(ValueError, match=match):
+            fresh.load_state_dict(state, params)
+    assert fresh.t == 0 and fresh.lr == 0.5 and fresh.state == {}
