@@ -5,12 +5,11 @@
 
 col2im is the exact adjoint of im2col: <im2col(x), c> == <x, col2im(c)>,
 so windows that overlap (stride < kernel) add up. stride and pad take an int
-or an (h, w) pair.
+or an (h, w) pair. Both run where their input lives (``kernels_for``): a
+device array gives a device array.
 """
-import numpy as np
-
 from cdl._checks import check_float, check_int, conv_output_hw, pair
-from cdl.kernels import im2col as _k
+from cdl.backend import kernels_for
 
 
 def _geometry(who, x_shape, kh, kw, stride, pad):
@@ -24,8 +23,10 @@ def _geometry(who, x_shape, kh, kw, stride, pad):
 def im2col(x, kh, kw, stride=1, pad=0):
     """Unfold sliding windows. x (N, C, H, W) -> col (N*OH*OW, C*KH*KW)."""
     x = check_float("im2col", x, ndim=4, layout="(N, C, H, W)")
-    g = _geometry("im2col", x.shape, kh, kw, stride, pad)
-    return _k.im2col(x, *g)
+    kh, kw, sh, sw, ph, pw, oh, ow = _geometry("im2col", x.shape, kh, kw, stride, pad)
+    K = kernels_for(x)
+    out = K.empty((x.shape[0] * oh * ow, x.shape[1] * kh * kw), x.dtype)
+    return K.im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out)
 
 
 def col2im(col, x_shape, kh, kw, stride=1, pad=0):
@@ -43,7 +44,8 @@ def col2im(col, x_shape, kh, kw, stride=1, pad=0):
         raise ValueError(f"col2im: col of shape {col.shape} does not match x_shape {x_shape} "
                          f"with a {kh}x{kw} kernel, stride {sh},{sw}, pad {ph},{pw}: "
                          f"expected {want}")
-    return _k.col2im(col, x_shape, kh, kw, sh, sw, ph, pw, oh, ow)
+    K = kernels_for(col)
+    return K.col2im_rows(col, kh, kw, sh, sw, ph, pw, oh, ow, K.empty(x_shape, col.dtype))
 
 
 __all__ = ["im2col", "col2im"]

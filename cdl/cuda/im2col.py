@@ -1,6 +1,13 @@
-"""im2col_t / col2im_t on the GPU: twins of the helpers of cdl.kernels.im2col that the
-convolution uses (same names, same arguments), both as gathers.
+"""im2col / col2im on the GPU: twins of cdl.kernels.im2col (same names, same arguments),
+all gathers.
 
+im2col_rows and col2im_rows are the kernels behind cdl.ops, in the book's
+layout: col (N*OH*OW, C*KH*KW), row (n*OH + oh)*OW + ow, column (c*KH + i)*KW + j
+holding x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 in the padding).
+im2col_rows: one thread per element of col; col2im_rows: one thread per pixel
+of out, summing the columns that read it (below).
+
+im2col_t and col2im_t are the helpers the convolution uses:
 col_t (C*KH*KW, nb*OH*OW) is the transpose of the book's col over samples
 n0..n1-1 of the batch: row r = (c*KH + i)*KW + j, column q = m*OH*OW + oh*OW + ow,
 holding x[n0 + m, c, oh*SH - PH + i, ow*SW - PW + j] (0 in the padding).
@@ -10,8 +17,8 @@ col2im_t: one thread per pixel of dx[n0:n1], summing the columns that read it
 (Caffe's col2im_gpu_kernel): no atomics, each pixel written once, so dx is
 overwritten, pixels no window reads included.
 
-Not kernels of their own (no entry in KERNEL_MODULES): the convolution twins
-call them, as the CPU convolution calls its im2col_t and col2im_t.
+They are not kernels of their own (not in __all__): the convolution twins call
+them, as the CPU convolution calls its im2col_t and col2im_t.
 """
 from numba import cuda
 
@@ -74,3 +81,61 @@ def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     if n:
         _col2im_t_k[grid(n)](col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     return dx
+
+
+@cuda.jit
+def _im2col_k(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, col):
+    H, W = x.shape[2], x.shape[3]
+    K, P = col.shape[1], oh_n * ow_n
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for t in range(start, col.size, step):
+        r, k = t // K, t % K
+        n, p = r // P, r % P
+        c, i, j = k // (kh * kw), (k // kw) % kh, k % kw
+        y = (p // ow_n) * sh - ph + i
+        xx = (p % ow_n) * sw - pw + j
+        if 0 <= y < H and 0 <= xx < W:
+            col[r, k] = x[n, c, y, xx]
+        else:
+            col[r, k] = 0
+
+
+@cuda.jit
+def _col2im_k(col, kh, kw, sh, sw, ph, pw, oh_n, ow_n, dx):
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for t in range(start, dx.size, step):
+        xx = t % W
+        y = (t // W) % H
+        c = (t // (W * H)) % C
+        n = t // (W * H * C)
+        # the windows that read pixel (y, xx), as in _col2im_t_k
+        acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
+        i1 = kh if kh < y + ph + 1 else y + ph + 1  # no builtin min (numba/numba#10753)
+        j1 = kw if kw < xx + pw + 1 else xx + pw + 1
+        for i in range((y + ph) % sh, i1, sh):
+            oh = (y + ph - i) // sh
+            if oh < oh_n:
+                for j in range((xx + pw) % sw, j1, sw):
+                    ow = (xx + pw - j) // sw
+                    if ow < ow_n:
+                        acc += col[(n * oh_n + oh) * ow_n + ow, (c * kh + i) * kw + j]
+        dx[n, c, y, xx] = acc
+
+
+def im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out):
+    """out (N*OH*OW, C*KH*KW) = the windows of x (N, C, H, W), one per row; returns out."""
+    if out.size:
+        _im2col_k[grid(out.size)](x, kh, kw, sh, sw, ph, pw, oh, ow, out)
+    return out
+
+
+def col2im_rows(col, kh, kw, sh, sw, ph, pw, oh, ow, out):
+    """out (N, C, H, W) = col (N*OH*OW, C*KH*KW) summed onto its pixels (overwritten);
+    returns out."""
+    if out.size:
+        _col2im_k[grid(out.size)](col, kh, kw, sh, sw, ph, pw, oh, ow, out)
+    return out
+
+
+__all__ = ["im2col_rows", "col2im_rows"]

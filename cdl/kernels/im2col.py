@@ -1,12 +1,15 @@
 """im2col / col2im: the one door to the Cython extension ``cdl._im2col``.
 
-The wrapper checks dtype, contiguity and shapes and allocates outputs; the
-compiled loops trust it. When the extension is missing (a source checkout
-that was never built), cdl says so once and uses the Numba twins below,
-which compute the same thing.
+The wrappers check dtype, contiguity and shapes of the arrays they are given
+(outputs included: the caller allocates them); the compiled loops trust
+them. When the extension is missing (a source checkout that was never
+built), cdl says so once and uses the Numba twins below, which compute the
+same thing.
 
 Layouts (index mappings in ``csrc/im2col.pyx``): the book's ``util.im2col``,
-col of shape (N*OH*OW, C*KH*KW), behind ``cdl.ops``; and its transpose over a
+col of shape (N*OH*OW, C*KH*KW), behind ``cdl.ops`` (the kernels ``im2col_rows``
+and ``col2im_rows``, with CUDA twins in ``cdl.cuda.im2col``; not named ``im2col``,
+which would shadow this module as an attribute of ``cdl.kernels``); and its transpose over a
 slice of the batch, col_t of shape (C*KH*KW, nb*OH*OW), which the convolution
 kernels feed to BLAS (``im2col_t`` / ``col2im_t``).
 """
@@ -166,27 +169,49 @@ def col2im_t(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     return dx
 
 
-def im2col(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out=None):
-    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW). Geometry validated by cdl.ops (C ints here)."""
-    _check_geometry("im2col", kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+def _check_out(who, a, out, shape):
+    """The compiled loops write out (shape, a's dtype, C-contiguous) unchecked."""
+    if out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous \
+            or not a.flags.c_contiguous:
+        raise ValueError(f"{who}: expected C-contiguous {a.dtype} arrays, out of shape {shape}; "
+                         f"got out {out.dtype} {out.shape}")
+
+
+def im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out):
+    """out (N*OH*OW, C*KH*KW) = the windows of x (N, C, H, W), one per row; returns out.
+
+    The book's layout: row (n*OH + oh)*OW + ow, column (c*KH + i)*KW + j holds
+    x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 in the padding). Geometry is
+    validated by cdl.ops (C ints here).
+    """
+    _check_geometry("im2col", kh, kw, sh, sw, ph, pw, oh, ow)
     N, C = x.shape[:2]
-    shape = (N * oh_n * ow_n, C * kh * kw)
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"im2col: out must be C-contiguous {x.dtype} {shape}, "
-                         f"got {out.dtype} {out.shape}")
+    _check_out("im2col", x, out, (N * oh * ow, C * kh * kw))
     ext = _compiled()
     fn = ext.im2col_rows if ext is not None else _im2col_rows_nb
-    fn(x, out, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    fn(x, out, kh, kw, sh, sw, ph, pw, oh, ow)
     return out
 
 
-def col2im(col, x_shape, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
-    """col (N*OH*OW, C*KH*KW) -> dx (N, C, H, W), overlapping windows summed."""
-    _check_geometry("col2im", kh, kw, sh, sw, ph, pw, oh_n, ow_n)
-    dx = np.zeros(x_shape, dtype=col.dtype)
+def col2im_rows(col, kh, kw, sh, sw, ph, pw, oh, ow, out):
+    """out (N, C, H, W) = col (N*OH*OW, C*KH*KW) summed onto its pixels (overwritten);
+    returns out.
+
+    The adjoint of im2col: overlapping windows add up, padding is dropped.
+    """
+    _check_geometry("col2im", kh, kw, sh, sw, ph, pw, oh, ow)
+    N, C = out.shape[:2]
+    _check_out("col2im", col, out, out.shape)
+    if col.shape != (N * oh * ow, C * kh * kw):
+        raise ValueError(f"col2im: col of shape {col.shape} does not match out {out.shape}: "
+                         f"expected {(N * oh * ow, C * kh * kw)}")
+    out.fill(0)  # the compiled loops add onto out
     ext = _compiled()
     fn = ext.col2im_rows if ext is not None else _col2im_rows_nb
-    fn(col, dx, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
-    return dx
+    fn(col, out, kh, kw, sh, sw, ph, pw, oh, ow)
+    return out
+
+
+# im2col_t and col2im_t are the convolution's helpers (cdl.kernels.conv), not kernels of
+# their own; the CUDA convolution has its twins in cdl.cuda.im2col
+__all__ = ["im2col_rows", "col2im_rows"]
