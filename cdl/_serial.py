@@ -156,25 +156,26 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
-def parse_json(raw):
-    """The JSON value of raw (bytes), at most MAX_ARCH_BYTES long and MAX_JSON_DEPTH deep."""
+def parse_json(raw, what="architecture"):
+    """The JSON value of raw (bytes), at most MAX_ARCH_BYTES long and MAX_JSON_DEPTH deep;
+    ``what`` names the record in error messages."""
     if len(raw) > MAX_ARCH_BYTES:
-        raise ValueError(f"architecture of {len(raw)} bytes (at most {MAX_ARCH_BYTES})")
+        raise ValueError(f"{what} of {len(raw)} bytes (at most {MAX_ARCH_BYTES})")
     text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
     # nesting measured before parsing, as json recurses once per level
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
     b = np.frombuffer(brackets, dtype=np.uint8)
     depth = int(np.cumsum(np.where((b == ord("[")) | (b == ord("{")), 1, -1)).max(initial=0))
     if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"architecture JSON nests {depth} levels deep "
+        raise ValueError(f"{what} JSON nests {depth} levels deep "
                          f"(at most {MAX_JSON_DEPTH})")
 
     def constant(name):
-        raise ValueError(f"architecture JSON holds {name}")
+        raise ValueError(f"{what} JSON holds {name}")
     try:
         return json.loads(text, parse_constant=constant)
     except RecursionError:
-        raise ValueError("architecture JSON nests too deep") from None
+        raise ValueError(f"{what} JSON nests too deep") from None
 
 
 # -- the state an architecture declares ------------------------------------------------

@@ -18,6 +18,12 @@ Ctrl-C (KeyboardInterrupt) during ``fit`` stops training at once, runs the
 callbacks' ``on_train_end`` (so they can restore or save), sets
 ``trainer.interrupted = True`` and returns the history of the finished
 epochs; ``trainer.epoch`` is the last finished epoch.
+
+Checkpoints (``cdl.checkpoint``): ``Trainer(..., checkpoint=path)`` writes one
+at the end of every epoch, atomically; ``save_checkpoint(path)`` and
+``load_checkpoint(path)`` do it by hand. A run resumed from the checkpoint of
+epoch k with the same setup (seed, data, callbacks) continues bit for bit:
+``fit`` then trains ``epochs`` more epochs, k+1 on.
 """
 import sys
 import time
@@ -53,6 +59,9 @@ class Callback:
     def on_train_end(self, trainer):
         """After the last epoch (or an early stop)."""
 
+    # A callback with state defines ``state_dict()`` (JSON values and arrays) and
+    # ``load_state_dict(state, model=None)``; Trainer checkpoints save and restore it.
+
 
 class Trainer:
     """Train a model with an optimizer on mini-batches.
@@ -75,17 +84,25 @@ class Trainer:
                 the optimizer's state there: a fresh optimizer does so by itself), each
                 batch is copied there, and a step brings back only the loss; evaluation
                 copies predictions back. ``model.to_host()`` before saving is optional.
+    checkpoint  a path: write a checkpoint there after every epoch (its folder is checked
+                now); resume with ``load_checkpoint`` (``cdl.checkpoint`` says what it holds)
     """
 
     def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
                  callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
-                 verbose=True, progress=None, out=None, device="cpu"):
+                 verbose=True, progress=None, out=None, device="cpu", checkpoint=None):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Trainer: device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda":
             from cdl import cuda
             cuda._require()  # one clear error when there is no GPU
         self.device = device
+        if checkpoint is not None:
+            from cdl._atomic import check_save_path
+            check_save_path(checkpoint)  # a bad folder fails now, not after the first epoch
+        self.checkpoint = checkpoint
+        self._loader = None      # the seeded DataLoader being trained on (its rng is saved)
+        self._loader_rng = None  # a restored loader generator, for the next fit on a loader
         self.model, self.optimizer = model, optimizer
         self.batch_size = positive_int("Trainer", "batch_size", batch_size)
         self.epochs = check_int("Trainer", "epochs", epochs, minimum=0)
@@ -145,9 +162,27 @@ class Trainer:
             validation_data = (xv, tv)
         return self._fit(x, t, validation_data)
 
+    def save_checkpoint(self, path):
+        """Write the run's state to path, atomically (``cdl.checkpoint``)."""
+        from cdl import checkpoint
+        checkpoint.save(self, path)
+
+    def load_checkpoint(self, path):
+        """Restore the run's state from path (``cdl.checkpoint``): the model's weights, the
+        optimizer's state, epoch, history, generators and callbacks' state. The model,
+        optimizer type and stateful callbacks must be those of the saved run
+        (ValueError otherwise, as for a damaged file; FileNotFoundError when missing)."""
+        from cdl import checkpoint
+        checkpoint.load(self, path)
+
     def _fit(self, x, t, validation_data):
         """The epochs of ``fit`` on checked data (t None: x is a DataLoader)."""
         self.stop_training = self.interrupted = False
+        self._loader = x if t is None and x.seed is not None else None
+        if self._loader is not None and self._loader_rng is not None:
+            from cdl.checkpoint import set_generator
+            self._loader.rng = set_generator(self._loader.rng, self._loader_rng)
+            self._loader_rng = None
         self._call("on_train_begin")
         done = self.epoch  # the last finished epoch
         first = done + 1
@@ -170,6 +205,8 @@ class Trainer:
                     self.history.setdefault(k, []).append(v)
                 done = epoch
                 self._call("on_epoch_end", epoch, logs)
+                if self.checkpoint is not None:
+                    self.save_checkpoint(self.checkpoint)
                 if self.verbose:
                     print(self._format(logs), file=self.out, flush=True)
                 if self.stop_training:
