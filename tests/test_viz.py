@@ -163,9 +163,13 @@ def test_trials(tmp_path):
     fig = viz.trials(trials, tmp_path / "t.png")
     check_png(fig, tmp_path / "t.png")
     title = fig._suptitle.get_text()
-    assert title.startswith("13 trials (1 failed or pruned); best score "
+    assert title.startswith("13 trials (1 failed); best score "
                             f"{trials[0]['score']:.4g}")
     assert fig.axes[0].get_xscale() == "log"
+    # cdl.tune's states: a pruned trial is drawn at its last report, counted apart
+    trials[1] = dict(trials[1], score=None, state="pruned", reports=[(1, 0.2), (2, 0.3)])
+    fig = viz.trials(trials, tmp_path / "p.png")
+    assert fig._suptitle.get_text().startswith("13 trials (1 pruned, 1 failed); best score")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

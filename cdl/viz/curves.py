@@ -192,14 +192,26 @@ def _fmt(v):
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def _kind(trial):
+    """"complete", "pruned" (stopped early: its last report is drawn) or "failed"."""
+    state = trial.get("state")
+    if state in ("pruned", "failed"):
+        return state
+    return "complete" if trial.get("score") is not None and \
+        np.isfinite(float(trial["score"])) else "failed"
+
+
 def trials(trials, path=None, title=None):
     """A search's trials: the score against each hyperparameter, one panel per parameter.
 
     trials: dicts with "params" ({name: value}) and "score" (higher is
-    better; None or NaN for a failed or pruned trial), as cdl.tune.search
-    returns them. Numeric parameters spanning two decades get a log axis,
-    others (strings, booleans) one position per value. The best trial is a
-    red star; the title gives its score and parameters.
+    better; None or NaN when there is none), as cdl.tune.search returns
+    them; its "state" and "reports" ([(epoch, score), ...]) are used when
+    present: a pruned trial is a grey ring at its last report, a failed one
+    (or one without a score) a red cross on the bottom edge. Numeric
+    parameters spanning two decades get a log axis, others (strings,
+    booleans) one position per value. The best trial is a red star; the
+    title gives its score and parameters.
     """
     _require("trials")
     trials = list(trials)
@@ -210,12 +222,19 @@ def trials(trials, path=None, title=None):
         for k in tr["params"]:
             if k not in names:
                 names.append(k)
-    scores = np.array([np.nan if tr.get("score") is None else float(tr["score"])
-                       for tr in trials])
-    ok = np.isfinite(scores)
-    best = int(np.nanargmax(np.where(ok, scores, -np.inf))) if ok.any() else None
-    fig = _figure("trials", 3.5 * max(len(names), 1) + 0.4, 3.4)
+    kinds = np.array([_kind(tr) for tr in trials])
+    scores = np.full(len(trials), np.nan)
+    for i, tr in enumerate(trials):
+        if kinds[i] == "complete":
+            scores[i] = float(tr["score"])
+        elif kinds[i] == "pruned" and tr.get("reports"):
+            scores[i] = float(tr["reports"][-1][1])
+    done = kinds == "complete"
+    best = int(np.argmax(np.where(done, scores, -np.inf))) if done.any() else None
+    fig = _figure("trials", 3.5 * max(len(names), 1) + 0.4, 3.7)
     axes = fig.subplots(1, max(len(names), 1), squeeze=False, sharey=True)[0]
+    pruned = (kinds == "pruned") & np.isfinite(scores)
+    failed = ~done & ~pruned
     for ax, name in zip(axes, names):
         values = [tr["params"].get(name) for tr in trials]
         numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
@@ -229,18 +248,26 @@ def trials(trials, path=None, title=None):
             xs = np.array([cats.index(str(v)) for v in values], dtype=np.float64)
             ax.set_xticks(range(len(cats)), cats, fontsize=8)
             ax.set_xlim(-0.5, len(cats) - 0.5)
-        ax.scatter(xs[ok], scores[ok], s=18, color="C0", alpha=0.7, label="trial")
+        ax.scatter(xs[done], scores[done], s=18, color="C0", alpha=0.8, label="complete")
+        if pruned.any():
+            ax.scatter(xs[pruned], scores[pruned], s=18, facecolors="none", edgecolors="0.5",
+                       label="pruned (last report)")
+        if failed.any():  # no score: on the bottom edge, where the axis ends
+            ref = np.nanmin(scores) if np.isfinite(scores).any() else 0.0
+            ax.plot(xs, np.full(len(xs), ref), alpha=0)  # the x range holds them too
+            ax.scatter(xs[failed], np.zeros(failed.sum()), s=22, marker="x", color="tab:red",
+                       transform=ax.get_xaxis_transform(), clip_on=False, label="failed")
         if best is not None:
             ax.scatter([xs[best]], [scores[best]], s=120, marker="*", color="tab:red",
                        zorder=3, label="best")
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score")
-    if best is not None:
-        axes[0].legend(fontsize=8, loc="lower left")
+    _outside_legend(fig, axes[:1], where="bottom")
     if title is None:
-        failed = int((~ok).sum())
-        title = f"{len(trials)} trials" + (f" ({failed} failed or pruned)" if failed else "")
+        counts = [f"{int((kinds == k).sum())} {k}" for k in ("pruned", "failed")
+                  if (kinds == k).any()]
+        title = f"{len(trials)} trials" + (f" ({', '.join(counts)})" if counts else "")
         if best is not None:
             title += f"; best score {scores[best]:.4g} at " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in trials[best]["params"].items())
