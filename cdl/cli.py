@@ -3,11 +3,15 @@
     cdl train [--model cnn] [--epochs 15] [--batch-size 32] [--lr 0.001]
               [--optimizer adam] [--seed 0] [--save model.npz]
               [--data {digits,fashion-mnist,mnist,cifar10}] [--data-dir DIR] [--plot DIR]
+              [--checkpoint run.ckpt]
 
 trains on the 8x8 digits shipped with cdl (or on --data, read from --data-dir,
 $CDL_DATA or the system's data folders; the model's input shape follows the
 data) and prints loss and accuracy per epoch. A data set that is not there
 prints one line saying where to put its files and exits with status 2.
+--checkpoint writes a checkpoint after every epoch and, when the file exists,
+resumes from it first (the same command line continues the run bit for bit,
+up to --epochs in all).
 
     cdl bench [--threads N] [--full] [--no-torch]
 
@@ -58,7 +62,8 @@ def _positive(kind):
 
 
 def _save_path(text):
-    """--save's PATH, checked before training: its folder exists and is writable."""
+    """--save's (and --checkpoint's) PATH, checked before training: its folder exists and is
+    writable."""
     from cdl._atomic import check_save_path
     try:
         check_save_path(text)
@@ -139,7 +144,16 @@ def _train(args):
     schedule = optim.CosineLR(total=args.epochs, lr_min=opt.lr * 0.01)
     # train accuracy on at most 10,000 images: all of the digits, a sixth of MNIST
     trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                      callbacks=[schedule], eval_samples=10000, device=args.device)
+                      callbacks=[schedule], eval_samples=10000, device=args.device,
+                      checkpoint=args.checkpoint)
+    if args.checkpoint is not None and os.path.exists(args.checkpoint):
+        try:
+            trainer.load_checkpoint(args.checkpoint)
+        except ValueError as e:  # another model or optimizer, or a damaged file
+            print(f"cdl train: error: --checkpoint: {e}", file=sys.stderr)
+            return 2
+        trainer.epochs = max(args.epochs - trainer.epoch, 0)
+        print(f"resuming from {args.checkpoint} after epoch {trainer.epoch}", flush=True)
     before = viz.first_weights(net) if args.plot is not None else None
     history = trainer.fit(x, t, validation_data=(xt, tt))
     if trainer.interrupted:
@@ -251,6 +265,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", metavar="PATH", type=_save_path, default=None,
                    help="save the trained model (.npz)")
+    p.add_argument("--checkpoint", metavar="PATH", type=_save_path, default=None,
+                   help="write a checkpoint (model, optimizer, schedule, generators) to PATH "
+                        "after every epoch; if PATH exists, resume from it first and train "
+                        "up to --epochs in all (same options as the run that wrote it)")
     p.add_argument("--data", choices=DATASETS, default="digits",
                    help="data set (default: digits, shipped with cdl; the others are read "
                         "from their files: IDX for the MNISTs, the binary version of CIFAR-10)")

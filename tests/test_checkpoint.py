@@ -531,3 +531,45 @@ def test_forged_records_are_a_value_error_or_load(saved, tmp_path, data):
         small_trainer(seed=5).load_checkpoint(path)
     except ValueError:
         pass
+
+
+# -- cdl train --checkpoint ------------------------------------------------------------
+
+def test_cdl_train_resumes_from_its_checkpoint_bit_for_bit(tmp_path, monkeypatch, capsys):
+    from cdl.cli import main
+    common = ["train", "--model", "mlp", "--epochs", "3", "--seed", "2"]
+    assert main([*common, "--save", str(tmp_path / "whole.npz")]) == 0
+    capsys.readouterr()
+
+    original = Trainer._train_epoch
+
+    def ctrl_c_in_epoch_2(self, x, t, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, x, t, epoch)
+    ck = tmp_path / "run.ckpt"
+    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_epoch_2)
+    assert main([*common, "--checkpoint", str(ck)]) == 130
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    assert "interrupted after epoch 1" in capsys.readouterr().err
+    assert main([*common, "--checkpoint", str(ck), "--save", str(tmp_path / "resumed.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "after epoch 1" in out
+    assert "epoch   2/3" in out and "epoch   1/3" not in out
+    whole, resumed = cdl.load(tmp_path / "whole.npz"), cdl.load(tmp_path / "resumed.npz")
+    for k, v in whole.state().items():
+        np.testing.assert_array_equal(resumed.state()[k], v, err_msg=k)
+    # a finished run resumes to nothing more; another model is one line and status 2
+    assert main([*common, "--checkpoint", str(ck)]) == 0
+    assert "epoch   " not in capsys.readouterr().out
+    assert main(["train", "--model", "cnn", "--epochs", "3", "--checkpoint", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "another model" in err
+
+
+def test_cdl_train_checks_the_checkpoint_folder_first(tmp_path, capsys):
+    from cdl.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "mlp", "--checkpoint", str(tmp_path / "no" / "c.ckpt")])
+    assert exit_.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
