@@ -16,8 +16,8 @@ The Trainer applies ``augment`` to training batches only. Evaluation
 (train accuracy, validation loss and accuracy) sees the data as given.
 
 Geometric transforms (flips, Rotation, Translation, RandomResizedCrop) are
-affine maps, sampled bilinearly by one Numba kernel over the whole batch
-(cdl.kernels.augment); ``Compose`` multiplies the matrices of consecutive
+affine maps, sampled bilinearly by one kernel over the whole batch
+(warp_affine, cdl.kernels.augment); ``Compose`` multiplies the matrices of consecutive
 geometric transforms and resamples once (less blur, one pass). Photometric
 transforms (Brightness, Contrast, Saturation, Hue, Gamma) assume pixel
 values in [0, 1], as cdl's loaders return them, and clip their output to
@@ -29,6 +29,18 @@ Beyond images: GaussianNoise and MixUp take any batch (N, ...): feature
 vectors, sequences, spectrograms. TimeMasking and FrequencyMasking
 (SpecAugment, in cdl.data.masking, re-exported here) take spectrogram-like
 batches (N, C, F, T). A Compose checks its input as its strictest member does.
+
+On the GPU: a batch that is a device array (``cdl.cuda.to_device(x)``) is
+transformed on the device by the CUDA twins of the same kernels
+(``kernels_for(x)``) and stays there. The random parameters (which samples,
+matrices, boxes, factors, shifts, partners) are drawn on the host from rng
+exactly as for a host batch and copied to the device (a few small arrays per
+transform), so with the same rng a transform gives the same batch on both
+devices, to rounding. GaussianNoise and RandomErasing(value="random") are the
+exceptions: the CPU draws their batch-sized noise from rng, the GPU one seed
+(as Dropout does), so their noise, and whatever a Compose draws after them,
+differs between devices. Targets stay on the host, wherever x is: MixUp and
+CutMix mix them there and refuse device targets.
 """
 import abc
 import math
@@ -37,9 +49,8 @@ import numpy as np
 
 from cdl import init as _init
 from cdl._checks import check_float
-from cdl.kernels import augment as K
-
-_GRAY = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma, as PIL and torchvision use
+from cdl.backend import is_device_array, kernels_for
+from cdl.cuda import to_device
 
 
 def _probability(who, p):
@@ -104,7 +115,8 @@ _CHECKS = {"image": check_batch, "spectrogram": check_spectrogram, "any": check_
 def _targets(who, t, n):
     if t is None:
         return None
-    t = np.asarray(t)
+    if not is_device_array(t):
+        t = np.asarray(t)
     if len(t) != n:
         raise ValueError(f"{who}: {len(t)} targets for a batch of {n} samples")
     return t
@@ -134,7 +146,8 @@ class Transform(abc.ABC):
     def __call__(self, x, t=None, rng=None):
         x = _CHECKS[self.layout](self.name, x)
         t = _targets(self.name, t, len(x))
-        return self._apply(x.copy(), t, _init.get_rng(rng))
+        K = kernels_for(x)
+        return self._apply(K.copy(x, K.empty_like(x)), t, _init.get_rng(rng))
 
     @abc.abstractmethod
     def _apply(self, x, t, rng):
@@ -173,7 +186,8 @@ class Geometric(Transform):
 def warp(x, mats, active, fill=0.0):
     """x (N, C, H, W) resampled through per-sample output -> input maps mats (N, 3, 3).
 
-    active (N,) bool: samples to warp (the others are copied). Pixel
+    active (N,) bool: samples to warp (the others are copied). mats and
+    active are host arrays (copied to the GPU when x is there). Pixel
     coordinates and sampling as in cdl.kernels.augment.
     """
     x = check_batch("warp", x)
@@ -181,12 +195,23 @@ def warp(x, mats, active, fill=0.0):
     if mats.shape != (len(x), 3, 3) or not np.isfinite(mats).all():
         raise ValueError(f"warp: need finite matrices of shape ({len(x)}, 3, 3), "
                          f"got {mats.shape}")
-    out = np.empty_like(x)
     active = np.ascontiguousarray(active, dtype=np.bool_)
     if active.shape != (len(x),):
         raise ValueError(f"warp: active must have shape ({len(x)},), got {active.shape}")
-    K.warp_affine(x, np.ascontiguousarray(mats[:, :2]), active, x.dtype.type(fill), out)
-    return out
+    K = kernels_for(x)
+    return K.warp_affine(x, _on(x, mats[:, :2]), _on(x, active), x.dtype.type(fill),
+                         K.empty_like(x))
+
+
+def _on(x, a):
+    """Host array a (parameters drawn from rng: small) where x is: copied to the GPU for a
+    device batch, as it is (C-contiguous) for a host one."""
+    return to_device(a) if is_device_array(x) else np.ascontiguousarray(a)
+
+
+def _per_sample(x, v):
+    """Per-sample values v (N,) in x's dtype, where x is."""
+    return _on(x, np.asarray(v).astype(x.dtype))
 
 
 def _identity(n):
@@ -318,18 +343,6 @@ def _factors(rng, n, spread, active):
     return np.where(active, rng.uniform(1 - spread, 1 + spread, n), 1.0)
 
 
-def _bcast(v, x):
-    """Per-sample values v (N,) shaped to broadcast over a batch x (N, ...)."""
-    return v.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
-
-
-def _grey(x):
-    """Luma (N, 1, H, W) of RGB images; the channel mean of any other channel count."""
-    if x.shape[1] == 3:
-        return np.einsum("nchw,c->nhw", x, _GRAY.astype(x.dtype))[:, None]
-    return x.mean(axis=1, keepdims=True)
-
-
 class _Spread(Transform):
     def __init__(self, who, spread, p):
         super().__init__(p)
@@ -347,8 +360,7 @@ class Brightness(_Spread):
 
     def _apply(self, x, t, rng):
         f = _factors(rng, len(x), self.strength, self._chosen(len(x), rng))
-        x *= _bcast(f, x)
-        return np.clip(x, 0, 1, out=x), t
+        return kernels_for(x).adjust_brightness(x, _per_sample(x, f), x), t
 
 
 class Contrast(_Spread):
@@ -358,12 +370,8 @@ class Contrast(_Spread):
         super().__init__("Contrast", strength, p)
 
     def _apply(self, x, t, rng):
-        f = _bcast(_factors(rng, len(x), self.strength, self._chosen(len(x), rng)), x)
-        mean = _grey(x).mean(axis=(1, 2, 3), keepdims=True)
-        x -= mean
-        x *= f
-        x += mean
-        return np.clip(x, 0, 1, out=x), t
+        f = _factors(rng, len(x), self.strength, self._chosen(len(x), rng))
+        return kernels_for(x).adjust_contrast(x, _per_sample(x, f), x), t
 
 
 class Saturation(_Spread):
@@ -374,12 +382,8 @@ class Saturation(_Spread):
 
     def _apply(self, x, t, rng):
         _rgb(self.name, x)
-        f = _bcast(_factors(rng, len(x), self.strength, self._chosen(len(x), rng)), x)
-        grey = _grey(x)
-        x -= grey
-        x *= f
-        x += grey
-        return np.clip(x, 0, 1, out=x), t
+        f = _factors(rng, len(x), self.strength, self._chosen(len(x), rng))
+        return kernels_for(x).adjust_saturation(x, _per_sample(x, f), x), t
 
 
 class Hue(Transform):
@@ -393,9 +397,7 @@ class Hue(Transform):
         _rgb(self.name, x)
         active = self._chosen(len(x), rng)
         shifts = rng.uniform(*self.shift, len(x))
-        np.clip(x, 0, 1, out=x)
-        K.shift_hue(x, shifts, active)
-        return x, t
+        return kernels_for(x).shift_hue(x, _on(x, shifts), _on(x, active), x), t
 
 
 class Gamma(Transform):
@@ -408,8 +410,7 @@ class Gamma(Transform):
     def _apply(self, x, t, rng):
         active = self._chosen(len(x), rng)
         g = np.where(active, np.exp(rng.uniform(*np.log(self.gamma), len(x))), 1.0)
-        np.clip(x, 0, 1, out=x)
-        return np.power(x, _bcast(g, x), out=x), t
+        return kernels_for(x).adjust_gamma(x, _per_sample(x, g), x), t
 
 
 class GaussianNoise(Transform):
@@ -427,13 +428,24 @@ class GaussianNoise(Transform):
 
     def _apply(self, x, t, rng):
         active = self._chosen(len(x), rng)
-        noise = rng.standard_normal(x.shape, dtype=x.dtype)
-        noise *= _bcast(active * self.std, x)
-        x += noise
-        return x, t
+        return kernels_for(x).add_gaussian_noise(x, rng, _per_sample(x, active * self.std), x), t
 
 
 # -- erasing -----------------------------------------------------------------
+def check_boxes(who, boxes, shape):
+    """(N, 4) int64 boxes (y0, y1, x0, x1) inside an image batch of ``shape``, or ValueError:
+    the kernels trust them."""
+    boxes = np.ascontiguousarray(boxes, dtype=np.int64)
+    N, _, H, W = shape
+    if boxes.shape != (N, 4):
+        raise ValueError(f"{who}: boxes must have shape ({N}, 4), got {boxes.shape}")
+    y0, y1, x0, x1 = boxes.T
+    if (y0 < 0).any() or (x0 < 0).any() or (y1 > H).any() or (x1 > W).any() \
+            or (y1 < y0).any() or (x1 < x0).any():
+        raise ValueError(f"{who}: boxes must satisfy 0 <= y0 <= y1 <= {H}, 0 <= x0 <= x1 <= {W}")
+    return boxes
+
+
 def _boxes(y0, y1, x0, x1, h, w, active):
     """(N, 4) int64 boxes (y0, y1, x0, x1) clipped to the image; empty where inactive."""
     boxes = np.stack([np.clip(y0, 0, h), np.clip(y1, 0, h), np.clip(x0, 0, w),
@@ -460,10 +472,10 @@ class Cutout(Transform):
         active = self._chosen(N, rng)
         y0 = rng.integers(0, H, N) - self.size // 2
         x0 = rng.integers(0, W, N) - self.size // 2
-        boxes = _boxes(y0, y0 + self.size, x0, x0 + self.size, H, W, active)
-        K.fill_boxes(x, K.check_boxes(self.name, boxes, x.shape),
-                     np.full((N, C), self.value, dtype=x.dtype))
-        return x, t
+        boxes = check_boxes(self.name, _boxes(y0, y0 + self.size, x0, x0 + self.size, H, W,
+                                              active), x.shape)
+        values = np.full((N, C), self.value, dtype=x.dtype)
+        return kernels_for(x).fill_boxes(x, _on(x, boxes), _on(x, values), x), t
 
 
 class RandomErasing(Transform):
@@ -491,14 +503,12 @@ class RandomErasing(Transform):
         bw = np.clip(np.round(np.sqrt(area * aspect)), 1, W).astype(np.int64)
         y0 = (rng.random(N) * (H - bh + 1)).astype(np.int64)
         x0 = (rng.random(N) * (W - bw + 1)).astype(np.int64)
-        boxes = K.check_boxes(self.name, _boxes(y0, y0 + bh, x0, x0 + bw, H, W, active),
-                              x.shape)
+        boxes = _on(x, check_boxes(self.name, _boxes(y0, y0 + bh, x0, x0 + bw, H, W, active),
+                                   x.shape))
+        K = kernels_for(x)
         if self.value == "random":
-            noise = rng.random(x.shape, dtype=x.dtype)
-            K.paste_boxes(x, boxes, noise, np.arange(N))
-        else:
-            K.fill_boxes(x, boxes, np.full((N, C), self.value, dtype=x.dtype))
-        return x, t
+            return K.fill_boxes_uniform(x, boxes, rng, x), t
+        return K.fill_boxes(x, boxes, _on(x, np.full((N, C), self.value, dtype=x.dtype)), x), t
 
 
 # -- mixing ------------------------------------------------------------------
@@ -506,6 +516,9 @@ def _soft(who, t, num_classes, dtype):
     """Targets as (N, K) floats: one-hot for integer labels (needs num_classes)."""
     if t is None:
         raise ValueError(f"{who}: mixes targets too; call it with (x, t)")
+    if is_device_array(t):
+        raise ValueError(f"{who}: targets are mixed on the host (they are small); pass them "
+                         f"as a NumPy array (cdl.cuda.to_host(t)), x may stay on the GPU")
     if t.ndim == 2:
         if num_classes is not None and t.shape[1] != num_classes:
             raise ValueError(f"{who}: targets have {t.shape[1]} classes, num_classes is "
@@ -557,8 +570,8 @@ class MixUp(_Mixing):
     def _apply(self, x, t, rng):
         soft = _soft(self.name, t, self.num_classes, x.dtype)
         j, lam, _ = self._pairs(len(x), rng)
-        lx = _bcast(lam, x)
-        x = lx * x + (1 - lx) * x[j]
+        K = kernels_for(x)
+        x = K.mix_samples(x, _per_sample(x, lam), _on(x, j), K.empty_like(x))
         lt = lam.astype(soft.dtype)[:, None]
         return x, lt * soft + (1 - lt) * soft[j]
 
@@ -582,8 +595,9 @@ class CutMix(_Mixing):
         cy, cx = rng.uniform(0, H, N), rng.uniform(0, W, N)
         boxes = _boxes(np.round(cy - bh / 2), np.round(cy + bh / 2), np.round(cx - bw / 2),
                        np.round(cx + bw / 2), H, W, active)
-        boxes = K.check_boxes(self.name, boxes, x.shape)
-        K.paste_boxes(x, boxes, x.copy(), j)
+        boxes = check_boxes(self.name, boxes, x.shape)
+        K = kernels_for(x)
+        x = K.paste_boxes(x, _on(x, boxes), x, _on(x, j), K.empty_like(x))
         a = ((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (H * W))
         a = a.astype(soft.dtype)[:, None]
         return x, (1 - a) * soft + a * soft[j]
@@ -642,7 +656,7 @@ class Compose(Transform):
 from cdl.data.masking import FrequencyMasking, TimeMasking  # noqa: E402
 
 __all__ = ["Transform", "Geometric", "Compose", "warp", "check_batch", "check_tensor",
-           "check_spectrogram", "TimeMasking", "FrequencyMasking",
+           "check_spectrogram", "check_boxes", "TimeMasking", "FrequencyMasking",
            "HorizontalFlip", "VerticalFlip", "Rotation", "Translation", "RandomResizedCrop",
            "Brightness", "Contrast", "Saturation", "Hue", "Gamma", "GaussianNoise",
            "Cutout", "RandomErasing", "MixUp", "CutMix"]

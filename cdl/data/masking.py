@@ -11,12 +11,14 @@ chosen sample (probability ``p``) gets ``num_masks`` independent masks,
 which may overlap. The fill is 0 or, with value="mean", the sample's mean
 per channel (the paper's choice: on spectrograms normalized to zero mean the
 two agree). Both are ``augment`` transforms: reexported by cdl.data.augment,
-usable in ``Compose``, ``Trainer(augment=...)`` and ``DataLoader``.
+usable in ``Compose``, ``Trainer(augment=...)`` and ``DataLoader``, and run
+where x is (the masks are drawn on the host, see cdl.data.augment).
 """
 import numpy as np
 
 from cdl._checks import check_int
-from cdl.data.augment import Transform
+from cdl.backend import kernels_for
+from cdl.data.augment import Transform, _on
 
 
 class _Masking(Transform):
@@ -51,13 +53,13 @@ class _Masking(Transform):
 
     def _apply(self, x, t, rng):
         lost = self.masks(len(x), x.shape[self.axis], rng)
-        where = lost[:, None, :, None] if self.axis == 2 else lost[:, None, None, :]
-        if self.value == "mean":
-            fill = x.mean(axis=(2, 3), keepdims=True)
+        K = kernels_for(x)
+        N, C = x.shape[:2]
+        if self.value == "mean":  # each channel's mean before masking
+            values = K.global_avgpool2d_forward(x, K.empty((N, C), x.dtype))
         else:
-            fill = x.dtype.type(self.value)
-        np.copyto(x, np.broadcast_to(fill, x.shape), where=np.broadcast_to(where, x.shape))
-        return x, t
+            values = _on(x, np.full((N, C), self.value, dtype=x.dtype))
+        return K.mask_bands(x, _on(x, lost), self.axis, values, x), t
 
 
 class FrequencyMasking(_Masking):

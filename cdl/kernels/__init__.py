@@ -25,7 +25,7 @@ oracles; ``parallel.py`` is the CPU threading policy.
 import importlib
 
 KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
-                  "binarize", "binary", "elementwise", "loss", "im2col")
+                  "binarize", "binary", "elementwise", "loss", "im2col", "augment")
 
 __all__ = []
 for _name in KERNEL_MODULES:

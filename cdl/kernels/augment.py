@@ -1,10 +1,18 @@
-"""Data-augmentation kernels over whole NCHW batches, one sample per thread.
+"""Data-augmentation kernels over whole batches (N, C, H, W), or (N, ...) where a kernel says so.
 
-Randomness never enters a kernel: callers draw every per-sample parameter
-(matrices, boxes, shifts) from a seeded NumPy generator and pass arrays.
+Callers (cdl.data.augment) draw every per-sample parameter (matrices, boxes,
+factors, shifts, partners) from a seeded NumPy generator on the host and pass
+small arrays; the two kernels that need noise of the batch's size
+(fill_boxes_uniform, add_gaussian_noise) take the generator itself, as the
+dropout kernels do: the CPU kernel draws from it, the CUDA twin draws a seed.
+Each kernel writes ``out`` and returns it; ``out`` may be ``x`` (in place)
+except where a kernel says otherwise. Per-sample factors come in x's dtype.
+
 Warps and hue shifts split the batch over cdl's worker pool
 (cdl.kernels.parallel.run_slices, as the conv kernels do; small batches stay
-in the calling thread); box fills touch few pixels and run serially.
+in the calling thread); box fills touch few pixels and run serially; the
+photometric kernels are NumPy expressions. The CUDA twins are in
+cdl.cuda.augment.
 
 Geometry. Pixel (i, j) (row, column) sits at the point (x, y) = (j, i), so
 pixel centres are integers and the image spans [-0.5, W - 0.5]. A warp maps
@@ -22,12 +30,17 @@ from numba import njit
 
 from cdl.kernels.parallel import run_slices
 
+_GRAY = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma, as PIL and torchvision use
+
+
 def warp_affine(x, mats, active, fill, out):
     """out (N, C, H, W) = x sampled bilinearly at mats[n] @ (j, i, 1); copies inactive samples.
 
-    mats (N, 2, 3) float64, output -> input coordinates; active (N,) bool.
+    mats (N, 2, 3) float64, output -> input coordinates; active (N,) bool;
+    fill in x's dtype. out must not be x. Returns out.
     """
     run_slices(lambda a, z: _warp_affine(x, mats, active, fill, out, a, z), len(x), work=x.size)
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -71,9 +84,41 @@ def _warp_affine(x, mats, active, fill, out, n0, n1):
                     out[n, c, i, j] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
 
 
+def fill_boxes(x, boxes, values, out):
+    """out = x with out[n, c, y0:y1, x0:x1] = values[n, c]; returns out.
+
+    boxes (N, 4) int64 rows (y0, y1, x0, x1), inside the image (cdl.data.augment
+    checks them); values (N, C) in x's dtype.
+    """
+    if out is not x:
+        np.copyto(out, x)
+    _fill_boxes(out, boxes, values)
+    return out
+
+
+def paste_boxes(x, boxes, src, src_index, out):
+    """out = x with out[n, :, box_n] = src[src_index[n], :, box_n] (CutMix); returns out.
+
+    src (M, C, H, W) like x; src_index (N,) int64. out may be x but not src.
+    """
+    if out is not x:
+        np.copyto(out, x)
+    _paste_boxes(out, boxes, src, src_index)
+    return out
+
+
+def fill_boxes_uniform(x, boxes, rng, out):
+    """out = x with every value in box_n of sample n drawn from U[0, 1) (random erasing).
+
+    Draws one batch of x's shape and dtype from rng (rng.random), whatever
+    the boxes; returns out.
+    """
+    noise = rng.random(x.shape, dtype=x.dtype)
+    return paste_boxes(x, boxes, noise, np.arange(len(x)), out)
+
+
 @njit(cache=True)
-def fill_boxes(x, boxes, values):
-    """x[n, c, y0:y1, x0:x1] = values[n, c] in place; boxes (N, 4) = (y0, y1, x0, x1), clipped."""
+def _fill_boxes(x, boxes, values):
     N, C, H, W = x.shape
     for n in range(N):
         y0, y1, x0, x1 = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
@@ -85,8 +130,7 @@ def fill_boxes(x, boxes, values):
 
 
 @njit(cache=True)
-def paste_boxes(x, boxes, src, src_index):
-    """x[n, :, box] = src[src_index[n], :, box] in place (CutMix, random-valued erasing)."""
+def _paste_boxes(x, boxes, src, src_index):
     N, C, H, W = x.shape
     for n in range(N):
         y0, y1, x0, x1 = boxes[n, 0], boxes[n, 1], boxes[n, 2], boxes[n, 3]
@@ -97,13 +141,16 @@ def paste_boxes(x, boxes, src, src_index):
                     x[n, c, i, j] = src[s, c, i, j]
 
 
-def shift_hue(x, shifts, active):
-    """Rotate the hue of RGB images x (N, 3, H, W) in [0, 1] by shifts[n] turns, in place.
+def shift_hue(x, shifts, active, out):
+    """out = RGB images x (N, 3, H, W) clipped to [0, 1], hue rotated by shifts[n] turns
+    where active[n]; returns out.
 
     RGB -> HSV -> RGB per pixel (the hexcone model, as colorsys and
-    torchvision use); saturation and value are kept.
+    torchvision use); saturation and value are kept. shifts (N,) float64.
     """
-    run_slices(lambda a, z: _shift_hue(x, shifts, active, a, z), len(x), work=x.size)
+    np.clip(x, 0, 1, out=out)
+    run_slices(lambda a, z: _shift_hue(out, shifts, active, a, z), len(x), work=x.size)
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -157,17 +204,76 @@ def _shift_hue(x, shifts, active, n0, n1):
                 x[n, 2, i, j] = b
 
 
-def check_boxes(who, boxes, shape):
-    """(N, 4) int64 boxes clipped to the image, or ValueError: kernels trust them."""
-    boxes = np.ascontiguousarray(boxes, dtype=np.int64)
-    N, _, H, W = shape
-    if boxes.shape != (N, 4):
-        raise ValueError(f"{who}: boxes must have shape ({N}, 4), got {boxes.shape}")
-    y0, y1, x0, x1 = boxes.T
-    if (y0 < 0).any() or (x0 < 0).any() or (y1 > H).any() or (x1 > W).any() \
-            or (y1 < y0).any() or (x1 < x0).any():
-        raise ValueError(f"{who}: boxes must satisfy 0 <= y0 <= y1 <= {H}, 0 <= x0 <= x1 <= {W}")
-    return boxes
+def _per_sample(v, x):
+    """Per-sample values v (N,) shaped to broadcast over a batch x (N, ...)."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-__all__ = ["warp_affine", "fill_boxes", "paste_boxes", "shift_hue", "check_boxes"]
+def _grey(x):
+    """Luma (N, 1, H, W) of RGB images; the channel mean of any other channel count."""
+    if x.shape[1] == 3:
+        return np.einsum("nchw,c->nhw", x, _GRAY.astype(x.dtype))[:, None]
+    return x.mean(axis=1, keepdims=True)
+
+
+def adjust_brightness(x, factors, out):
+    """out = clip(x * factors[n], 0, 1) for x (N, ...); returns out."""
+    np.multiply(x, _per_sample(factors, x), out=out)
+    return np.clip(out, 0, 1, out=out)
+
+
+def adjust_contrast(x, factors, out):
+    """out = clip(m + (x - m) * factors[n], 0, 1), m the mean grey level of image n
+    (luma for RGB, else the channel mean) of x (N, C, H, W); returns out."""
+    mean = _grey(x).mean(axis=(1, 2, 3), keepdims=True)
+    np.subtract(x, mean, out=out)
+    out *= _per_sample(factors, x)
+    out += mean
+    return np.clip(out, 0, 1, out=out)
+
+
+def adjust_saturation(x, factors, out):
+    """out = clip(g + (x - g) * factors[n], 0, 1), g the luma of each pixel of RGB images
+    x (N, 3, H, W); returns out."""
+    grey = _grey(x)
+    np.subtract(x, grey, out=out)
+    out *= _per_sample(factors, x)
+    out += grey
+    return np.clip(out, 0, 1, out=out)
+
+
+def adjust_gamma(x, gammas, out):
+    """out = clip(x, 0, 1) ** gammas[n] for x (N, ...); returns out."""
+    np.clip(x, 0, 1, out=out)
+    return np.power(out, _per_sample(gammas, x), out=out)
+
+
+def add_gaussian_noise(x, rng, stds, out):
+    """out = x + stds[n] * e for x (N, ...), e ~ N(0, 1) drawn from rng in x's dtype (one
+    value per element, also where stds[n] is 0); returns out."""
+    noise = rng.standard_normal(x.shape, dtype=x.dtype)
+    noise *= _per_sample(stds, x)
+    return np.add(x, noise, out=out)
+
+
+def mix_samples(x, lam, partner, out):
+    """out[n] = lam[n] * x[n] + (1 - lam[n]) * x[partner[n]] for x (N, ...) (MixUp);
+    partner (N,) int64. out must not be x. Returns out."""
+    lx = _per_sample(lam, x)
+    return np.add(lx * x, (1 - lx) * x[partner], out=out)
+
+
+def mask_bands(x, lost, axis, values, out):
+    """out = x with the rows (axis 2) or columns (axis 3) k where lost[n, k] set to
+    values[n, c] (SpecAugment); x (N, C, F, T), lost (N, F or T) bool; returns out."""
+    if out is not x:
+        np.copyto(out, x)
+    where = lost[:, None, :, None] if axis == 2 else lost[:, None, None, :]
+    np.copyto(out, np.broadcast_to(values[:, :, None, None], out.shape),
+              where=np.broadcast_to(where, out.shape))
+    return out
+
+
+__all__ = ["warp_affine", "fill_boxes", "paste_boxes", "fill_boxes_uniform", "shift_hue",
+           "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_gamma",
+           "add_gaussian_noise", "mix_samples", "mask_bands"]

@@ -15,7 +15,6 @@ kernels feed to BLAS (``im2col_t`` / ``col2im_t``).
 """
 import warnings
 
-import numpy as np
 from numba import njit, prange
 
 from cdl._checks import INT32_MAX, check_int

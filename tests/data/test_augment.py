@@ -274,6 +274,12 @@ def test_wrong_dtype_and_rgb_only_transforms():
             tr(np.zeros((2, 1, 4, 4), np.float32))
 
 
+@pytest.mark.parametrize("boxes", [[[0, 7, 0, 1]], [[-1, 2, 0, 1]], [[3, 2, 0, 1]], [[0, 1, 0, 6]]])
+def test_check_boxes_refuses_boxes_outside(boxes):
+    with pytest.raises(ValueError, match="boxes must satisfy"):
+        A.check_boxes("test", np.array(boxes), (1, 1, 6, 5))
+
+
 def test_warp_validates_its_arguments():
     x = np.zeros((2, 1, 4, 4), np.float32)
     eye = np.tile(np.eye(3), (2, 1, 1))

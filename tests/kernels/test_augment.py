@@ -1,6 +1,5 @@
 """Augmentation kernels against the NumPy references."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +28,7 @@ def test_warp_matches_reference(case, dtype, fill):
     active = np.ones(shape[0], bool)
     active[0] = shape[0] == 1  # an inactive sample is copied, whatever its matrix
     out = np.empty_like(x)
-    K.warp_affine(x, mats, active, dtype(fill), out)
+    assert K.warp_affine(x, mats, active, dtype(fill), out) is out
     want = ref.warp_affine(x, mats, fill)
     want[~active] = x[~active]
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
@@ -65,8 +64,11 @@ def test_shift_hue_matches_colorsys(N, H, W, dtype):
     shifts = rng.uniform(-0.5, 0.5, N)
     want = ref.shift_hue(x, shifts)
     got = x.copy()
-    K.shift_hue(got, shifts, np.ones(N, bool))
+    assert K.shift_hue(got, shifts, np.ones(N, bool), got) is got  # in place
     np.testing.assert_allclose(got, want, atol=1e-5 if dtype == np.float32 else 1e-12)
+    out = np.empty_like(x)
+    assert K.shift_hue(x, shifts, np.ones(N, bool), out) is out
+    np.testing.assert_array_equal(out, got)
 
 
 def test_fill_and_paste_boxes():
@@ -76,22 +78,74 @@ def test_fill_and_paste_boxes():
     want = x.copy()
     want[0, :, 1:4, 0:2] = [[[1.0]], [[2.0]]]
     want[2, :, 5:6, 4:5] = [[[5.0]], [[6.0]]]
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     got = x.copy()
-    K.fill_boxes(got, boxes, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    assert K.fill_boxes(got, boxes, values, got) is got  # in place
     np.testing.assert_array_equal(got, want)
+    out = np.full_like(x, np.nan)
+    np.testing.assert_array_equal(K.fill_boxes(x, boxes, values, out), want)
     src = rng.standard_normal(x.shape)
     got = x.copy()
-    K.paste_boxes(got, boxes, src, np.array([2, 0, 1]))
+    assert K.paste_boxes(got, boxes, src, np.array([2, 0, 1]), got) is got
     want = x.copy()
     want[0, :, 1:4, 0:2] = src[2, :, 1:4, 0:2]
     want[2, :, 5:6, 4:5] = src[1, :, 5:6, 4:5]
     np.testing.assert_array_equal(got, want)
+    out = np.full_like(x, np.nan)
+    np.testing.assert_array_equal(K.paste_boxes(x, boxes, src, np.array([2, 0, 1]), out), want)
 
 
-@pytest.mark.parametrize("boxes", [[[0, 7, 0, 1]], [[-1, 2, 0, 1]], [[3, 2, 0, 1]], [[0, 1, 0, 6]]])
-def test_check_boxes_refuses_boxes_outside(boxes):
-    with pytest.raises(ValueError, match="boxes must satisfy"):
-        K.check_boxes("test", np.array(boxes), (1, 1, 6, 5))
+def test_fill_boxes_uniform_draws_the_batch_from_rng():
+    x = np.random.default_rng(4).standard_normal((2, 2, 4, 3)).astype(np.float32)
+    boxes = np.array([[0, 2, 1, 3], [1, 1, 0, 3]])
+    out = K.fill_boxes_uniform(x, boxes, np.random.default_rng(9), np.empty_like(x))
+    noise = np.random.default_rng(9).random(x.shape, dtype=np.float32)
+    want = x.copy()
+    want[0, :, 0:2, 1:3] = noise[0, :, 0:2, 1:3]
+    np.testing.assert_array_equal(out, want)
+
+
+def test_photometric_kernels_match_their_formulas():
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-0.2, 1.2, (3, 3, 4, 5))
+    f = rng.uniform(0.5, 1.5, 3)
+    b = f[:, None, None, None]
+    grey = np.einsum("nchw,c->nhw", x, [0.299, 0.587, 0.114])[:, None]
+    m = grey.mean(axis=(1, 2, 3), keepdims=True)
+    for kernel, want in [(K.adjust_brightness, x * b), (K.adjust_contrast, m + (x - m) * b),
+                         (K.adjust_saturation, grey + (x - grey) * b),
+                         (K.adjust_gamma, np.clip(x, 0, 1) ** b)]:
+        out = np.full_like(x, np.nan)
+        assert kernel(x, f, out) is out
+        np.testing.assert_allclose(out, np.clip(want, 0, 1), rtol=1e-12, atol=1e-12,
+                                   err_msg=kernel.__name__)
+    x1 = x[:, :2]  # not RGB: contrast takes the channel mean as the grey level
+    m1 = x1.mean(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(K.adjust_contrast(x1, f, np.empty_like(x1)),
+                               np.clip(m1 + (x1 - m1) * b, 0, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_noise_mixing_and_masking_kernels():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 4, 5))
+    stds = np.array([0.5, 0.0, 2.0])
+    got = K.add_gaussian_noise(x, np.random.default_rng(1), stds, np.empty_like(x))
+    e = np.random.default_rng(1).standard_normal(x.shape)
+    np.testing.assert_allclose(got, x + stds[:, None, None, None] * e, rtol=1e-15, atol=0)
+    lam, partner = np.array([0.25, 1.0, 0.5]), np.array([2, 0, 0])
+    got = K.mix_samples(x, lam, partner, np.empty_like(x))
+    l4 = lam[:, None, None, None]
+    np.testing.assert_allclose(got, l4 * x + (1 - l4) * x[partner], rtol=1e-15, atol=0)
+    values = rng.standard_normal((3, 2))
+    for axis, length in ((2, 4), (3, 5)):
+        lost = rng.random((3, length)) < 0.5
+        want = x.copy()
+        for n in range(3):
+            for k in np.flatnonzero(lost[n]):
+                idx = (n, slice(None), k) if axis == 2 else (n, slice(None), slice(None), k)
+                want[idx] = values[n][:, None]
+        np.testing.assert_array_equal(K.mask_bands(x, lost, axis, values, np.empty_like(x)),
+                                      want)
 
 
 def test_large_batches_split_over_threads_match_reference():
@@ -110,6 +164,5 @@ def test_large_batches_split_over_threads_match_reference():
     img = rng.random((4, 3, 48, 60))
     assert img.size >= PARALLEL_MIN
     shifts = rng.uniform(-0.5, 0.5, 4)
-    got = img.copy()
-    K.shift_hue(got, shifts, np.ones(4, bool))
+    got = K.shift_hue(img, shifts, np.ones(4, bool), np.empty_like(img))
     np.testing.assert_allclose(got, ref.shift_hue(img, shifts), atol=1e-12)
