@@ -17,8 +17,8 @@ The Trainer applies ``augment`` to training batches only. Evaluation
 
 Geometric transforms (flips, Rotation, Translation, RandomResizedCrop) are
 affine maps, sampled bilinearly by one kernel over the whole batch
-(warp_affine, cdl.kernels.augment); ``Compose`` multiplies the matrices of consecutive
-geometric transforms and resamples once (less blur, one pass). Photometric
+(warp_affine, cdl.kernels.augment); ``Compose`` multiplies the matrices of
+consecutive geometric transforms and resamples once (less blur, one pass). Photometric
 transforms (Brightness, Contrast, Saturation, Hue, Gamma) assume pixel
 values in [0, 1], as cdl's loaders return them, and clip their output to
 [0, 1]; Saturation and Hue need RGB (C = 3). MixUp and CutMix mix pairs of
