@@ -243,6 +243,39 @@ class Sequential:
     def num_params(self):
         return int(sum(v.size for v in flat(self.layers, "params").values()))
 
+    def replace_head(self, layers, n=1):
+        """Swap the last n layers for ``layers`` (a Layer or a list), in place; returns self.
+
+        For transfer learning: the body keeps its layers and weights, the new
+        head comes in the body's dtype and on its device. Freeze the body with
+        ``layer.trainable = False`` (BatchNorm then keeps its statistics), or
+        give it a smaller rate with the optimizer's ``lr_multipliers``; use a
+        new optimizer, as the head's parameters are new (the flat names of its
+        parameters may be the old head's)::
+
+            net.replace_head([Affine(128, 5)], n=1)
+            for layer in net.layers[:-1]:
+                layer.trainable = False
+        """
+        layers = [layers] if isinstance(layers, Layer) else list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"Sequential.replace_head: item {i} is "
+                                 f"{type(layer).__name__}, not a cdl Layer")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(self.layers):
+            raise ValueError(f"Sequential.replace_head: n must be an int in [0, "
+                             f"{len(self.layers)}] (the layers to drop), got {n!r}")
+        body = self.layers[:len(self.layers) - n]
+        weights = list(flat(body, "params").values())
+        if weights:
+            for layer in layers:
+                layer.astype(weights[0].dtype)
+                if is_device_array(weights[0]):
+                    for _, inner in walk([layer]):
+                        inner.to_device()
+        self.layers = body + layers
+        return self
+
     def summary(self, input_shape=None, print_fn=print):
         """Print, and return, a table of the layers: output shape, parameters, activations.
 
