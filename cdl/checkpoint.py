@@ -223,14 +223,14 @@ def _int_below(v, bound):
 def load(trainer, path, who="Trainer.load_checkpoint"):
     """Restore trainer from the checkpoint at path (see the module docstring)."""
     _require_sequential(who, trainer.model)
-    if trainer.device == "cuda" and not trainer.model._on_device():
-        trainer.model.to_device()  # the optimizer's state then goes where the params are
     try:
         with _serial.ModelFile(path) as mf:
             parts = _read(mf, trainer)
     except ValueError as e:
         raise ValueError(f"{who}: {path} is not a valid checkpoint of this run: {e}") \
             from None
+    if getattr(trainer, "device", "cpu") == "cuda" and not trainer.model._on_device():
+        trainer.model.to_device()  # the optimizer's state then goes where the params are
     _apply(trainer, parts, f"{who}: {path}")
 
 

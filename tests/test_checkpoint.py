@@ -437,7 +437,7 @@ def test_load_model_refuses_what_cdl_load_refuses(saved, tmp_path):
                           ([{"type": "Affine", "config": {"in_features": 10**12,
                                                           "out_features": 10**12}}],
                            "exceeds|missing"),
-                          ([{"type": "Chain", "config": {"layers": []}}] * 1, "missing|unexpected")]:
+                          ([{"type": "Chain", "config": {"layers": []}}], "unexpected")]:
         path = _forged(saved, tmp_path, arch(layers))
         with pytest.raises(ValueError, match=match):
             checkpoint.load_model(path)
