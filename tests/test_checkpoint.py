@@ -363,6 +363,14 @@ def _pickled():
     return buf.getvalue()
 
 
+def _huge():
+    """An npy header declaring 10^12 float64 values, followed by 8 bytes."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
+                                               "shape": (10**12,)})
+    return buf.getvalue() + bytes(8)
+
+
 def _set(path_keys, value):
     def change(members, meta):
         d = meta
@@ -379,6 +387,7 @@ FORGERIES = [
     ("missing array", lambda m, meta: {k: v for k, v in m.items() if k != "buffers/1.running_var"},
      "missing"),
     ("object array", lambda m, meta: {**m, "history/loss": _pickled()}, "dtype object"),
+    ("absurd size", lambda m, meta: {**m, "history/loss": _huge()}, "declares"),
     ("slot shape", lambda m, meta: {**m, "optimizer/slots/0.W/m": np.zeros(3, np.float32)},
      "optimizer: .*slot '0.W/m'"),
     ("unknown layer", lambda m, meta: {**m, "__arch__": np.frombuffer(json.dumps(
