@@ -196,7 +196,7 @@ def _like(template, value, where):
     if isinstance(template, dict):
         if not isinstance(value, dict) or set(value) != set(template):
             raise ValueError(f"generator {where}: expected keys {sorted(template)}")
-        return {k: _like(template[k], value[k], f"{where}.{k}") for k, v in template.items()}
+        return {k: _like(t, value[k], f"{where}.{k}") for k, t in template.items()}
     if isinstance(template, np.ndarray):
         bound = 1 << (8 * template.dtype.itemsize)
         if not isinstance(value, list) or len(value) != template.size or \
