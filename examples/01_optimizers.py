@@ -153,7 +153,7 @@ def mlp(n_in, n_out, seed):
 
 
 def part2(args, iters):
-    name, (x, t), (xt, tt) = _common.load(flatten=True)
+    name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     print(f"\nPart 2: 5-layer ReLU MLP on {name} ({len(x)} train / {len(xt)} test), "
           f"batch 128, {iters} iterations, the same batches for every optimizer")
     batches = np.random.default_rng(args.seed).integers(0, len(x), (iters, 128))

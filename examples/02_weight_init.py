@@ -74,7 +74,7 @@ def mlp(init_fn, n_in, n_out, seed):
 
 
 def part2(args, iters, batch=128, lr=0.01):
-    data_name, (x, t), (xt, tt) = _common.load(flatten=True)
+    data_name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     print(f"\nPart 2: 5 x 100 ReLU network, SGD lr={lr}, batch {batch}, {iters} iterations "
           f"on {data_name} ({len(x)} train / {len(xt)} test)")
     order = np.random.default_rng(args.seed).integers(0, len(x), (iters, batch))

@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.05)
     args = p.parse_args(argv)
     epochs = 20 if args.quick else args.epochs
-    name, (x, t), (xt, tt) = _common.load(flatten=True)
+    name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     x, t = x[:300], t[:300]
     xt, tt = xt[:500 if args.quick else 2000], tt[:500 if args.quick else 2000]
     print(f"{name}: {len(x)} training images, {len(xt)} test images, {epochs} epochs, "

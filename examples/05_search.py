@@ -15,6 +15,7 @@ each hyperparameter: good learning rates form a band (too large ones
 diverge: those trials fail), weight decay matters far less here.
 """
 import time
+import warnings
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def train(params, data, epochs, seed, report=None):
         callbacks.append(Report())
     trainer = cdl.Trainer(net, optim.SGD(lr=params["lr"]), batch_size=100, epochs=epochs,
                           seed=seed, callbacks=callbacks, verbose=False, progress=False)
-    with np.errstate(over="ignore", invalid="ignore"):  # a too-large lr may diverge
+    with warnings.catch_warnings():  # a too-large lr may diverge
+        # (np.errstate would not reach the kernels' worker threads)
+        warnings.simplefilter("ignore", RuntimeWarning)
         history = trainer.fit(x, t, validation_data=validation)
     return net, history
 
@@ -60,7 +63,7 @@ def main(argv=None):
                    help="'tpe' needs optuna: pip install 'cdl[tune]'")
     args = p.parse_args(argv)
     n_trials, epochs = (8, 4) if args.quick else (args.trials, args.epochs)
-    name, (x, t), (xt, tt) = _common.load(flatten=True)
+    name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     x, t = x[:500], t[:500]
     space = {"lr": tune.LogUniform(1e-4, 1.0), "weight_decay": tune.LogUniform(1e-8, 1e-4)}
     print(f"{name}: {n_trials} {args.method} trials of {epochs} epochs, 7-layer MLP, SGD, "
@@ -73,8 +76,9 @@ def main(argv=None):
     start = time.perf_counter()
     trials = tune.search(space, objective, method=args.method, n_trials=n_trials,
                          seed=args.seed, data=(x, t), min_trials=5, warmup=epochs // 4)
-    print(f"({time.perf_counter() - start:.0f}s; "
-          f"{sum(tr['state'] == 'pruned' for tr in trials)} trials pruned)\n")
+    states = [tr["state"] for tr in trials]
+    print(f"({time.perf_counter() - start:.0f}s; {states.count('pruned')} trials pruned, "
+          f"{states.count('failed')} failed)\n")
     rows = [(i + 1, f"{tr['params']['lr']:.2e}", f"{tr['params']['weight_decay']:.2e}",
              "-" if tr["score"] is None else f"{tr['score']:.1%}", tr["state"], tr["epochs"])
             for i, tr in enumerate(trials[:10])]

@@ -1,6 +1,6 @@
 """Deeper is better: SimpleConvNet vs DeepConvNet vs ResNet (the book's chapter 8).
 
-    python examples/06_deeper.py [--epochs 15] [--limit 10000] [--quick] [--out DIR]
+    python examples/06_deeper.py [--epochs 8] [--limit 5000] [--quick] [--out DIR]
 
 The three builders of cdl.models trained alike (Adam lr 1e-3 on a cosine,
 batches of 100, the same seed) on Fashion-MNIST (its first --limit
@@ -27,10 +27,10 @@ FASHION = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
 
 def main(argv=None):
     p = _common.parser(__doc__, "1 epoch on 300 images")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--limit", type=int, default=10000, help="training images used")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--limit", type=int, default=5000, help="training images used")
     args = p.parse_args(argv)
-    name, (x, t), (xt, tt) = _common.load()
+    name, (x, t), (xt, tt) = _common.load(quick=args.quick)
     n, epochs = (300, 1) if args.quick else (args.limit, args.epochs)
     x, t = x[:n], t[:n]
     labels = FASHION if name == "Fashion-MNIST" else None

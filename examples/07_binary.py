@@ -1,18 +1,19 @@
 """Binarized vs float networks: accuracy, model bytes, inference speed (BinaryMLP / BinaryConvNet).
 
-    python examples/07_binary.py [--model mlp|cnn] [--epochs 20] [--hidden 1024] [--quick]
-    python examples/07_binary.py --model cnn --epochs 8 --scale
+    python examples/07_binary.py [--model mlp|cnn] [--epochs 10] [--hidden 1024] [--quick]
+    python examples/07_binary.py --model cnn --epochs 8 --scale --limit 0
 
 A binarized network (+-1 weights and activations, straight-through
 gradients) and its float twin of the same shape, trained alike (Adam with a
-cosine decay, batches of 100) on Fashion-MNIST (the 8x8 digits shipped with
-cdl when it is not installed); the test set is evaluated after every epoch
-(reported, never used to pick an epoch). After training the binary model is
-packed (``net.pack()``: 1-bit weights, XOR + popcount products); the script
-checks that the packed model predicts exactly as the float-simulated one and
-prints, for the three, test accuracy, stored bytes and inference time on the
-test set (median of 3, in this process). Saves both learning curves and
-writes everything to OUT/07_binary_<model>.json.
+cosine decay, batches of 100) on the first --limit images of Fashion-MNIST
+(the 8x8 digits shipped with cdl when it is not installed); the test set is
+evaluated after every epoch (reported, never used to pick an epoch). After
+training the binary model is packed (``net.pack()``: 1-bit weights, XOR +
+popcount products); the script checks that the packed model predicts
+exactly as the float-simulated one and prints, for the three, test
+accuracy, stored bytes and inference time on the test set (median of 3, in
+this process). Saves both learning curves and writes everything to
+OUT/07_binary_<model>.json.
 """
 import json
 import os
@@ -58,21 +59,22 @@ def seconds(predict, x, repeat=3):
 def main(argv=None):
     p = _common.parser(__doc__, "MLP of 3 x 128, 1 epoch on 500 images")
     p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--hidden", type=int, default=1024, help="MLP width / CNN hidden units")
     p.add_argument("--channels", type=int, nargs=2, default=[64, 128], help="CNN channels")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout after hidden layers")
     p.add_argument("--scale", action="store_true", help="XNOR-Net scaling in binary layers")
-    p.add_argument("--limit", type=int, default=0, help="use only this many training images")
+    p.add_argument("--limit", type=int, default=10000,
+                   help="use only this many training images (0: all)")
     p.add_argument("--save", metavar="PATH", help="save the trained binary model (.npz)")
     args = p.parse_args(argv)
     if args.quick:
         args.epochs, args.hidden, args.limit, args.channels = 1, 128, 500, [8, 16]
 
     cdl.seed(args.seed)
-    name, (x, t), (xt, tt) = _common.load()
+    name, (x, t), (xt, tt) = _common.load(quick=args.quick)
     if args.limit:
         x, t = x[:args.limit], t[:args.limit]
     shape = x.shape[1:]
