@@ -16,7 +16,7 @@ import numpy as np
 
 # Mirrors cdl.kernels.KERNEL_MODULES: a twin module per kernel module.
 KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
-                  "binarize", "binary", "elementwise", "loss", "im2col", "augment")
+                  "binarize", "binary", "elementwise", "loss", "im2col", "augment", "precision")
 _loaded = {}
 
 

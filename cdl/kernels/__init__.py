@@ -25,7 +25,7 @@ oracles; ``parallel.py`` is the CPU threading policy.
 import importlib
 
 KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
-                  "binarize", "binary", "elementwise", "loss", "im2col", "augment")
+                  "binarize", "binary", "elementwise", "loss", "im2col", "augment", "precision")
 
 __all__ = []
 for _name in KERNEL_MODULES:
