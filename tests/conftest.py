@@ -11,6 +11,19 @@ import pytest  # noqa: E402
 import cdl  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tuning_cache(tmp_path_factory):
+    """The algorithm tuner's disk cache (cdl.kernels.tuner) in a temporary folder for the
+    whole session, subprocesses included: tests never write to the user's ~/.cache."""
+    before = os.environ.get("CDL_CACHE_DIR")
+    os.environ["CDL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cdl-cache"))
+    yield
+    if before is None:
+        os.environ.pop("CDL_CACHE_DIR", None)
+    else:
+        os.environ["CDL_CACHE_DIR"] = before
+
+
 @pytest.fixture
 def rng():
     """A seeded generator per test; also reseeds cdl's default generator."""

@@ -27,7 +27,17 @@ Four algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
              transformed 4x4 tiles, 2.25x fewer multiply-adds than "gemm"
              (cdl/kernels/conv_winograd.py).
 
-choose_algorithm() is the heuristic; bench/conv.py --algos times every
+Which one runs is chosen per call geometry (input and weight shapes, stride,
+padding, dtype, thread count) and direction (forward; backward with or without
+dx), by measurement: with the policy "measure" (the default, see
+cdl.kernels.tuner) the first call of a geometry times the applicable
+algorithms whose kernels are compiled on the caller's arrays (backward into
+scratch outputs) and keeps the fastest, cached in memory and on disk.
+choose_algorithm() is the documented heuristic behind it: it stays the
+choice under set_policy("heuristic"), for tiny calls (under _TINY_FLOP, where
+timing costs more than it can save), and while the other algorithms are not
+compiled yet (tuning never compiles what the heuristic would not run).
+decision() says what a geometry got and why; bench/conv.py --algos times every
 algorithm wherever it applies. The choice is CPU-only, so it is no argument of
 the kernels (their signatures are shared with the CUDA twins): tests and
 benchmarks force one with ``with forced_algorithm("winograd"): ...``, which
@@ -46,9 +56,19 @@ from numba import njit
 from cdl.kernels import conv_direct as _direct
 from cdl.kernels import conv_winograd as _wino
 from cdl.kernels import im2col as _cols
-from cdl.kernels.parallel import run_slices
+from cdl.kernels import tuner
+from cdl.kernels.parallel import num_threads, run_slices
 
 ALGORITHMS = ("gemm", "pointwise", "direct", "winograd")
+
+# "measure" (the default) or "heuristic": how the algorithm is chosen (the tuner's switch,
+# shared with the binary GEMM variants).
+set_policy, get_policy = tuner.set_policy, tuner.get_policy
+
+# Calls of fewer multiply-adds than this (times 2: FLOP; the backward counts its two GEMMs)
+# keep the heuristic's pick: at a few GFLOP/s they take well under 0.1 ms, and timing
+# them would cost more than a better pick could save.
+_TINY_FLOP = 2e6
 
 # Bytes of col_t per chunk of a thread's slice of the batch (at least one sample). 1 MiB:
 # DeepConvNet training steps on 2 Zen cores (512 KiB L2 each) took 148, 145, 129, 130 and
@@ -139,7 +159,7 @@ def _check_known(algo):
 @contextlib.contextmanager
 def forced_algorithm(algo):
     """Within the block, conv2d_forward/backward called from this thread use algo (one of
-    ALGORITHMS) instead of choose_algorithm's pick; None restores the heuristic. A call
+    ALGORITHMS) instead of the measured or heuristic pick; None restores that. A call
     whose geometry the algorithm cannot compute raises ValueError. Blocks nest."""
     if algo is not None:
         _check_known(algo)
@@ -151,17 +171,82 @@ def forced_algorithm(algo):
         _forced.algo = before
 
 
-def _algorithm(x_shape, w_shape, stride, pad):
+# The three directions, as the tuner's keys name them: the backward computes dx or not
+# (a first layer's), which changes its cost and so maybe its best algorithm.
+OPS = ("conv2d_forward", "conv2d_backward", "conv2d_backward_params")
+
+
+def _flop(op, x_shape, w_shape, stride, pad):
+    oh, ow = _geometry(x_shape, w_shape, stride, pad)[-2:]
+    f = 2 * x_shape[0] * oh * ow * w_shape[0] * w_shape[1] * w_shape[2] * w_shape[3]
+    return 2 * f if op == "conv2d_backward" else f
+
+
+def _tiny(op, x_shape, w_shape, stride, pad):
+    """Why the call is too small to time ("tiny layer ..."), or None."""
+    f = _flop(op, x_shape, w_shape, stride, pad)
+    return f"tiny layer ({f / 1e6:.2g} MFLOP)" if f < _TINY_FLOP else None
+
+
+def _key(op, x_shape, w_shape, stride, pad, dtype, threads=None):
+    return (op, np.dtype(dtype).name, tuple(x_shape), tuple(w_shape), tuple(stride),
+            tuple(pad), num_threads() if threads is None else threads)
+
+
+def _kernels(algo, op, F):
+    """The Numba dispatchers that algo calls from Python in op (none for pointwise)."""
+    if algo == "gemm":
+        return ([_nchw_to_cols] if op != "conv2d_forward" else
+                [_cols_to_nchw if F >= _FORWARD_COLUMNS_MIN_F else _rows_to_nchw])
+    if algo == "direct":
+        return [_direct.forward_slice if op == "conv2d_forward" else _direct.backward_slice]
+    if algo == "winograd":
+        return {"conv2d_forward": [_wino.input_tiles, _wino.output_tiles],
+                "conv2d_backward": [_wino.input_tiles, _wino.dout_tiles, _wino.input_grads],
+                "conv2d_backward_params": [_wino.input_tiles, _wino.dout_tiles]}[op]
+    return []
+
+
+def _algorithm(op, x, W, stride, pad, make_run):
+    """The algorithm of this call: forced, else the heuristic's (policy "heuristic", tiny
+    calls), else the tuner's (measured on the first call of the geometry by make_run()(a),
+    which computes the call with algorithm a)."""
     algo = getattr(_forced, "algo", None)
     if algo is None:
-        return choose_algorithm(x_shape, w_shape, stride, pad)
+        if get_policy() == "heuristic" or _tiny(op, x.shape, W.shape, stride, pad):
+            return choose_algorithm(x.shape, W.shape, stride, pad)
+        key = _key(op, x.shape, W.shape, stride, pad, x.dtype)
+        d = tuner.cached(key)
+        if d is None:
+            d = tuner.decide(key, applicable(x.shape, W.shape, stride, pad),
+                             choose_algorithm(x.shape, W.shape, stride, pad), make_run(),
+                             ready=lambda a: tuner.compiled(_kernels(a, op, W.shape[0]),
+                                                            x.dtype))
+        return d.choice
     _check_known(algo)
-    if algo not in applicable(x_shape, w_shape, stride, pad):
+    if algo not in applicable(x.shape, W.shape, stride, pad):
         need = ("a 1x1 kernel, stride 1 and no padding" if algo == "pointwise"
                 else "a 3x3 kernel and stride 1")
-        raise ValueError(f"conv2d: {algo!r} needs {need}; got kernel {tuple(w_shape[2:])}, "
+        raise ValueError(f"conv2d: {algo!r} needs {need}; got kernel {tuple(W.shape[2:])}, "
                          f"stride {tuple(stride)}, pad {tuple(pad)}")
     return algo
+
+
+def decision(x_shape, w_shape, stride, pad, dtype="float32", op="conv2d_forward",
+             threads=None):
+    """What conv2d_forward (op "conv2d_forward") or conv2d_backward (with dx:
+    "conv2d_backward", without: "conv2d_backward_params") runs for this geometry in this
+    process (the calling thread's thread count unless threads), as a tuner.Decision
+    (.choice, .why); None while no call of it has been measured yet. Forcing is ignored."""
+    if op not in OPS:
+        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    heuristic = choose_algorithm(x_shape, w_shape, stride, pad)
+    if get_policy() == "heuristic":
+        return tuner.Decision(heuristic, "policy", note="policy 'heuristic'")
+    tiny = _tiny(op, x_shape, w_shape, stride, pad)
+    if tiny:
+        return tuner.Decision(heuristic, "tiny", note=tiny)
+    return tuner.cached(_key(op, x_shape, w_shape, stride, pad, dtype, threads))
 
 
 def _direct_geometry(w_shape, stride, pad, out_hw):
@@ -321,13 +406,20 @@ def conv2d_forward(x, W, b, stride, pad, y):
     """y (N, F, OH, OW) = conv(x (N, C, H, W), W (F, C, KH, KW)) + b (F,) or None; returns y.
 
     stride and pad are (h, w) pairs; y is C-contiguous, in x's dtype (overwritten). The
-    algorithm is choose_algorithm's, or the one forced_algorithm() holds.
+    algorithm is the tuner's (or the heuristic's, see the module docstring), or the one
+    forced_algorithm() holds.
     """
+    def make_run():  # tuning times the candidates into y itself: the chosen one rewrites it
+        return lambda a: _forward(a, x, W, b, stride, pad, y)
+    algo = _algorithm("conv2d_forward", x, W, stride, pad, make_run)
+    return _forward(algo, x, W, b, stride, pad, y)
+
+
+def _forward(algo, x, W, b, stride, pad, y):
     g = _geometry(x.shape, W.shape, stride, pad)
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm = W.reshape(F, -1)
     y3 = y.reshape(N, F, oh * ow)
-    algo = _algorithm(x.shape, W.shape, stride, pad)
     if algo == "pointwise":
         x3 = x.reshape(N, -1, oh * ow)
         run_slices(lambda a, z: _pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
@@ -352,12 +444,20 @@ def conv2d_backward(dout, x, W, stride, pad, dx, dW, db):
     dx None: the input gradient is not computed (a first layer: nothing reads it, so
     col2im or its gather is skipped). db None: no bias. All in x's dtype, C-contiguous.
     """
+    def make_run():  # tuning writes scratch outputs: the caller's may alias its inputs
+        s = [None if a is None else np.empty_like(a) for a in (dx, dW, db)]
+        return lambda a: _backward(a, dout, x, W, stride, pad, *s)
+    op = "conv2d_backward" if dx is not None else "conv2d_backward_params"
+    algo = _algorithm(op, x, W, stride, pad, make_run)
+    return _backward(algo, dout, x, W, stride, pad, dx, dW, db)
+
+
+def _backward(algo, dout, x, W, stride, pad, dx, dW, db):
     g = _geometry(x.shape, W.shape, stride, pad)
     N, F, oh, ow = x.shape[0], W.shape[0], g[-2], g[-1]
     Wm, d3 = W.reshape(F, -1), dout.reshape(N, F, oh * ow)
     dWm = dW.reshape(F, -1)
     with_dx = dx is not None
-    algo = _algorithm(x.shape, W.shape, stride, pad)
     if algo == "pointwise":
         x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow) if with_dx else None
         parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
