@@ -56,7 +56,7 @@ def main(argv=None):
     _common.table(rows, ("model", "parameters", "train acc", "test acc", "s/epoch"))
     best = max(histories, key=lambda k: histories[k]["val_acc"][-1])
     _common.figure(args.out, "06_deeper_curves.png", viz.learning_curves, histories,
-                   title=f"{name}, {len(x)} training images")
+                   title=f"{name}, {len(x)} training images", val_label="test")
     _common.figure(args.out, "06_deeper_filters.png", viz.filters, nets["SimpleConvNet"],
                    before=w0, title="SimpleConvNet's first-layer filters (grey = 0)")
     _common.figure(args.out, "06_deeper_confusion.png", viz.confusion_matrix, nets[best], xt,

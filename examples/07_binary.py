@@ -114,7 +114,7 @@ def main(argv=None):
     result["history"] = {k: {m: [float(v) for v in vs] for m, vs in h.items()}
                          for k, h in histories.items()}
     _common.figure(args.out, f"07_binary_{args.model}.png", viz.learning_curves, histories,
-                   title=f"binary vs float {args.model.upper()} on {name}")
+                   title=f"binary vs float {args.model.upper()} on {name}", val_label="test")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"07_binary_{args.model}.json")
     with open(path, "w") as f:

@@ -11,13 +11,14 @@ from cdl.viz._base import (_figure, _finish, _grid, _log_worthy, _outside_legend
 _PANELS = (("loss", "loss", "val_loss"), ("accuracy", "train_acc", "val_acc"))
 
 
-def learning_curves(history, path=None, title=None):
+def learning_curves(history, path=None, title=None, val_label="validation"):
     """Loss and accuracy per epoch, train (solid) vs validation (dashed), from a history.
 
     history: the dict ``Trainer.fit`` returns ("epoch", "loss", "train_acc",
     "val_loss", "val_acc"; what is missing is left out), or a dict of such
     dicts by run name, drawn over each other with one colour per run. The loss
-    axis is logarithmic when the loss spans two decades.
+    axis is logarithmic when the loss spans two decades. val_label names the
+    val_* curves ("test" when the test set was passed as validation data).
     """
     _require("learning_curves")
     runs = _runs(history)
@@ -41,10 +42,10 @@ def learning_curves(history, path=None, title=None):
                     continue
                 y = np.asarray(y, dtype=np.float64)
                 x = np.asarray(h.get("epoch") or range(1, len(y) + 1))[-len(y):]
-                which = "train" if key in ("loss", "train_acc") else "validation"
+                which = "train" if key in ("loss", "train_acc") else val_label
                 lab = which if single else (name if style == "-" else None)
                 ax.plot(x, y, style, color=f"C{i % 10}" if not single else
-                        ("C0" if which == "train" else "C1"), label=lab,
+                        ("C0" if key in ("loss", "train_acc") else "C1"), label=lab,
                         marker="o" if len(y) <= 12 else None, markersize=3)
                 values.extend(y)
         ax.set_xlabel("epoch")
@@ -56,7 +57,7 @@ def learning_curves(history, path=None, title=None):
             lo, hi = ax.get_ylim()
             ax.set_ylim(lo, min(hi, 1.005))
         ax.grid(alpha=0.3)
-        ax.set_title(label if single else f"{label} (solid: train, dashed: validation)",
+        ax.set_title(label if single else f"{label} (solid: train, dashed: {val_label})",
                      fontsize=9)
         if single or not legend_right:
             ax.legend(fontsize=8, loc="best")
@@ -64,7 +65,8 @@ def learning_curves(history, path=None, title=None):
         _outside_legend(fig, axes)
     if title is None and single:
         h = next(iter(runs.values()))
-        parts = [f"{k.replace('_', ' ')} {h[k][-1]:.4f}" for k in
+        short = "val" if val_label == "validation" else val_label
+        parts = [f"{k.replace('val_', short + ' ').replace('_', ' ')} {h[k][-1]:.4f}" for k in
                  ("loss", "val_loss", "train_acc", "val_acc") if h.get(k)]
         title = f"after epoch {len(h.get('loss') or h.get('train_acc') or [])}: " + \
             ", ".join(parts)
