@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from cdl import _serial
+from cdl import _flatgrad, _serial
 from cdl._checks import is_device_array, positive_int
 from cdl._atomic import atomic_savez
 from cdl.layers.base import Layer, registered_layers
@@ -64,7 +64,16 @@ class Sequential:
 
     ``input_shape`` (C, H, W), optional, records the per-sample shape the model
     was built for; ``summary()`` uses it (the builders of ``cdl.models`` set it).
+
+    Gradients live in one flat buffer (``grad_buffer``, ``cdl._flatgrad``): after
+    ``backward`` every ``grads`` array is a view of it, so one collective covers them
+    all. ``grad_hook``, when set (``cdl.distributed`` does), is called as
+    ``hook(layout, i)`` once top-level layer i's grads are in the buffer (i from the
+    last layer down) and ``hook(layout, None)`` at the end, before weight decay.
     """
+
+    grad_hook = None
+    _grad_buffer = None  # the cdl._flatgrad.GradBuffer, built at the first backward
 
     def __init__(self, layers, loss=None, weight_decay=None, input_shape=None):
         self.layers = list(layers)
@@ -168,11 +177,17 @@ class Sequential:
         if self.loss_layer is None:
             raise RuntimeError("Sequential.backward: the model has no loss")
         d = self.loss_layer.backward(dout)
+        buf, hook = _flatgrad.layout(self), self.grad_hook
         for i in range(len(self.layers) - 1, -1, -1):
             if i == 0 and not input_grad:
                 d = self.layers[0].backward_params(d)
             else:
                 d = self.layers[i].backward(d)
+            buf.gather(i)  # layer i's grads into the flat buffer (cdl._flatgrad)
+            if hook is not None:
+                hook(buf, i)
+        if hook is not None:
+            hook(buf, None)  # e.g. wait for the gradients' allreduce before weight decay
         if self.weight_decay is not None:
             self.weight_decay.add_grads(self.layers)
         return d
@@ -195,6 +210,16 @@ class Sequential:
     @property
     def grads(self):
         return flat(self.layers, "grads", trainable_only=True)
+
+    @property
+    def grad_buffer(self):
+        """Every trainable gradient in one contiguous 1-D array, in ``grads`` order (each
+        ``grads`` array is a view of it); ValueError for a model of mixed dtypes."""
+        buffers = _flatgrad.layout(self).buffers
+        if len(buffers) > 1:
+            raise ValueError(f"Sequential.grad_buffer: parameters of {len(buffers)} dtypes "
+                             f"have one buffer each (cdl._flatgrad.layout(model).buffers)")
+        return buffers[0] if buffers else np.zeros(0, np.float32)
 
     def state(self):
         """{"params/<name>": array, "buffers/<name>": array} of every layer."""
