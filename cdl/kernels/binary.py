@@ -20,9 +20,13 @@ The kernels in ``__all__`` have CUDA twins in ``cdl.cuda.binary`` (same
 names and arguments, one thread per output word or product). Arrays are
 C-contiguous and the callers (``cdl.binary``, ``cdl.packed``) validate them.
 
-The GEMM kernels (``xnor_gemm``, chosen per CPU by ``gemm_variant``)
-----------------------------------------------------------------------
-Tests and benchmarks force one with ``with forced_variant("scalar"): ...``.
+The GEMM kernels (``xnor_gemm``, chosen per CPU and product shape)
+------------------------------------------------------------------
+By measurement (``cdl.kernels.tuner``: the first call of an (M, N, W) product
+times the variants on its arrays, cached on disk), with ``gemm_variant``'s
+rule below as the fallback (tiny products, policy "heuristic", variants not
+compiled yet). Tests and benchmarks force one with
+``with forced_variant("scalar"): ...``.
 XOR + popcount + add is three integer operations per 64-bit word pair.
 
 - "vector": with a vector popcount (AVX-512 VPOPCNTDQ), or off x86, LLVM
@@ -64,6 +68,8 @@ import numba
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from cdl.kernels import tuner
 
 _U = np.uint64
 
@@ -679,7 +685,8 @@ VARIANTS = ("hybrid", "scalar", "vector")
 
 
 def gemm_variant(shape=None):
-    """The GEMM kernel for this CPU: $CDL_BINARY_GEMM if set, else by the target's features:
+    """The heuristic GEMM kernel for this CPU (the tuner's fallback, see xnor_gemm):
+    $CDL_BINARY_GEMM if set (then nothing is measured), else by the target's features:
 
     - "vector" where there is a vector popcount (AVX-512 VPOPCNTDQ) or the CPU
       is not x86 (LLVM's own vectorization of the word loop);
@@ -746,14 +753,53 @@ def _hybrid_pays(M, N, W):
     return W >= 16 and M * N * W >= 1 << 19
 
 
-# The variant forced by forced_variant() in this thread (None: gemm_variant decides).
+def applicable_variants():
+    """The variants this CPU runs: "hybrid" with AVX2, "scalar" on x86, "vector" anywhere."""
+    feats = _target_features()
+    return [v for v in VARIANTS if (v != "hybrid" or "+avx2" in feats)
+            and (v != "scalar" or "+sse2" in feats)]
+
+
+# Products of fewer word pairs (M*N*W) keep gemm_variant's pick: about 0.1 ms or less on
+# one core, where timing would cost more than a better pick could save.
+_TINY_WORDS = 1 << 18
+
+# The Numba kernels each variant calls from Python (what must be compiled to time it).
+_VARIANT_KERNELS = {"scalar": [_gemm_panels], "vector": [_gemm_rows],
+                    "hybrid": [_gemm_hybrid, _pack_hybrid_b]}
+
+
+def _variant(a, b, n, out):
+    """The variant of this product: forced, else gemm_variant's pick ($CDL_BINARY_GEMM,
+    policy "heuristic", tiny products), else the tuner's (measured on the first call of
+    the shape and thread count, into out)."""
+    forced = getattr(_forced, "variant", None)
+    if forced is not None:
+        return forced
+    M, W = a.shape
+    N = b.shape[0]
+    pick = gemm_variant((M, N, W))
+    if os.environ.get("CDL_BINARY_GEMM") or tuner.get_policy() == "heuristic":
+        return pick
+    if M * N * W < _TINY_WORDS:
+        return pick
+    key = ("xnor_gemm", "uint64", (M, N, W), numba.get_num_threads())
+    d = tuner.cached(key)
+    if d is None:
+        d = tuner.decide(key, applicable_variants(), pick,
+                         lambda v: _gemm(v, a, b, n, out),
+                         ready=lambda v: tuner.compiled(_VARIANT_KERNELS[v], np.uint64))
+    return d.choice
+
+
+# The variant forced by forced_variant() in this thread (None: measured or gemm_variant).
 _forced = threading.local()
 
 
 @contextlib.contextmanager
 def forced_variant(variant):
     """Within the block, xnor_gemm called from this thread uses variant (one of VARIANTS)
-    instead of gemm_variant's pick; None restores the pick. Blocks nest.
+    instead of the measured or gemm_variant's pick; None restores that. Blocks nest.
 
     The variant is a CPU-only choice, so it is no argument of xnor_gemm (whose
     signature the CUDA twin shares): tests and benchmarks force it here.
@@ -772,8 +818,9 @@ def xnor_gemm(a, b, n, out):
     """out (M, N) int32 = n - 2*popcount(a (M, W) XOR b (N, W)): the +-1 dot products.
 
     Inputs are trusted (``cdl.binary.binary_matmul`` validates), bar the cheap
-    guards below. The kernel is ``gemm_variant``'s pick for this product's
-    shape, or the one ``forced_variant`` sets.
+    guards below. The kernel is the one measured fastest for this product's
+    shape (``gemm_variant``'s pick where nothing is measured, see the module
+    docstring), or the one ``forced_variant`` sets.
     """
     M, W = a.shape
     # cheap guards for direct callers: the compiled loops index without bounds checks
@@ -784,7 +831,11 @@ def xnor_gemm(a, b, n, out):
         raise ValueError(f"xnor_gemm: needs C-contiguous uint64 a (M, W), b (N, W), int32 out "
                          f"(M, N) and 0 < n <= 64*W, n < 2^31; got a {a.dtype}{a.shape}, b "
                          f"{b.dtype}{b.shape}, out {out.dtype}{out.shape}, n {n}")
-    variant = getattr(_forced, "variant", None) or gemm_variant((M, b.shape[0], W))
+    return _gemm(_variant(a, b, n, out), a, b, n, out)
+
+
+def _gemm(variant, a, b, n, out):
+    M, W = a.shape
     if variant == "scalar":
         bp = pack_panels(b)
         per_task = max(1, _B_TASK_BYTES // (NR * 8 * W))

@@ -7,6 +7,7 @@ import numba
 import numpy as np
 import pytest
 
+from cdl.kernels import binary as kbin
 from cdl.kernels import conv as kconv
 from cdl.kernels import reference as ref
 from cdl.kernels import tuner
@@ -362,6 +363,49 @@ def test_two_threads_tuning_at_once(cache, monkeypatch, same):
     got = entries(cache)
     assert sorted(got) == sorted({forward_key(xs) for xs in shapes})
     assert all(e["choice"] == "direct" for e in got.values())
+
+
+# -- the binary GEMM variants ---------------------------------------------------------
+
+GEMM = (256, 64, 16)  # M, N, W: 2^18 word pairs, the smallest product timed
+
+
+def xnor(M=GEMM[0], N=GEMM[1], W=GEMM[2], seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**64, (M, W), dtype=np.uint64)
+    b = rng.integers(0, 2**64, (N, W), dtype=np.uint64)
+    out = np.full((M, N), -7, dtype=np.int32)
+    kbin.xnor_gemm(a, b, 64 * W, out)
+    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, 64 * W))
+
+
+@pytest.mark.parametrize("fastest", kbin.applicable_variants())
+def test_gemm_variant_by_measurement(cache, monkeypatch, fastest):
+    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
+    variants = kbin.applicable_variants()
+    calls = []
+    fake_timer(monkeypatch, {v: 1.0 if v == fastest else 3.0 for v in variants}, calls)
+    xnor()
+    assert set(calls) == set(variants)
+    key = ("xnor_gemm", "uint64", GEMM, numba.get_num_threads())
+    assert tuner.cached(key).choice == fastest
+    assert entries(cache)[tuner.key_text(key)]["choice"] == fastest
+    no_timing(monkeypatch)
+    tuner.reset()
+    xnor()
+    assert tuner.cached(key).source == "cached"
+
+
+@pytest.mark.parametrize("why", ["tiny", "policy", "environment"])
+def test_gemm_variant_not_measured(cache, monkeypatch, why):
+    no_timing(monkeypatch)
+    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
+    if why == "policy":
+        tuner.set_policy("heuristic")
+    elif why == "environment":
+        monkeypatch.setenv("CDL_BINARY_GEMM", "vector")
+    xnor(*(GEMM[:2] + (GEMM[2] // 2,)) if why == "tiny" else GEMM)
+    assert not os.path.exists(cache)
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
