@@ -145,7 +145,7 @@ def _train(args):
     # train accuracy on at most 10,000 images: all of the digits, a sixth of MNIST
     trainer = Trainer(net, opt, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                       callbacks=[schedule], eval_samples=10000, device=args.device,
-                      checkpoint=args.checkpoint)
+                      checkpoint=args.checkpoint, precision=args.precision)
     if args.checkpoint is not None and os.path.exists(args.checkpoint):
         try:
             trainer.load_checkpoint(args.checkpoint)
@@ -277,6 +277,9 @@ def main(argv=None):
                         "/usr/share/datasets/<name>)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="train on the CPU (default) or on a CUDA GPU (numba.cuda)")
+    p.add_argument("--precision", choices=["float32", "float16"], default="float32",
+                   help="float16: mixed precision (float16 weights and activations, float32 "
+                        "master weights and compute, dynamic loss scaling; cdl.precision)")
     p.add_argument("--plot", metavar="DIR", default=None,
                    help="at the end, save learning_curves.png, filters.png (first layer, "
                         "before and after) and confusion_matrix.png (test set) in DIR; "

@@ -323,6 +323,12 @@ class Sequential:
         from cdl.packed import pack_model  # cdl.packed imports the layers; keep model.py light
         return pack_model(self)
 
+    def half(self):
+        """Inference-only copy with float16 weights and activations, computing in float32
+        (``cdl.precision.to_float16``); this model is unchanged."""
+        from cdl.precision import to_float16  # cdl.precision imports this module
+        return to_float16(self)
+
     def __repr__(self):
         body = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({body}\n  loss={self.loss_layer!r}\n)"

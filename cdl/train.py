@@ -86,11 +86,17 @@ class Trainer:
                 copies predictions back. ``model.to_host()`` before saving is optional.
     checkpoint  a path: write a checkpoint there after every epoch (its folder is checked
                 now); resume with ``load_checkpoint`` (``cdl.checkpoint`` says what it holds)
+    precision   "float32" (as the model is), or "float16": mixed precision for a float32
+                model (``cdl.precision``): float16 weights and activations, float32 master
+                weights and compute, dynamic loss scaling by ``self.scaler`` (a LossScaler,
+                also appended to the callbacks so checkpoints keep its state; pass one as
+                precision= for other settings). Evaluation uses the float32 weights.
     """
 
     def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
                  callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
-                 verbose=True, progress=None, out=None, device="cpu", checkpoint=None):
+                 verbose=True, progress=None, out=None, device="cpu", checkpoint=None,
+                 precision="float32"):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Trainer: device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda":
@@ -109,6 +115,7 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.noise_rng = None if seed is None else np.random.default_rng([seed, 1])
         self.callbacks = list(callbacks)
+        self.precision, self.scaler, self._mixed = _precision(precision, model, self.callbacks)
         self.augment = augment
         self.eval_samples, self.eval_batch_size = eval_samples, eval_batch_size
         self.verbose, self.progress = verbose, progress
@@ -249,13 +256,17 @@ class Trainer:
                         f"(samples {np.sort(idx)[:5].tolist()}...); check the data or augment")
                 if self.device == "cuda":  # the batch goes to the GPU; only the loss comes back
                     xb, tb = _to_device(xb), _to_device(tb)
-                loss = self.model.loss(xb, tb)
+                stepper = self.model if self._mixed is None else self._mixed
+                loss = stepper.loss(xb, tb)
                 if not np.isfinite(loss):
                     raise FloatingPointError(
                         f"Trainer: loss is {loss} at epoch {epoch}, batch {b + 1}; the model "
                         f"diverged (try a smaller learning rate)")
-                self.model.backward(input_grad=False)
-                self.optimizer.update(self.model.params, self.model.grads)
+                stepper.backward(input_grad=False)
+                if self._mixed is None:
+                    self.optimizer.update(self.model.params, self.model.grads)
+                else:  # skipped when the scaled gradients overflowed float16
+                    self._mixed.update(self.optimizer)
                 total += loss * len(idx)
                 seen += len(idx)
                 bar.update(1)
@@ -313,6 +324,23 @@ class Trainer:
             parts += [f"val loss {logs['val_loss']:.4f}", f"val acc {logs['val_acc']:.4f}"]
         parts.append(f"{logs['time']:.1f}s")
         return "  ".join(parts)
+
+
+def _precision(precision, model, callbacks):
+    """(name, scaler, MixedPrecision or None) for Trainer's precision argument; the scaler
+    joins the callbacks (checkpoints save callbacks' state)."""
+    from cdl import precision as amp
+    if isinstance(precision, amp.LossScaler):
+        scaler = precision
+    elif isinstance(precision, str) and precision in amp.PRECISIONS:
+        if precision == "float32":
+            return precision, None, None
+        scaler = amp.LossScaler()
+    else:
+        raise ValueError(f"Trainer: precision must be one of {', '.join(amp.PRECISIONS)} or a "
+                         f"cdl.precision.LossScaler, got {precision!r}")
+    callbacks.append(scaler)
+    return "float16", scaler, amp.MixedPrecision(model, scaler)
 
 
 def _is_loader(obj):

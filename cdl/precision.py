@@ -1,0 +1,473 @@
+"""16-bit floats: mixed-precision training and float16 inference.
+
+    trainer = Trainer(net, optim.Adam(), precision="float16")   # or cdl train --precision float16
+    half = cdl.precision.to_float16(net)                         # or net.half()
+    half.accuracy(x_test, t_test); nbytes(half) == nbytes(net) / 2
+
+cdl's kernels compute in float32 (or float64); float16 is a *storage* format
+here, as it is for the inputs of a GPU's tensor cores, which multiply float16
+and accumulate in float32. What is stored in float16, and what is not:
+
+Mixed-precision training (Micikevicius et al. 2018, "Mixed Precision Training")
+
+- The model's parameters stay float32: they are the master weights the
+  optimizer updates. Before each step they are cast to a float16 copy, and
+  every layer computes its forward and backward from float32 values of that
+  copy, upcast while the layer runs (its ``params`` hold them for the call).
+- Activations: each layer's input and output are rounded to float16 between
+  layers, and what a layer caches for backward (its underscore attributes that
+  are float32 arrays, ``self._x`` & co.) is stored as float16 from the end of
+  its forward until its backward, which gets float32 copies back; after the
+  backward the caches are dropped. This halves the activation memory of a
+  training step (``cached_bytes``). Inside a container (Residual, Concat) the
+  children hand each other float32; their caches are stored as float16 all the
+  same. Caches that are not arrays (the binary layers' tuples) stay as they are.
+- Gradients: the loss is multiplied by the loss scale S before backward; the
+  gradient flowing between layers and each weight gradient are rounded to
+  float16 (where they would underflow without S, or overflow: +-Inf beyond
+  65504), then the weight gradients are unscaled in float32 (times 1/S) and
+  checked with the kernel ``all_finite``. Weight decay is added after
+  unscaling.
+- Dynamic loss scaling (``LossScaler``, the semantics of PyTorch's
+  ``torch.cuda.amp.GradScaler``): a step whose gradients hold Inf or NaN is
+  skipped (the optimizer is not called) and S is halved; after
+  ``growth_interval`` (2000) consecutive finite steps S is doubled. S starts
+  at 2^16. The scaler rides along as the trainer's last callback, so
+  checkpoints save and restore its state.
+- Casts are the backend's ``copy`` kernel and the check is a kernel, so a
+  model on the GPU trains the same way there.
+
+On this CPU there is no float16 arithmetic to gain from: the casts are extra
+work, so a float16 step is slower than a float32 one (the README has figures);
+the memory saved is real.
+
+Float16 inference (the book's half-float experiment, ch. 8): ``to_float16``
+gives a copy of a model whose parameters and buffers are float16 (half the
+bytes) and whose activations are float16 between layers; each layer computes
+in float32 from upcast copies of its weights, one layer at a time.
+"""
+import contextlib
+import copy
+
+import numpy as np
+
+from cdl._checks import is_device_array
+from cdl.backend import kernels_for
+from cdl.model import Sequential, walk
+
+FLOAT16 = np.dtype(np.float16)
+FLOAT32 = np.dtype(np.float32)
+PRECISIONS = ("float32", "float16")
+
+
+def _cast(a, dtype):
+    """a in dtype: a itself when it already is, else a copy by the backend's copy kernel
+    (float32 -> float16 rounds to nearest; beyond 65504 it gives +-Inf, no warning)."""
+    if a.dtype == dtype:
+        return a
+    K = kernels_for(a)
+    out = K.empty(a.shape, dtype)
+    if dtype == FLOAT16:
+        with np.errstate(over="ignore", invalid="ignore"):  # Inf is what the scaler looks for
+            return K.copy(a, out)
+    return K.copy(a, out)
+
+
+def _round16(a):
+    """a rounded to float16, in a new float32 array (the value a float16 store keeps)."""
+    return _cast(_cast(a, FLOAT16), FLOAT32)
+
+
+def nbytes(model):
+    """Bytes of a model's parameters and buffers (host or device arrays)."""
+    return int(sum(v.size * v.dtype.itemsize for v in model.state().values()))
+
+
+def _root(a):
+    """The array that owns a's memory (a NumPy view's base, followed to the end)."""
+    while getattr(a, "base", None) is not None and not is_device_array(a):
+        a = a.base
+    return a
+
+
+def _is_array(v):
+    # the simulator's helper objects (its shapes) pass is_device_array: ask for a dtype too
+    return isinstance(v, np.ndarray) or (is_device_array(v) and hasattr(v, "dtype"))
+
+
+def cached_bytes(model):
+    """Bytes of the arrays a model's layers hold for backward (their underscore attributes),
+    each memory block counted once (a view and its base share it): the activation memory
+    a training forward keeps until backward."""
+    seen, total = set(), 0
+    for _, layer in walk(model.layers):
+        for k, v in vars(layer).items():
+            if k.startswith("_") and _is_array(v):
+                root = _root(v)
+                if id(root) not in seen:
+                    seen.add(id(root))
+                    total += root.size * root.dtype.itemsize
+    return total
+
+
+# -- dynamic loss scaling ----------------------------------------------------------------
+
+class LossScaler:
+    """Dynamic loss scaling, with the semantics of PyTorch's GradScaler.
+
+    scale            S: the loss (so every gradient) is multiplied by it before backward
+    growth_factor    S *= growth_factor after growth_interval consecutive finite steps
+    backoff_factor   S *= backoff_factor after a step with Inf/NaN gradients (skipped)
+    growth_interval  the number of finite steps between growths
+
+    ``unscale(grads)`` multiplies the gradients by 1/S in place and says whether they are
+    all finite; ``update(finite)`` then adjusts S. ``steps`` and ``skipped`` count the
+    steps seen and skipped. When S falls below 2^-24 (the smallest float16 above 0) no
+    scale can help: FloatingPointError. A Trainer with precision="float16" holds one as
+    ``trainer.scaler`` and as its last callback (so checkpoints carry its state).
+    """
+
+    MIN_SCALE = 2.0 ** -24
+
+    def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
+                 growth_interval=2000):
+        from cdl._checks import check_int
+        for name, v, ok in (("init_scale", init_scale, lambda v: v > 0),
+                            ("growth_factor", growth_factor, lambda v: v > 1),
+                            ("backoff_factor", backoff_factor, lambda v: 0 < v < 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+                    or not ok(v):
+                raise ValueError(f"LossScaler: bad {name} {v!r}")
+        self.scale = float(init_scale)
+        self.growth_factor, self.backoff_factor = float(growth_factor), float(backoff_factor)
+        self.growth_interval = check_int("LossScaler", "growth_interval", growth_interval)
+        self._growth_tracker = 0  # finite steps since S last changed
+        self.steps = self.skipped = 0
+
+    def unscale(self, grads):
+        """grads (a dict of arrays) times 1/S, in place, in their dtype; True when all finite."""
+        inv = 1.0 / self.scale
+        finite = True
+        for g in grads.values():
+            K = kernels_for(g)
+            K.scale(g, inv, g)
+            finite = K.all_finite(g) and finite  # scale them all: no half-unscaled grads
+        return finite
+
+    def update(self, finite):
+        """After a step: grow S after growth_interval finite steps, halve it on overflow."""
+        self.steps += 1
+        if finite:
+            self._growth_tracker += 1
+            if self._growth_tracker == self.growth_interval:
+                self.scale *= self.growth_factor
+                self._growth_tracker = 0
+            return
+        self.skipped += 1
+        self._growth_tracker = 0
+        self.scale *= self.backoff_factor
+        if self.scale < self.MIN_SCALE:
+            raise FloatingPointError(
+                f"LossScaler: the gradients hold Inf or NaN at every scale (now {self.scale:g} "
+                f"after {self.skipped} skipped steps); the model diverged or a layer "
+                f"overflows float16 in its forward")
+
+    # Checkpoints (cdl.checkpoint) save callbacks' state: the scaler is the trainer's last.
+    def state_dict(self):
+        return {"scale": self.scale, "growth_tracker": self._growth_tracker,
+                "steps": self.steps, "skipped": self.skipped}
+
+    def load_state_dict(self, state, model=None):
+        from cdl._checks import check_int
+        who = "LossScaler.load_state_dict"
+        keys = {"scale", "growth_tracker", "steps", "skipped"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"{who}: expected a dict with {sorted(keys)}, got {state!r:.80}")
+        scale = state["scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+                or not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"{who}: scale must be a positive finite number, got {scale!r:.40}")
+        tracker = check_int(who, "growth_tracker", state["growth_tracker"], minimum=0,
+                            maximum=self.growth_interval - 1)
+        steps = check_int(who, "steps", state["steps"], minimum=0)
+        skipped = check_int(who, "skipped", state["skipped"], minimum=0, maximum=steps)
+        self.scale, self._growth_tracker = float(scale), tracker
+        self.steps, self.skipped = steps, skipped
+
+    def __repr__(self):
+        return (f"LossScaler(scale={self.scale:g}, growth_interval={self.growth_interval}, "
+                f"skipped={self.skipped}/{self.steps})")
+
+
+# -- float16 storage of weights and caches ---------------------------------------------
+
+@contextlib.contextmanager
+def _weights_in_float32(layer, half):
+    """Within the block, layer's (and its children's) params are float32 copies of their
+    float16 storage (half: {sublayer: {name: float16 array}}); the originals come back
+    after it, also when it raises."""
+    saved = []
+    try:
+        for _, sub in walk([layer]):
+            stored = half.get(sub)
+            if stored:
+                saved.append((sub, dict(sub.params)))
+                for k, h in stored.items():
+                    sub.params[k] = _cast(h, FLOAT32)
+        yield
+    finally:
+        for sub, params in saved:
+            sub.params.update(params)
+
+
+def _protected(layer):
+    """ids of the arrays a layer (and its children) owns as params, grads or buffers."""
+    return {id(v) for _, sub in walk([layer])
+            for store in (sub.params, sub.grads, sub.buffers) for v in store.values()}
+
+
+def _snapshot(layer):
+    """{sublayer: {attribute: value}} of the array attributes, before a forward."""
+    return {sub: {k: v for k, v in vars(sub).items() if k.startswith("_") and _is_array(v)}
+            for _, sub in walk([layer])}
+
+
+def _store_caches(layer, before, known):
+    """Replace the float32 arrays the forward cached (underscore attributes new since
+    ``before``) by float16 copies; known: {id(root): (root, float16 copy)}, so that arrays
+    sharing memory share their copy. Returns {sublayer: [attribute names]}."""
+    protected = _protected(layer)
+    stored = {}
+    for _, sub in walk([layer]):
+        old = before.get(sub, {})
+        for k, v in list(vars(sub).items()):
+            if not (k.startswith("_") and _is_array(v)) or old.get(k) is v \
+                    or v.dtype != FLOAT32 or id(v) in protected:
+                continue
+            setattr(sub, k, _half_of(v, known))
+            stored.setdefault(sub, []).append(k)
+    return stored
+
+
+def _half_of(v, known):
+    """v's float16 copy, reusing that of the array whose memory v shares when v is a
+    whole-array reshape of it."""
+    root = _root(v)
+    hit = known.get(id(root))
+    if hit is not None and hit[1].size == v.size and (is_device_array(v) or
+                                                      v.flags.c_contiguous):
+        return hit[1].reshape(v.shape)
+    h = _cast(v, FLOAT16)
+    if root is v or root.size == v.size:
+        known[id(root)] = (root, h.reshape(root.shape))
+    return h
+
+
+@contextlib.contextmanager
+def _caches_in_float32(stored):
+    """Within the block (the layer's backward) its stored caches are float32 again;
+    afterwards they are dropped (None), as the step is done with them."""
+    for sub, names in stored.items():
+        for k in names:
+            setattr(sub, k, _cast(getattr(sub, k), FLOAT32))
+    try:
+        yield
+    finally:
+        for sub, names in stored.items():
+            for k in names:
+                setattr(sub, k, None)
+
+
+class MixedPrecision:
+    """One training step in mixed precision for a Sequential (see the module docstring).
+
+        mp = MixedPrecision(net)          # net in float32
+        loss = mp.loss(x, t)              # float16 storage, float32 compute; a float
+        mp.backward()                     # scaled gradients, float16 between layers
+        stepped = mp.update(optimizer)    # unscale, check, update or skip; adjust the scale
+
+    ``Trainer(precision="float16")`` does this for every batch.
+    """
+
+    def __init__(self, model, scaler=None):
+        if not isinstance(model, Sequential) or isinstance(model, Float16Model):
+            raise ValueError(f"precision='float16' trains a cdl Sequential, got "
+                             f"{type(model).__name__}")
+        self.model = model
+        self.scaler = LossScaler() if scaler is None else scaler
+        self._half = {}      # {layer: {param name: float16 copy of the master weight}}
+        self._stored = None  # per top-level layer, the caches its forward stored as float16
+        self._check_dtype()
+
+    def _check_dtype(self):
+        wrong = {k: str(v.dtype) for k, v in self.model.state().items() if v.dtype != FLOAT32}
+        if wrong:
+            name, dtype = next(iter(wrong.items()))
+            raise ValueError(f"precision='float16' needs a float32 model (its master weights); "
+                             f"{name} is {dtype}")
+
+    def _refresh_half(self):
+        """The float16 copies of the current master weights, cast in place."""
+        for _, layer in walk(self.model.layers):
+            if not layer.params:
+                continue
+            mine = self._half.setdefault(layer, {})
+            for k, w in layer.params.items():
+                h = mine.get(k)
+                if h is None or h.shape != w.shape or is_device_array(h) != is_device_array(w):
+                    K = kernels_for(w)
+                    h = mine[k] = K.empty(w.shape, FLOAT16)
+                with np.errstate(over="ignore"):
+                    kernels_for(w).copy(w, h)
+
+    def loss(self, x, t):
+        """Forward in training mode with float16 storage; the loss (plus weight decay) as a
+        float, unscaled."""
+        model = self.model
+        if model.loss_layer is None:
+            raise RuntimeError("MixedPrecision.loss: the model has no loss")
+        self._check_dtype()
+        self._refresh_half()
+        h = _cast(x, FLOAT16)
+        self._stored = []
+        for layer in model.layers:
+            h_in = h
+            xin = _cast(h_in, FLOAT32)
+            before = _snapshot(layer)
+            with _weights_in_float32(layer, self._half):
+                y = layer.forward(xin, train=True)
+            if _root(y) is xin and y.size == xin.size:  # a reshape (Flatten): no new values
+                h = h_in.reshape(y.shape)
+            else:
+                h = _cast(y, FLOAT16)
+            # the layer's input and output have float16 copies already: caches of them
+            # (self._x, a pooling layer's self._y) share those rather than copy again
+            known = {}
+            for a, a16 in ((xin, h_in), (y, h)):
+                root = _root(a)
+                if root.size == a.size:
+                    known[id(root)] = (root, a16.reshape(root.shape))
+            self._stored.append(_store_caches(layer, before, known))
+            del xin, y, known
+        value = model.loss_layer.forward(_cast(h, FLOAT32), t)
+        if model.weight_decay is not None:
+            value += model.weight_decay.penalty(model.layers)
+        return value
+
+    def backward(self, input_grad=False):
+        """Scaled gradients into every layer's grads (float16 between layers, weight gradients
+        rounded to float16 and kept in float32); dL/dx (scaled) with input_grad."""
+        if self._stored is None:
+            raise RuntimeError("MixedPrecision.backward: call loss(x, t) first")
+        with np.errstate(over="ignore", invalid="ignore"):  # Inf/NaN here: the scaler's job
+            return self._backward(input_grad)
+
+    def _backward(self, input_grad):
+        model, stored, self._stored = self.model, self._stored, None
+        d16 = _cast(model.loss_layer.backward(self.scaler.scale), FLOAT16)
+        for i in range(len(model.layers) - 1, -1, -1):
+            layer = model.layers[i]
+            d = _cast(d16, FLOAT32)
+            with _caches_in_float32(stored[i]), _weights_in_float32(layer, self._half):
+                if i == 0 and not input_grad:
+                    layer.backward_params(d)
+                    d = None
+                else:
+                    d = layer.backward(d)
+            for _, sub in walk([layer]):
+                for k, g in sub.grads.items():
+                    if g.dtype == FLOAT32:
+                        K = kernels_for(g)
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            K.copy(K.copy(g, K.empty(g.shape, FLOAT16)), g)
+            d16 = None if d is None else _cast(d, FLOAT16)
+        return None if d16 is None else _cast(d16, FLOAT32)
+
+    def update(self, optimizer):
+        """Unscale the gradients; if all finite, add weight decay and let the optimizer update
+        the master weights, else skip the step; then adjust the scale. True when it stepped."""
+        model = self.model
+        finite = self.scaler.unscale(model.grads)
+        if finite:
+            if model.weight_decay is not None:
+                model.weight_decay.add_grads(model.layers)
+            optimizer.update(model.params, model.grads)
+        self.scaler.update(finite)
+        return finite
+
+
+# -- float16 inference ------------------------------------------------------------------
+
+class Float16Model(Sequential):
+    """An inference-only Sequential whose parameters and buffers are float16 (``to_float16``).
+
+    ``forward`` keeps activations in float16 between layers and runs each layer in
+    float32 on upcast copies of its weights (one layer's at a time); outputs are float32
+    (of float16 values). ``predict``, ``accuracy``, ``predict_proba``, ``summary`` and
+    ``to_device`` work as on any Sequential; training and ``save`` do not (keep the
+    float32 model for those).
+    """
+
+    def forward(self, x, train=False):
+        if train:
+            raise RuntimeError("Float16Model is for inference; train the float32 model "
+                               "(Trainer(..., precision='float16') for mixed precision)")
+        half = {layer: dict(layer.params) for _, layer in walk(self.layers)}
+        h = _cast(x, FLOAT16)
+        for layer in self.layers:
+            with _weights_in_float32(layer, half), self._buffers_in_float32(layer):
+                y = layer.forward(_cast(h, FLOAT32), train=False)
+            h = _cast(y, FLOAT16)
+        return _cast(h, FLOAT32)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _buffers_in_float32(layer):
+        saved = []
+        try:
+            for _, sub in walk([layer]):
+                if sub.buffers:
+                    saved.append((sub, dict(sub.buffers)))
+                    for k, b in sub.buffers.items():
+                        sub.buffers[k] = _cast(b, FLOAT32)
+            yield
+        finally:
+            for sub, buffers in saved:
+                sub.buffers.update(buffers)
+
+    def loss(self, x, t):
+        raise RuntimeError("Float16Model is for inference; train the float32 model")
+
+    def backward(self, dout=1.0, input_grad=True):
+        raise RuntimeError("Float16Model is for inference; train the float32 model")
+
+    def save(self, path):
+        raise RuntimeError("Float16Model.save: save the float32 model (model files hold "
+                           "float32 or float64)")
+
+
+def to_float16(model):
+    """A Float16Model copy of model (a float32 or float64 Sequential): parameters and buffers
+    stored as float16, so ``nbytes`` is half (a quarter from float64); the model itself is
+    unchanged. Values beyond float16's range (65504) are refused (ValueError)."""
+    if not isinstance(model, Sequential):
+        raise ValueError(f"to_float16: expected a cdl Sequential, got {type(model).__name__}")
+    memo = {}
+    for name, v in model.state().items():
+        h = _cast(v, FLOAT16)
+        K = kernels_for(h)
+        if not K.all_finite(_cast(h, FLOAT32)):
+            raise ValueError(f"to_float16: {name} holds values beyond float16's range "
+                             f"(|x| > 65504) or not finite")
+        memo[id(v)] = h
+    for _, layer in walk(model.layers):
+        for g in layer.grads.values():
+            memo[id(g)] = kernels_for(g).zeros(g.shape, FLOAT16)
+        for k, v in vars(layer).items():  # forward caches of the last training step: dropped
+            if k.startswith("_") and (_is_array(v) or (isinstance(v, (tuple, list)) and
+                                                       any(_is_array(a) for a in v))):
+                memo[id(v)] = None
+    layers = copy.deepcopy(model.layers, memo)
+    half = Float16Model(layers, loss=copy.deepcopy(model.loss_layer),
+                        input_shape=model.input_shape)
+    return half
