@@ -21,15 +21,16 @@ What is timed (``decide``)
     about 2 MFLOP) keep the heuristic's pick.
 
     One warm-up call per candidate (the heuristic's first), then up to
-    ``_REPEAT`` timed rounds, round-robin, of the candidates within twice the
-    best time so far, while the time spent after the heuristic's warm-up stays
-    within ``max(_BUDGET_S, _BUDGET_CALLS * t)``, t the heuristic's timed call
-    (no call starts that would end past it by its expected time; a candidate
-    that gets no warm-up so is skipped, "over budget"). The fastest timed run
-    of each candidate counts (its warm-up, which includes loading its code,
-    where none fitted), and the fastest candidate wins unless the heuristic's
-    pick is within ``_MARGIN`` of it: on a busy machine closer figures are
-    noise, and the documented default is the safer bet.
+    ``_REPEAT`` timed rounds, round-robin (from the second on, only the
+    candidates within twice the best timed run), while the time spent after
+    the heuristic's warm-up stays within ``max(_BUDGET_S, _BUDGET_CALLS * t)``,
+    t the heuristic's timed call (no call starts that would end past it by
+    its expected time; a candidate that gets no warm-up so is skipped, "over
+    budget"). The fastest timed run of each candidate counts (its warm-up,
+    which includes loading its code, where none fitted), and the fastest
+    candidate wins unless the heuristic's pick is within ``_MARGIN`` of it:
+    on a busy machine closer figures are noise, and the documented default
+    is the safer bet.
 
 The cache
     In memory: key -> ``Decision``, for the process. On disk: the measured
@@ -393,10 +394,10 @@ def _measure(order, run, skipped):
     timed = {c: [] for c in first}
     timed[order[0]].append(first[order[0]])
     for c in [c for _ in range(_REPEAT) for c in first][1:]:  # round-robin
-        best = {k: min(timed[k], default=first[k]) for k in first}
-        if best[c] > 2 * min(best.values()):
-            continue  # a clear loser drops out
-        if _clock() - start + best[c] > budget:
+        best = {k: min(ts) for k, ts in timed.items() if ts}
+        if c in best and best[c] > 2 * min(best.values()):
+            continue  # a clear loser drops out (by a timed run: warm-ups include loading)
+        if _clock() - start + best.get(c, first[c]) > budget:
             break
         timed[c].append(_time_call(run, c))
     return {c: round(1e3 * min(timed[c], default=first[c]), 4) for c in first}
