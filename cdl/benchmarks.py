@@ -14,6 +14,11 @@ SIMD flags, threads, library versions, BLAS). The tables:
     train      DeepConvNet training steps on 28x28 images, batch 100, Adam
     inference  images/s of DeepConvNet and ResNet
 
+Below the conv and train tables: the algorithm each convolution got, per
+direction, and why ("measured: winograd 0.62 ms vs gemm 0.91 ms", "heuristic:
+tiny layer (0.9 MFLOP)"; see cdl.kernels.tuner). The first call of a shape
+includes its tuning ("cdl first s").
+
 The quick default takes well under two minutes on 2 cores; bench/conv.py,
 bench/pool.py and bench/epoch.py run the long versions and write JSON.
 """
@@ -347,8 +352,52 @@ def _forced_conv(ck, algo, x, W, b, dout, s, p):
     return y, grads
 
 
-def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
-    """One row per (N, C, H, W, F, K, stride, pad): cdl, book, torch ms, ratios, GFLOP/s."""
+# How a conv call's direction is named in cdl.kernels.conv (the tuner's keys) and here.
+CONV_OPS = {"conv2d_forward": "forward", "conv2d_backward": "backward",
+            "conv2d_backward_params": "backward without dx"}
+
+
+def conv_decisions(x_shape, w_shape, stride, pad, ops=tuple(CONV_OPS), dtype="float32"):
+    """{direction: tuner.Decision} of the conv ops (cdl.kernels.conv names) that have run
+    on this geometry in this process: which algorithm each got and why (its .why)."""
+    from cdl.kernels import conv as ck
+    out = {}
+    for op in ops:
+        d = ck.decision(x_shape, w_shape, stride, pad, dtype, op)
+        if d is not None:
+            out[CONV_OPS[op]] = d
+    return out
+
+
+def model_decisions(net, input_grad=False):
+    """{layer: {direction: Decision}} for the Conv2D layers of net (a Sequential) that ran a
+    training step, input_grad as its backward had it (the first layer without dx)."""
+    from cdl.layers import Conv2D
+    out = {}
+    for i, layer in enumerate(net.layers):
+        x = getattr(layer, "_x", None)  # the input its last training forward cached
+        if type(layer) is Conv2D and x is not None:
+            back = "conv2d_backward_params" if i == 0 and not input_grad else "conv2d_backward"
+            name = (f"{i} Conv2D {layer.in_channels}->{layer.out_channels} "
+                    f"{'x'.join(map(str, x.shape[2:]))} k{layer.kernel_size[0]} "
+                    f"N{x.shape[0]}")
+            out[name] = conv_decisions(x.shape, layer.params["W"].shape, layer.stride,
+                                       layer.pad, ("conv2d_forward", back), x.dtype.name)
+    return out
+
+
+def decision_lines(name, whys):
+    """The lines `cdl bench` prints for one conv layer: its name, then per direction
+    ({direction: why}) the algorithm it got and why."""
+    return [name] + [f"  {direction}: {why}" for direction, why in whys.items()]
+
+
+def conv_rows(shapes, repeat, warmup, torch=None, algos=False, with_dx=False):
+    """One row per (N, C, H, W, F, K, stride, pad): cdl, book, torch ms, ratios, GFLOP/s;
+    "algo" the algorithms cdl's forward and backward got (one name when they agree) and
+    "decisions" why. with_dx adds cdl's forward ("fwd ms"), backward without the input
+    gradient (a first layer's, "bwd ms") and with it ("bwd+dx ms", as inside a network),
+    timed apart."""
     from cdl import layers as L
     from cdl.kernels import conv as ck
     rows = []
@@ -366,6 +415,10 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
             return layer.backward(dout)
 
         contenders = {"cdl": run_cdl, "book": lambda: book_conv(x, Wt, b, dout, s, p)}
+        if with_dx:
+            contenders.update({"cdl fwd": lambda: layer.forward(x),
+                               "cdl bwd": lambda: layer.backward_params(dout),
+                               "cdl bwd+dx": lambda: layer.backward(dout)})
         applicable = ck.applicable(x.shape, Wt.shape, (s, s), (p, p))
         for algo in applicable if algos else ():
             contenders[algo] = (lambda a: lambda: _forced_conv(ck, a, x, Wt, b, dout, s, p))(algo)
@@ -382,11 +435,19 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False):
             contenders["torch"] = run_torch
         med, first = interleaved(contenders, repeat, warmup)
         g = conv_gflop(N, C, H, W, F, K, s, p)
+        ops = ("conv2d_forward", "conv2d_backward") + (
+            ("conv2d_backward_params",) if with_dx else ())
+        decisions = conv_decisions(x.shape, Wt.shape, (s, s), (p, p), ops)
+        picks = [d.choice for d in decisions.values()]
         row = {"shape": f"N{N} {C}->{F} {H}x{W} k{K} s{s} p{p}",
-               "algo": ck.choose_algorithm(x.shape, Wt.shape, (s, s), (p, p)),
+               "algo": picks[0] if len(set(picks)) == 1 else "/".join(picks),
                "cdl ms": med["cdl"] * 1e3, "book ms": med["book"] * 1e3,
                "book/cdl": med["book"] / med["cdl"], "cdl GFLOP/s": g / med["cdl"],
-               "cdl first s": first["cdl"]}
+               "cdl first s": first["cdl"],
+               "decisions": {k: d.why for k, d in decisions.items()}}
+        if with_dx:
+            row.update({"fwd ms": med["cdl fwd"] * 1e3, "bwd ms": med["cdl bwd"] * 1e3,
+                        "bwd+dx ms": med["cdl bwd+dx"] * 1e3})
         for algo in applicable if algos else ():
             row[f"{algo} ms"] = med[algo] * 1e3
         if "torch" in med:
@@ -476,7 +537,9 @@ def training_row(steps, torch=None, epoch_steps=600):
     scale = epoch_steps / steps
     row = {"model": "DeepConvNet", "data": data, "steps": steps,
            "cdl epoch s": sum(times["cdl"]) * scale,
-           "cdl step ms": statistics.median(times["cdl"]) * 1e3, "cdl first s": first["cdl"]}
+           "cdl step ms": statistics.median(times["cdl"]) * 1e3, "cdl first s": first["cdl"],
+           "decisions": {layer: {k: d.why for k, d in ds.items()} for layer, ds in
+                         model_decisions(trainers["cdl"].net).items()}}
     if "torch" in times:
         row.update({"torch epoch s": sum(times["torch"]) * scale,
                     "torch step ms": statistics.median(times["torch"]) * 1e3,
@@ -510,6 +573,8 @@ def inference_rows(torch, repeat, warmup, batch=500):
     return rows
 
 
+WHY_HEADER = ("algorithm per shape and direction, and why (cdl.kernels.conv; "
+              "\"measured\": timed on the first call, \"cached\": by an earlier run):")
 CONV_COLUMNS = ["shape", "algo", "cdl ms", "torch ms", "book ms", "cdl/torch", "book/cdl",
                 "cdl GFLOP/s", "torch GFLOP/s"]
 POOL_COLUMNS = ["op", "shape", "cdl ms", "torch ms", "book ms", "cdl/torch", "book/cdl", "cdl GB/s"]
@@ -540,12 +605,20 @@ def report(threads=None, full=False, torch=None, out=print):
     out("\nConv2D forward + backward (dx, dW, db), float32")
     res["conv"] = conv_rows(CONV_SHAPES, repeat, warmup, torch)
     table(res["conv"] + [summary(res["conv"])], CONV_COLUMNS, out)
+    out(WHY_HEADER)
+    for row in res["conv"]:
+        for line in decision_lines(row["shape"], row["decisions"]):
+            out("  " + line)
     out("\npooling forward + backward, float32")
     res["pool"] = pool_rows(POOL_CASES, repeat, warmup, torch)
     table(res["pool"] + [summary(res["pool"], "op")], POOL_COLUMNS, out)
     out(f"\nDeepConvNet training, batch {BATCH}, Adam (epoch = 600 steps, from {steps} timed)")
     res["train"] = training_row(steps, torch)
     table([res["train"]], TRAIN_COLUMNS, out)
+    out(WHY_HEADER.replace("per shape", "per conv layer of DeepConvNet"))
+    for layer, whys in res["train"]["decisions"].items():
+        for line in decision_lines(layer, whys):
+            out("  " + line)
     out("\ninference (cdl predict / torch eval + no_grad)")
     res["inference"] = inference_rows(torch, repeat, warmup)
     table(res["inference"], INFERENCE_COLUMNS, out)

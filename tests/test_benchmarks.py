@@ -59,3 +59,34 @@ def test_cli_bench_rejects_bad_options(argv, capsys):
         main(argv)
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_conv_rows_with_dx_say_which_algorithm_and_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("CDL_CACHE_DIR", str(tmp_path))
+    rows = B.conv_rows([(2, 3, 8, 8, 4, 3, 1, 1), (8, 8, 16, 16, 16, 3, 1, 1)], 1, 1,
+                       with_dx=True)
+    assert all(r["fwd ms"] > 0 and r["bwd ms"] > 0 and r["bwd+dx ms"] > 0 for r in rows)
+    tiny, timed = (r["decisions"] for r in rows)
+    assert list(tiny) == ["forward", "backward", "backward without dx"]
+    assert all(why.startswith("heuristic: tiny layer") for why in tiny.values())
+    # measured, unless no other algorithm is compiled yet (a cold Numba cache)
+    assert all(why.startswith(("measured: ", "heuristic: ")) for why in timed.values())
+    lines = B.decision_lines(rows[0]["shape"], tiny)
+    assert lines[0] == "N2 3->4 8x8 k3 s1 p1" and lines[1].startswith("  forward: heuristic")
+
+
+def test_model_decisions_name_each_conv_layer():
+    import cdl
+    from cdl import layers as L
+    rng = np.random.default_rng(0)
+    net = cdl.Sequential([L.Conv2D(1, 4, 3, pad=1, rng=rng), L.ReLU(),
+                          L.Conv2D(4, 4, 3, pad=1, rng=rng), L.Flatten(),
+                          L.Affine(4 * 36, 3, rng=rng)], loss=L.SoftmaxCrossEntropy())
+    net.loss(rng.standard_normal((2, 1, 6, 6)).astype(np.float32), np.array([0, 2]))
+    net.backward(input_grad=False)
+    got = B.model_decisions(net)
+    assert list(got) == ["0 Conv2D 1->4 6x6 k3 N2", "2 Conv2D 4->4 6x6 k3 N2"]
+    first, second = got.values()
+    assert list(first) == ["forward", "backward without dx"]
+    assert list(second) == ["forward", "backward"]
+    assert first["forward"].why.startswith("heuristic: tiny layer")
