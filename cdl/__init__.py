@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # Subpackages reached as attributes of cdl, imported on first use (DESIGN.md).
 _LAZY = ("data", "models", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
-         "tune", "pretrain", "checkpoint", "precision")
+         "tune", "pretrain", "checkpoint", "precision", "distributed")
 
 __all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers",
            "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble", "export_onnx",

@@ -91,12 +91,18 @@ class Trainer:
                 weights and compute, dynamic loss scaling by ``self.scaler`` (a LossScaler,
                 also appended to the callbacks so checkpoints keep its state; pass one as
                 precision= for other settings). Evaluation uses the float32 weights.
+    comm        a ``cdl.distributed`` communicator (or an ``AllReduceOptimizer``, whose comm
+                is used): data-parallel training over MPI. ``batch_size`` is then per rank
+                (a global batch of batch_size * comm.size); every rank starts from rank 0's
+                weights, reads its own shard of each global batch, and the gradients are
+                averaged over the ranks during backward; only rank 0 prints, shows progress
+                and writes checkpoints (``cdl.distributed.training``).
     """
 
     def __init__(self, model, optimizer, batch_size=100, epochs=10, seed=None,
                  callbacks=(), augment=None, eval_samples=None, eval_batch_size=1000,
                  verbose=True, progress=None, out=None, device="cpu", checkpoint=None,
-                 precision="float32"):
+                 precision="float32", comm=None):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Trainer: device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda":
@@ -116,6 +122,10 @@ class Trainer:
         self.noise_rng = None if seed is None else np.random.default_rng([seed, 1])
         self.callbacks = list(callbacks)
         self.precision, self.scaler, self._mixed = _precision(precision, model, self.callbacks)
+        if comm is None and type(optimizer).__name__ == "AllReduceOptimizer":
+            comm = optimizer.comm
+        self.comm, self._sync = comm, None  # _sync: the GradSync while fit runs on > 1 rank
+        self._where = (0, 0)  # (epoch, batch) of the step running, for error messages
         self.augment = augment
         self.eval_samples, self.eval_batch_size = eval_samples, eval_batch_size
         self.verbose, self.progress = verbose, progress
@@ -170,7 +180,10 @@ class Trainer:
         return self._fit(x, t, validation_data)
 
     def save_checkpoint(self, path):
-        """Write the run's state to path, atomically (``cdl.checkpoint``)."""
+        """Write the run's state to path, atomically (``cdl.checkpoint``); with ``comm``, only
+        rank 0 writes (every rank holds the same state)."""
+        if self.comm is not None and self.comm.rank != 0:
+            return
         from cdl import checkpoint
         checkpoint.save(self, path)
 
@@ -190,17 +203,33 @@ class Trainer:
             from cdl.checkpoint import set_generator
             self._loader.rng = set_generator(self._loader.rng, self._loader_rng)
             self._loader_rng = None
+        dist = None
+        if self.comm is not None and self.comm.size > 1:
+            from cdl.distributed import training as dist
+            dist.start(self)
+        try:
+            return self._epochs(x, t, validation_data, dist)
+        finally:
+            if dist is not None:
+                dist.stop(self)
+
+    def _epochs(self, x, t, validation_data, dist):
         self._call("on_train_begin")
         done = self.epoch  # the last finished epoch
         first = done + 1
         self._last_epoch = first + self.epochs - 1
+        root = self.comm is None or self.comm.rank == 0
         try:
             for epoch in range(first, first + self.epochs):
                 self.epoch = epoch
                 self._call("on_epoch_begin", epoch)
                 start = time.perf_counter()
+                if dist is not None:
+                    dist.rank_streams(self)
                 with rng_scope(self.noise_rng):
                     loss = self._train_epoch(x, t, epoch)
+                if dist is not None:  # every rank evaluates and saves the same model
+                    self.comm.average_buffers(self.model)
                 logs = {"epoch": epoch, "loss": loss}
                 self._call("on_eval_begin")
                 try:
@@ -208,17 +237,23 @@ class Trainer:
                 finally:
                     self._call("on_eval_end")
                 logs["time"] = time.perf_counter() - start
+                if dist is not None:  # rank 0's logs: callbacks decide alike on every rank
+                    logs = self.comm.bcast(logs)
                 for k, v in logs.items():
                     self.history.setdefault(k, []).append(v)
                 done = epoch
                 self._call("on_epoch_end", epoch, logs)
                 if self.checkpoint is not None:
                     self.save_checkpoint(self.checkpoint)
-                if self.verbose:
+                if self.verbose and root:
                     print(self._format(logs), file=self.out, flush=True)
+                if dist is not None:
+                    self.stop_training = dist.agree(self, self.stop_training)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            if dist is not None:  # ranks stop at different batches: end the job (excepthook)
+                raise
             # Ctrl-C: stop now, but keep the finished epochs and let the callbacks
             # restore or save (on_train_end) as after any other stop
             self.interrupted, self.epoch = True, done
@@ -226,26 +261,47 @@ class Trainer:
         return self.history
 
     def _batches(self, x, t):
-        """(batches, count): an iterator of (idx, xb, tb) for one epoch, its order drawn now."""
+        """(batches, count, augment's rng): an iterator of (idx, xb, tb, n_global) for one
+        epoch, its order drawn now (n_global: the rows of the global batch idx is part of)."""
+        if self._sync is not None:
+            return self._shards(x, t)
         if t is None:  # a DataLoader
-            return x.batches(self.rng if x.seed is None else None), len(x)
-        order = self.rng.permutation(len(x))
-        n_batches = -(-len(x) // self.batch_size)
-        slices = (order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(n_batches))
-        return ((idx, x[idx], t[idx]) for idx in slices), n_batches
+            return ((idx, xb, tb, len(idx)) for idx, xb, tb in
+                    x.batches(self.rng if x.seed is None else None)), len(x), self.rng
+        sampler = BatchSampler(len(x), self.batch_size)
+        return ((idx, x[idx], t[idx], len(idx)) for idx, _ in sampler.epoch(self.rng)), \
+            len(sampler), self.rng
+
+    def _shards(self, x, t):
+        """_batches on one of several ranks: this rank's shard of every global batch, and
+        augmentation from a generator of this rank (the shared one stays in step)."""
+        from cdl.distributed import training as dist
+        comm = self.comm
+        if t is None:  # a DataLoader
+            sampler = BatchSampler(x.num_samples, x.batch_size, comm.rank, comm.size,
+                                   shuffle=x.shuffle, drop_last=x.drop_last)
+            rng = self.rng if x.seed is None else x.rng
+            batches = dist.loader_batches(self, x, sampler, rng)
+        else:
+            sampler = BatchSampler(len(x), self.batch_size, comm.rank, comm.size)
+            batches = ((idx, x[idx], t[idx], n) for idx, n in sampler.epoch(self.rng))
+        aug = dist.jumped(self.rng, comm.rank + 1) if self.augment is not None else None
+        return batches, len(sampler), aug
 
     def _train_epoch(self, x, t, epoch):
         if self.device == "cuda" and not self.model._on_device():  # Sequential's
             self.model.to_device()
-        batches, n_batches = self._batches(x, t)
+        batches, n_batches, aug_rng = self._batches(x, t)
+        quiet = self.comm is not None and self.comm.rank != 0  # rank 0 shows the progress
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
-                   disable=(None if self.progress is None else not self.progress),
+                   disable=True if quiet else
+                   (None if self.progress is None else not self.progress),
                    file=sys.stderr)
         total, seen = 0.0, 0
         try:
-            for b, (idx, xb, tb) in enumerate(batches):
+            for b, (idx, xb, tb, n_global) in enumerate(batches):
                 if self.augment is not None:
-                    xb, tb = self.augment(xb, tb, self.rng)
+                    xb, tb = self.augment(xb, tb, aug_rng)
                 if not np.isfinite(xb).all():
                     raise FloatingPointError(
                         f"Trainer: NaN or Inf in the input at epoch {epoch}, batch {b + 1} "
@@ -256,34 +312,65 @@ class Trainer:
                         f"(samples {np.sort(idx)[:5].tolist()}...); check the data or augment")
                 if self.device == "cuda":  # the batch goes to the GPU; only the loss comes back
                     xb, tb = _to_device(xb), _to_device(tb)
-                stepper = self.model if self._mixed is None else self._mixed
-                loss = stepper.loss(xb, tb)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(
-                        f"Trainer: loss is {loss} at epoch {epoch}, batch {b + 1}; the model "
-                        f"diverged (try a smaller learning rate)")
-                stepper.backward(input_grad=False)
-                if self._mixed is None:
-                    self.optimizer.update(self.model.params, self.model.grads)
-                else:  # skipped when the scaled gradients overflowed float16
-                    self._mixed.update(self.optimizer)
+                self._where = (epoch, b + 1)
+                loss = self._step(xb, tb, len(idx) / n_global)
                 total += loss * len(idx)
                 seen += len(idx)
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
                 self._call("on_batch_end", b + 1, {"loss": loss})
+                if self._sync is not None and self.callbacks:
+                    from cdl.distributed import training as dist
+                    self.stop_training = dist.agree(self, self.stop_training)
                 if self.stop_training:
                     break
         finally:
             bar.close()
+        if self._sync is not None:
+            from cdl.distributed import training as dist
+            return dist.epoch_loss(self, total, seen)
         return total / max(seen, 1)
+
+    def step(self, x, t):
+        """One update on the batch (x, t): loss, backward, the optimizer's update; returns
+        the loss. While ``fit`` runs with ``comm``, the gradients are averaged over the
+        ranks (each rank's batch an equal share) during backward."""
+        return self._step(x, t, None)
+
+    def _step(self, x, t, share):
+        """step, with ``share`` this rank's fraction of the global batch (fit knows it)."""
+        stepper = self.model if self._mixed is None else self._mixed
+        loss = stepper.loss(x, t)
+        if not np.isfinite(loss):
+            epoch, batch = self._where
+            raise FloatingPointError(
+                f"Trainer: loss is {loss} at epoch {epoch}, batch {batch}; the model "
+                f"diverged (try a smaller learning rate)")
+        sync, optimizer = self._sync, self.optimizer
+        if sync is not None:
+            if share is not None:
+                sync.weight = share
+            optimizer = getattr(optimizer, "optimizer", optimizer) \
+                if type(optimizer).__name__ == "AllReduceOptimizer" else optimizer
+        stepper.backward(input_grad=False)
+        if self._mixed is None:
+            optimizer.update(self.model.params, self.model.grads)
+        else:  # skipped when the scaled gradients overflowed float16 (on any rank)
+            if sync is not None:
+                sync.reduce(self.model)  # MixedPrecision's backward does not call the hook
+            self._mixed.update(optimizer)
+        return loss
 
     def evaluate(self, x, t=None, validation_data=None):
         """{"train_acc": ..., and with validation data "val_loss", "val_acc"}.
 
         x, t arrays or x a DataLoader (t None; its rows in order, unaugmented);
-        validation_data (xv, tv) or a DataLoader.
+        validation_data (xv, tv) or a DataLoader. With ``comm`` (during fit, on several
+        ranks), each rank evaluates its shard of the rows and the sums are reduced.
         """
+        if self._sync is not None:
+            from cdl.distributed import training as dist
+            return dist.evaluate(self, x, t, validation_data, _is_loader)
         size = x.num_samples if _is_loader(x) else len(x)
         n = size if self.eval_samples is None else min(size, self.eval_samples)
         if _is_loader(x):
@@ -341,6 +428,51 @@ def _precision(precision, model, callbacks):
                          f"cdl.precision.LossScaler, got {precision!r}")
     callbacks.append(scaler)
     return "float16", scaler, amp.MixedPrecision(model, scaler)
+
+
+class BatchSampler:
+    """One epoch's mini-batches as row indices, optionally one rank's shard of them.
+
+    ``epoch(rng)`` draws an order of the n rows (``rng.permutation(n)``, one draw per
+    epoch; ``shuffle=False``: 0..n-1) and cuts it into global batches of
+    ``batch_size * size`` consecutive rows; rank ``rank`` of ``size`` gets its
+    contiguous shard of each (``batch_size`` rows; the last, smaller global batch is
+    split as evenly as possible, or left out with ``drop_last``, or when it has fewer
+    rows than there are ranks). It returns a list of ``(idx, n_global)``: the rows of
+    this rank, and of the whole global batch (its share of the gradient average). With
+    the same rng state on every rank, the shards of an epoch are disjoint and cover the
+    rows; with size 1 the batches are those of a single process.
+    """
+
+    def __init__(self, n, batch_size, rank=0, size=1, shuffle=True, drop_last=False):
+        self.n, self.batch_size = int(n), positive_int("BatchSampler", "batch_size", batch_size)
+        self.size = positive_int("BatchSampler", "size", size)
+        self.rank = check_int("BatchSampler", "rank", rank, minimum=0)
+        if self.rank >= self.size:
+            raise ValueError(f"BatchSampler: rank {rank} of {size} ranks")
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+
+    def __len__(self):
+        g = self.batch_size * self.size
+        full, rest = divmod(self.n, g)
+        return full + (0 < rest and not self.drop_last and rest >= self.size)
+
+    def epoch(self, rng):
+        return self.split(rng.permutation(self.n) if self.shuffle else np.arange(self.n))
+
+    def split(self, order):
+        """The (idx, n_global) of this rank for an order of the rows."""
+        g, r, size = self.batch_size * self.size, self.rank, self.size
+        out = []
+        for start in range(0, len(order), g):
+            rows = order[start:start + g]
+            m = len(rows)
+            if m < g and (self.drop_last or m < size):
+                break
+            lo, hi = (r * self.batch_size, (r + 1) * self.batch_size) if m == g \
+                else (m * r // size, m * (r + 1) // size)
+            out.append((rows[lo:hi], m))
+        return out
 
 
 def _is_loader(obj):

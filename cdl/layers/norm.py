@@ -37,7 +37,17 @@ class BatchNorm(Layer):
     input; every array the layer uses is allocated on x's device.
     ``running_mean`` and ``running_var`` live in ``buffers`` so models save
     and load them.
+
+    ``comm`` (None by default; ``cdl.distributed.sync_batchnorm`` sets it): in
+    data-parallel training, normalize with the statistics of the global batch,
+    every rank's samples (SyncBatchNorm): the per-channel counts, means and
+    variances are combined over the ranks (exactly, Chan et al. 1979), and
+    backward reduces sum(dout) and sum(dout * xhat) likewise, each rank
+    weighted by its share of the global batch as the gradient average weights
+    it. A runtime setting, not saved with the model.
     """
+
+    comm = None
 
     def __init__(self, num_features, momentum=0.9, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -113,7 +123,13 @@ class BatchNorm(Layer):
                                  f"{x.shape}; use a larger batch or train=False")
             mean, var = K.empty(C, np.float64), K.empty(C, np.float64)
             K.batchnorm_forward(x3, gamma, beta, self.eps, y, mean, var, coef)
+            synced = self.comm is not None and self.comm.size > 1
+            if synced:  # the global batch's statistics replace this rank's; y again
+                self._m = (m, self._global_stats(m, mean, var))
+                m = self._m[1]
             K.batchnorm_inv_std(var, self.eps, inv_std)
+            if synced:
+                K.batchnorm_apply(x3, mean, inv_std, gamma, beta, y, coef)
             K.batchnorm_running_update(mean, var, self.momentum, m / (m - 1),
                                        self.running_mean, self.running_var)
         else:
@@ -123,6 +139,7 @@ class BatchNorm(Layer):
         if train:
             self._x, self._mean, self._inv_std = x3, mean, inv_std
             self._batch_stats, self._x_shape = batch_stats, x.shape
+            self._synced = batch_stats and self.comm is not None and self.comm.size > 1
         return y.reshape(x.shape)
 
     def backward(self, dout):
@@ -134,12 +151,53 @@ class BatchNorm(Layer):
         dx = K.empty(x3.shape, x3.dtype)
         dgamma, dbeta = K.empty(C, np.float64), K.empty(C, np.float64)
         coef = K.empty((5, C), x3.dtype)
+        synced = getattr(self, "_synced", False)
         K.batchnorm_backward(_as(K, dout, x3.dtype).reshape(x3.shape), x3, self._mean,
-                             self._inv_std, _as(K, gamma, x3.dtype), self._batch_stats,
-                             dx, dgamma, dbeta, coef)
+                             self._inv_std, _as(K, gamma, x3.dtype),
+                             self._batch_stats and not synced, dx, dgamma, dbeta, coef)
+        if synced:
+            self._global_backward(K, x3, gamma, dgamma, dbeta, dx, coef)
         self.grads["gamma"] = K.copy(dgamma, K.empty(C, gamma.dtype))
         self.grads["beta"] = K.copy(dbeta, K.empty(C, gamma.dtype))
         return dx.reshape(self._x_shape)
+
+    def _global_stats(self, m, mean, var):
+        """This rank's (C,) float64 mean and biased var of m values per channel -> those of
+        all ranks' values, in place; returns the total count M."""
+        from cdl import cuda
+        mu, v = cuda.to_host(mean), cuda.to_host(var)
+        first = self.comm.allreduce_sum(np.concatenate([[float(m)], m * mu]))
+        M = first[0]
+        g_mean = first[1:] / M
+        g_var = self.comm.allreduce_sum(m * (v + (mu - g_mean) ** 2)) / M
+        _put(mean, g_mean)
+        _put(var, g_var)
+        return M
+
+    def _global_backward(self, K, x3, gamma, dgamma, dbeta, dx, coef):
+        """dx (computed as gamma * r * dout) += gamma * r * (-S1 - xhat * S2) / m, with S1,
+        S2 the sums of dout and dout * xhat over the ranks, each rank's weighted by its
+        share m / M of the global batch (the gradient average weights its gradients so)."""
+        from cdl import cuda
+        m, M = self._m
+        C = self.num_features
+        sums = self.comm.allreduce_sum((m / M) * np.concatenate([cuda.to_host(dbeta),
+                                                                 cuda.to_host(dgamma)]))
+        a = cuda.to_host(gamma).astype(np.float64) * cuda.to_host(self._inv_std)
+        g2 = _put(K.empty(C, x3.dtype), (-a * sums[C:] / m).astype(x3.dtype))
+        b2 = _put(K.empty(C, x3.dtype), (-a * sums[:C] / m).astype(x3.dtype))
+        corr = K.empty(x3.shape, x3.dtype)
+        K.batchnorm_apply(x3, self._mean, self._inv_std, g2, b2, corr, coef)
+        K.add(dx, corr, dx)
+
+
+def _put(dst, host):
+    """host values into dst (a host or device array); returns dst."""
+    if is_device_array(dst):
+        dst.copy_to_device(np.ascontiguousarray(host, dtype=dst.dtype))
+    else:
+        dst[...] = host
+    return dst
 
 
 def _as(K, a, dtype):

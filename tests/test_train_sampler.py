@@ -1,0 +1,59 @@
+"""Trainer's seams for data parallel: BatchSampler shards and Trainer.step."""
+import numpy as np
+import pytest
+
+from cdl import optim
+from cdl.layers import Affine, ReLU, SoftmaxCrossEntropy
+from cdl.model import Sequential
+from cdl.train import BatchSampler, Trainer
+
+
+def test_one_rank_gives_the_single_process_batches():
+    rng = np.random.default_rng(3)
+    order = np.random.default_rng(3).permutation(23)
+    batches = BatchSampler(23, 5).epoch(rng)
+    assert len(batches) == len(BatchSampler(23, 5)) == 5
+    for b, (idx, n) in enumerate(batches):
+        np.testing.assert_array_equal(idx, order[b * 5:(b + 1) * 5])
+        assert n == len(idx)
+
+
+@pytest.mark.parametrize("n, size", [(24, 2), (23, 2), (25, 3), (31, 4), (9, 4)])
+def test_shards_are_disjoint_cover_the_epoch_and_split_each_global_batch(n, size):
+    batch = 3
+    shards = [BatchSampler(n, batch, r, size).epoch(np.random.default_rng(0))
+              for r in range(size)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == len(BatchSampler(n, 3, 0, size))
+    order = np.random.default_rng(0).permutation(n)
+    rows = []
+    for b in range(len(shards[0])):
+        together = np.concatenate([s[b][0] for s in shards])
+        g = len(together)
+        assert all(s[b][1] == g for s in shards)  # each knows the global batch's size
+        np.testing.assert_array_equal(together, order[b * batch * size:b * batch * size + g])
+        assert max(len(s[b][0]) for s in shards) - min(len(s[b][0]) for s in shards) <= 1
+        rows += together.tolist()
+    left = n % (batch * size)
+    dropped = left if 0 < left < size else 0  # a last global batch smaller than the ranks
+    assert len(rows) == len(set(rows)) == n - dropped
+
+
+def test_bad_rank():
+    with pytest.raises(ValueError, match="rank 2 of 2"):
+        BatchSampler(10, 2, rank=2, size=2)
+
+
+def test_step_is_one_update():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    nets = [Sequential([Affine(4, 5, rng=np.random.default_rng(1)), ReLU(),
+                        Affine(5, 3, rng=np.random.default_rng(2))],
+                       loss=SoftmaxCrossEntropy()).astype(np.float64) for _ in range(2)]
+    trainer = Trainer(nets[0], optim.SGD(lr=0.1), verbose=False)
+    loss = trainer.step(x, t)
+    ref = optim.SGD(lr=0.1)
+    assert loss == nets[1].loss(x, t)
+    nets[1].backward()
+    ref.update(nets[1].params, nets[1].grads)
+    for k, p in nets[1].params.items():
+        np.testing.assert_array_equal(nets[0].params[k], p)
