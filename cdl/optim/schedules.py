@@ -16,10 +16,17 @@ continues the schedule where it stopped.
     ExponentialLR(gamma)             lr0 * gamma^s
     CosineLR(total, lr_min=0)        lr_min + (lr0 - lr_min) (1 + cos(pi min(s, total) / total)) / 2
                                      (Loshchilov & Hutter 2017, without restarts)
-    LinearWarmup(warmup, start=0.1, after=None)
-                                     lr0 (start + (1 - start) s / warmup) for s < warmup,
-                                     then after.lr_at(s - warmup, lr0) (or lr0)
+    LinearWarmup(warmup, start=0.1, after=None, scale=1)
+                                     k lr0 (start + (1 - start) s / warmup) for s < warmup,
+                                     then after.lr_at(s - warmup, k lr0) (or k lr0), k = scale
                                      (Goyal et al. 2017)
+
+Large minibatches (Goyal et al. 2017, "linear scaling rule"): with k times
+the batch (k ranks of ``cdl.distributed``, each with the single-process
+batch), multiply the learning rate by k and reach it gradually, from the
+single-process rate, over the first epochs' updates:
+
+    LinearWarmup(warmup=5 * batches_per_epoch, start=1 / k, scale=k, after=CosineLR(...))
 """
 import abc
 import math
@@ -126,18 +133,21 @@ class CosineLR(LRSchedule):
 
 
 class LinearWarmup(LRSchedule):
-    """Linear ramp from start * lr0 to lr0 over ``warmup`` steps, then ``after`` (a schedule
-    evaluated from 0 at the end of the warm-up) or a constant lr0."""
+    """Linear ramp from start * lr to lr over ``warmup`` steps, then ``after`` (a schedule
+    evaluated from 0 at the end of the warm-up, from lr) or a constant lr, where lr is
+    ``scale`` * lr0: the linear scaling rule for a batch ``scale`` times larger."""
 
-    def __init__(self, warmup, start=0.1, after=None, per="batch"):
+    def __init__(self, warmup, start=0.1, after=None, per="batch", scale=1.0):
         super().__init__(per)
         self.warmup = check_count("LinearWarmup", "warmup", warmup)
         self.start = check_hyper("LinearWarmup", "start", start, 0, 1, high_open=False)
         if after is not None and not isinstance(after, LRSchedule):
             raise ValueError(f"LinearWarmup: after must be an LRSchedule, got {after!r}")
         self.after = after
+        self.scale = check_hyper("LinearWarmup", "scale", scale, 0, low_open=True)
 
     def lr_at(self, step, lr0):
+        lr0 = lr0 * self.scale
         if step < self.warmup:
             return lr0 * (self.start + (1.0 - self.start) * step / self.warmup)
         return lr0 if self.after is None else self.after.lr_at(step - self.warmup, lr0)

@@ -73,3 +73,17 @@ def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
+
+
+def test_linear_warmup_scale_is_goyal_linear_scaling():
+    """scale=k: from lr0 (start=1/k) up to k*lr0 over the warm-up, then `after` from k*lr0."""
+    from cdl.optim import CosineLR, LinearWarmup
+    k, lr0 = 4, 0.1
+    s = LinearWarmup(warmup=10, start=1 / k, scale=k, after=CosineLR(total=20))
+    assert abs(s.lr_at(0, lr0) - lr0) < 1e-12
+    assert abs(s.lr_at(5, lr0) - lr0 * (1 + (k - 1) * 0.5)) < 1e-12
+    assert abs(s.lr_at(10, lr0) - k * lr0) < 1e-12
+    assert abs(s.lr_at(30, lr0)) < 1e-12  # the cosine's end
+    import pytest
+    with pytest.raises(ValueError, match="scale"):
+        LinearWarmup(warmup=10, scale=0)
