@@ -696,10 +696,9 @@ def gemm_variant(shape=None):
       (``_hybrid_pays``), "scalar" for smaller ones;
     - "scalar" on x86 without AVX2.
 
-    Measured on Zen 1 (2-core EPYC, bench/binary.py; see the module doc):
-    hybrid 1.2-1.45x faster than scalar on large products, scalar about 1.3x
-    faster than vector. "hybrid" calls AVX2 instructions, so forcing it on a
-    CPU without AVX2 is a ValueError.
+    These rules are defaults from one CPU (bench/binary.py has the figures);
+    xnor_gemm measures the variants on the machine it runs on. "hybrid" calls
+    AVX2 instructions, so forcing it on a CPU without AVX2 is a ValueError.
     """
     feats = _target_features()
     x86 = "+sse2" in feats

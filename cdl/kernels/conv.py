@@ -189,8 +189,9 @@ def _tiny(op, x_shape, w_shape, stride, pad):
 
 
 def _key(op, x_shape, w_shape, stride, pad, dtype, threads=None):
-    return (op, np.dtype(dtype).name, tuple(x_shape), tuple(w_shape), tuple(stride),
-            tuple(pad), num_threads() if threads is None else threads)
+    # the dtype itself (str() gives its name on disk): dtype.name costs 4 us a call
+    return (op, dtype, tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pad),
+            num_threads() if threads is None else threads)
 
 
 def _kernels(algo, op, F):
@@ -246,7 +247,7 @@ def decision(x_shape, w_shape, stride, pad, dtype="float32", op="conv2d_forward"
     tiny = _tiny(op, x_shape, w_shape, stride, pad)
     if tiny:
         return tuner.Decision(heuristic, "tiny", note=tiny)
-    return tuner.cached(_key(op, x_shape, w_shape, stride, pad, dtype, threads))
+    return tuner.cached(_key(op, x_shape, w_shape, stride, pad, np.dtype(dtype), threads))
 
 
 def _direct_geometry(w_shape, stride, pad, out_hw):

@@ -197,6 +197,16 @@ _unwritable = set()   # paths whose write failed (warned once)
 _warned = set()       # (path, reason) already warned about
 
 
+def _after_fork_in_child():
+    """A child forked while another thread was tuning would find the lock held forever."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def reset(disk=False):
     """Forget every decision of this process (and delete the cache file when disk)."""
     with _lock:

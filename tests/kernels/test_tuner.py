@@ -74,7 +74,7 @@ def entries(folder):
 
 
 def forward_key(xs=XS, ws=WS, stride=STRIDE, pad=PAD, dtype="float64"):
-    return tuner.key_text(kconv._key("conv2d_forward", xs, ws, stride, pad, dtype))
+    return tuner.key_text(kconv._key("conv2d_forward", xs, ws, stride, pad, np.dtype(dtype)))
 
 
 @pytest.mark.parametrize("fastest", ["gemm", "direct", "winograd", "pointwise"])
