@@ -65,9 +65,9 @@ ALGORITHMS = ("gemm", "pointwise", "direct", "winograd")
 # shared with the binary GEMM variants).
 set_policy, get_policy = tuner.set_policy, tuner.get_policy
 
-# Calls of fewer multiply-adds than this (times 2: FLOP; the backward counts its two GEMMs)
-# keep the heuristic's pick: at a few GFLOP/s they take well under 0.1 ms, and timing
-# them would cost more than a better pick could save.
+# Calls under this many FLOP (2 per multiply-add; a backward with dx counts both its
+# products) keep the heuristic's pick: at a few GFLOP/s they take well under 0.1 ms, and
+# timing them would cost more than a better pick could save.
 _TINY_FLOP = 2e6
 
 # Bytes of col_t per chunk of a thread's slice of the batch (at least one sample). 1 MiB:

@@ -36,9 +36,9 @@ The cache
     In memory: key -> ``Decision``, for the process. On disk: the measured
     decisions in ``cache_path()``, a JSON file in ``cache_dir()``
     ($CDL_CACHE_DIR, else $XDG_CACHE_HOME/cdl, else ~/.cache/cdl) named by
-    a hash of cdl's and Numba's versions and the CPU (model, LLVM's CPU name
-    and any NUMBA_CPU_NAME / NUMBA_CPU_FEATURES), which the file's header
-    repeats::
+    cdl's version and a hash of Numba's version and the CPU (model, LLVM's CPU
+    name and any NUMBA_CPU_NAME / NUMBA_CPU_FEATURES), so that machines sharing
+    a home folder keep a file each; the file's header repeats them::
 
         {"format": 1, "cdl": "0.1.0", "numba": "0.68.1", "cpu": "...",
          "entries": {"conv2d_forward float32 100x16x14x14 32x16x3x3 1x1 1x1 2":
