@@ -40,11 +40,13 @@ def _launcher(n):
     return cmd
 
 
-def run(name, out, *args, n=2, timeout=120, check=True):
-    """(returncode, stdout, stderr, seconds) of programs.py NAME OUT ARGS on n ranks."""
+def run(name, out, *args, n=2, timeout=120, check=True, program=PROGRAMS):
+    """(returncode, stdout, stderr, seconds) of programs.py NAME OUT ARGS on n ranks
+    (program="-m": python -m NAME ARGS)."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONUNBUFFERED"] = "1"
-    cmd = _launcher(n) + [sys.executable, PROGRAMS, name, str(out), *map(str, args)]
+    head = [name] if program == "-m" else [name, str(out)]
+    cmd = _launcher(n) + [sys.executable, program, *head, *map(str, args)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
@@ -148,6 +150,14 @@ def test_checkpoint_of_two_ranks_resumes_on_one(tmp_path):
     np.testing.assert_allclose(resumed.history["loss"], ref.history["loss"], rtol=1e-9)
     for k, p in ref.model.params.items():
         np.testing.assert_allclose(resumed.model.params[k], p, rtol=1e-7, atol=1e-9, err_msg=k)
+
+
+def test_cdl_train_distributed_prints_once(tmp_path):
+    _, stdout, stderr, _ = run("cdl.cli", None, "train", "--distributed", "--epochs", 1,
+                               "--save", tmp_path / "m.npz", program="-m")
+    assert stdout.count("cdl train: cnn") == 1 and "on 2 ranks" in stdout
+    assert stdout.count("epoch   1/1") == 1 and stdout.count("test accuracy") == 1
+    assert (tmp_path / "m.npz").exists()
 
 
 def _programs():
