@@ -1,7 +1,7 @@
 """Data parallel over MPI: 2-rank programs (programs.py) under ``mpiexec -n 2``, with timeouts.
 
 Skipped when mpi4py or mpiexec is missing (``pip install "cdl[mpi]"``); .ci/run
-installs that extra and runs these for real.
+installs that extra and runs these for real (CDL_REQUIRE_MPI=1 turns a skip into an error).
 """
 import importlib.util
 import json
@@ -27,7 +27,11 @@ def _mpiexec():
 
 
 MPIEXEC = _mpiexec()
-pytestmark = [pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+_MISSING = importlib.util.find_spec("mpi4py") is None or MPIEXEC is None
+if _MISSING and os.environ.get("CDL_REQUIRE_MPI"):  # .ci/run: these must run, not skip
+    raise RuntimeError(f"CDL_REQUIRE_MPI is set but mpi4py or mpiexec is missing "
+                       f"(mpiexec: {MPIEXEC}); pip install \".[mpi]\"")
+pytestmark = [pytest.mark.skipif(_MISSING,
                                  reason='needs mpi4py and mpiexec: pip install "cdl[mpi]"'),
               pytest.mark.slow]  # each starts 2 Python processes (a few seconds)
 
