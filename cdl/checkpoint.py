@@ -41,6 +41,16 @@ package generator (``cdl.seed``), which Dropout uses in a trainer without a
 seed: such a run resumes, but not bit for bit. ``GradClip.last_norm`` is
 not state. A stop requested by EarlyStopping is not replayed on resume.
 
+Data parallel (``Trainer(..., comm=comm)``, ``cdl.distributed``): rank 0 alone
+writes (``save_checkpoint`` does nothing on the others), every rank loads the
+same file. Nothing in it is per rank: the model and the optimizer state are
+every rank's, an ``AllReduceOptimizer`` saves the plain optimizer's state,
+the shuffle generator is shared, and the noise generators saved are rank 0's
+(the other ranks derive theirs from rank 0's at every epoch). So a checkpoint
+resumes on any number of ranks, one process included, with the same global
+batch (per-rank batch_size times ranks) continuing the same run up to
+floating-point rounding.
+
 Loading never unpickles and checks the file before it changes anything:
 the zip directory and npy headers first (``cdl._serial``: sizes against the
 file, no object arrays), the JSON records with bounded size and nesting,
