@@ -150,6 +150,32 @@ def streams(comm, out):
                        "threads": __import__("numba").get_num_threads()}, f)
 
 
+def device(comm, out):
+    """The GPU path (run with NUMBA_ENABLE_CUDASIM=1): device gradients staged through the
+    host; rank 0 also trains the one-process CPU reference."""
+    x, t = data(8)
+    x = x.reshape(8, -1)[:, :6].copy()
+
+    def small(seed):
+        rng = np.random.default_rng(seed)
+        return Sequential([Affine(6, 5, rng=rng), ReLU(), Affine(5, 3, rng=rng)],
+                          loss=SoftmaxCrossEntropy()).astype(np.float64)
+
+    model = small(40 + comm.rank)
+    trainer = Trainer(model, optim.Momentum(lr=0.1), batch_size=2, epochs=1, seed=comm.rank,
+                      device="cuda", comm=comm, verbose=False, progress=False)
+    trainer.fit(x, t)
+    params = {k: cdl.cuda.to_host(v) for k, v in model.params.items()}
+    gathered = comm.mpi.gather(params, root=0)
+    if comm.rank == 0:
+        ref = small(40)
+        Trainer(ref, optim.Momentum(lr=0.1), batch_size=4, epochs=1, seed=0, verbose=False,
+                progress=False).fit(x, t)
+        arrays = {f"rank{r}/{k}": v for r, p in enumerate(gathered) for k, v in p.items()}
+        arrays.update({f"ref/{k}": v for k, v in ref.params.items()})
+        _save(out, **arrays)
+
+
 def main():
     name, out, *args = sys.argv[1:]
     comm = distributed.init()

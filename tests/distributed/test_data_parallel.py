@@ -44,11 +44,11 @@ def _launcher(n):
     return cmd
 
 
-def run(name, out, *args, n=2, timeout=120, check=True, program=PROGRAMS):
+def run(name, out, *args, n=2, timeout=120, check=True, program=PROGRAMS, env=None):
     """(returncode, stdout, stderr, seconds) of programs.py NAME OUT ARGS on n ranks
     (program="-m": python -m NAME ARGS)."""
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    env["PYTHONUNBUFFERED"] = "1"
+    env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"},
+           "PYTHONUNBUFFERED": "1", **(env or {})}
     head = [name] if program == "-m" else [name, str(out)]
     cmd = _launcher(n) + [sys.executable, program, *head, *map(str, args)]
     start = time.perf_counter()
@@ -101,6 +101,15 @@ def test_float16_compression_stays_close(tmp_path):
     run("equivalence", out, 32, 4, 1, 0, "float16", 1 << 20)
     res = np.load(out)
     _compare(res, _keys(res), rtol=2e-2, atol=2e-3)
+
+
+def test_device_gradients_on_the_simulated_gpu(tmp_path):
+    """Trainer(device="cuda", comm=...) on the CUDA simulator: the device buffers go through
+    the host and the ranks end as one process with the global batch."""
+    out = tmp_path / "dev.npz"
+    run("device", out, env={"NUMBA_ENABLE_CUDASIM": "1"})
+    res = np.load(out)
+    _compare(res, _keys(res), rtol=1e-10, atol=1e-12)
 
 
 def test_allreduce_optimizer_in_a_loop_of_ones_own(tmp_path):
