@@ -176,6 +176,27 @@ def device(comm, out):
         _save(out, **arrays)
 
 
+def precision(comm, out):
+    """Trainer(precision="float16", comm=...): mixed precision's backward bypasses grad_hook,
+    so the trainer reduces after it; rank 0 also trains the one-process reference."""
+    x, t = data(32, np.float32)
+
+    def run(model, batch, c):
+        # a scale that never overflows: a skipped step depends on the batch size
+        scaler = cdl.precision.LossScaler(init_scale=256.0)
+        Trainer(model, optim.Momentum(lr=0.05), batch_size=batch, epochs=1, seed=3,
+                precision=scaler, comm=c, verbose=False, progress=False).fit(x, t)
+        return {k: np.array(v) for k, v in model.params.items()}
+
+    params = run(net(seed=50 + comm.rank, dtype=np.float32), 4, comm)
+    gathered = comm.mpi.gather(params, root=0)
+    if comm.rank == 0:
+        ref = run(net(seed=50, dtype=np.float32), 8, None)
+        arrays = {f"rank{r}/{k}": v for r, p in enumerate(gathered) for k, v in p.items()}
+        arrays.update({f"ref/{k}": v for k, v in ref.items()})
+        _save(out, **arrays)
+
+
 def main():
     name, out, *args = sys.argv[1:]
     comm = distributed.init()

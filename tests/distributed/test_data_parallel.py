@@ -112,6 +112,13 @@ def test_device_gradients_on_the_simulated_gpu(tmp_path):
     _compare(res, _keys(res), rtol=1e-10, atol=1e-12)
 
 
+def test_mixed_precision_reduces_after_its_backward(tmp_path):
+    out = tmp_path / "amp.npz"
+    run("precision", out)
+    res = np.load(out)
+    _compare(res, _keys(res), rtol=1e-3, atol=5e-4)  # float16 gradients, rounded per rank
+
+
 def test_allreduce_optimizer_in_a_loop_of_ones_own(tmp_path):
     out = tmp_path / "manual.npz"
     run("manual", out, 3)
