@@ -197,6 +197,25 @@ def precision(comm, out):
         _save(out, **arrays)
 
 
+def loader(comm, out):
+    """Trainer(comm=...).fit(DataLoader) with rank-dependent loader seeds; rank 0 also
+    trains the one-process reference on a loader with the global batch."""
+    from cdl.data import DataLoader
+    x, t = data(30)
+    model = net(seed=60 + comm.rank)
+    Trainer(model, optim.Momentum(lr=0.1), epochs=2, seed=comm.rank, comm=comm, verbose=False,
+            progress=False).fit(DataLoader(x, t, batch_size=4, seed=8 + comm.rank,
+                                           dtype=np.float64), validation_data=(x[:6], t[:6]))
+    gathered = comm.mpi.gather({k: np.array(v) for k, v in model.params.items()}, root=0)
+    if comm.rank == 0:
+        ref = net(seed=60)
+        Trainer(ref, optim.Momentum(lr=0.1), epochs=2, seed=0, verbose=False,
+                progress=False).fit(DataLoader(x, t, batch_size=8, seed=8, dtype=np.float64))
+        arrays = {f"rank{r}/{k}": v for r, p in enumerate(gathered) for k, v in p.items()}
+        arrays.update({f"ref/{k}": v for k, v in ref.params.items()})
+        _save(out, **arrays)
+
+
 def main():
     name, out, *args = sys.argv[1:]
     comm = distributed.init()

@@ -112,6 +112,13 @@ def test_device_gradients_on_the_simulated_gpu(tmp_path):
     _compare(res, _keys(res), rtol=1e-10, atol=1e-12)
 
 
+def test_a_data_loader_is_sharded_like_arrays(tmp_path):
+    out = tmp_path / "loader.npz"
+    run("loader", out)
+    res = np.load(out)
+    _compare(res, _keys(res), rtol=1e-10, atol=1e-12)
+
+
 def test_mixed_precision_reduces_after_its_backward(tmp_path):
     out = tmp_path / "amp.npz"
     run("precision", out)
