@@ -347,11 +347,10 @@ class Trainer:
                 f"Trainer: loss is {loss} at epoch {epoch}, batch {batch}; the model "
                 f"diverged (try a smaller learning rate)")
         sync, optimizer = self._sync, self.optimizer
-        if sync is not None:
-            if share is not None:
-                sync.weight = share
-            optimizer = getattr(optimizer, "optimizer", optimizer) \
-                if type(optimizer).__name__ == "AllReduceOptimizer" else optimizer
+        if sync is not None and share is not None:
+            sync.weight = share
+        if type(optimizer).__name__ == "AllReduceOptimizer":  # the trainer syncs, not it
+            optimizer = optimizer.optimizer
         stepper.backward(input_grad=False)
         if self._mixed is None:
             optimizer.update(self.model.params, self.model.grads)

@@ -260,7 +260,7 @@ class AllReduceOptimizer:
     def update(self, params, grads):
         """Average grads over the ranks, then the wrapped optimizer's update (the first call
         broadcasts rank 0's params instead, unless ``broadcast`` ran)."""
-        if self.needs_broadcast:
+        if self.needs_broadcast and self.comm.size > 1:
             self.broadcast(params)
             return
         self.allreduce_grads(grads)
