@@ -56,6 +56,23 @@ class Loss:
         return t
 
 
+class _Probabilities(Loss):
+    """A loss whose kernels keep the probabilities for backward: (probs - t) / N."""
+
+    def _forward(self, y, t, kernel):
+        K = kernels_for(y, t)
+        probs = K.empty_like(y)
+        loss = getattr(K, f"{kernel}_forward")(y, t, probs)
+        self._y, self._t, self._probs = y, t, probs
+        return loss
+
+    def _backward(self, dout, kernel):
+        self._cached()
+        probs, t = self._probs, self._t
+        K = kernels_for(probs, t)
+        return _scaled(K, getattr(K, f"{kernel}_backward")(probs, t, K.empty_like(probs)), dout)
+
+
 def _as_dtype(t, dtype):
     """t in dtype, converted on its own device when it is not already."""
     if t.dtype == dtype:
@@ -77,7 +94,7 @@ def _numeric(who, t):
         raise ValueError(f"{who}: targets must be numbers, got dtype {t.dtype}")
 
 
-class SoftmaxCrossEntropy(Loss):
+class SoftmaxCrossEntropy(_Probabilities):
     """Softmax + cross-entropy, mean over the batch. y (N, K) scores; t labels or targets.
 
     t is either integer labels (N,) in [0, K), or one-hot / soft targets (N, K)
@@ -89,18 +106,10 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, y, t):
         y = check_float("SoftmaxCrossEntropy", y, ndim=2, layout="(N, classes)", what="scores")
-        t = self._targets(y, t, _ce_targets)
-        K = kernels_for(y, t)
-        probs = K.empty_like(y)
-        loss = K.softmax_cross_entropy_forward(y, t, probs)
-        self._y, self._t, self._probs = y, t, probs
-        return loss
+        return self._forward(y, self._targets(y, t, _ce_targets), "softmax_cross_entropy")
 
     def backward(self, dout=1.0):
-        self._cached()
-        probs, t = self._probs, self._t
-        K = kernels_for(probs, t)
-        return _scaled(K, K.softmax_cross_entropy_backward(probs, t, K.empty_like(probs)), dout)
+        return self._backward(dout, "softmax_cross_entropy")
 
 
 def _ce_targets(who, y, t, host):
@@ -126,7 +135,7 @@ def _ce_targets(who, y, t, host):
                      f"probabilities, got shape {t.shape}")
 
 
-class SigmoidCrossEntropy(Loss):
+class SigmoidCrossEntropy(_Probabilities):
     """Sigmoid + binary cross-entropy on logits: y scores of any shape (N, ...), t of y's shape.
 
     t holds 0/1 labels or probabilities in [0, 1], one per score (multi-label
@@ -142,18 +151,10 @@ class SigmoidCrossEntropy(Loss):
 
     def forward(self, y, t):
         y = check_float("SigmoidCrossEntropy", y, ndim=range(1, 8), what="scores")
-        t = self._targets(y, t, _bce_targets)
-        K = kernels_for(y, t)
-        probs = K.empty_like(y)
-        loss = K.sigmoid_cross_entropy_forward(y, t, probs)
-        self._y, self._t, self._probs = y, t, probs
-        return loss
+        return self._forward(y, self._targets(y, t, _bce_targets), "sigmoid_cross_entropy")
 
     def backward(self, dout=1.0):
-        self._cached()
-        probs, t = self._probs, self._t
-        K = kernels_for(probs, t)
-        return _scaled(K, K.sigmoid_cross_entropy_backward(probs, t, K.empty_like(probs)), dout)
+        return self._backward(dout, "sigmoid_cross_entropy")
 
 
 def _bce_targets(who, y, t, host):
