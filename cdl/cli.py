@@ -174,6 +174,9 @@ def _train(args):
           f"in {time.perf_counter() - start:.1f}s", flush=True)
     if comm is not None and comm.rank != 0:
         return 0  # rank 0 saves and draws
+    if trainer.scaler is not None:  # --precision float16
+        print(f"float16: loss scale {trainer.scaler.scale:g}, {trainer.scaler.skipped} of "
+              f"{trainer.scaler.steps} steps skipped (gradients overflowed)", flush=True)
     if args.save:
         net.save(args.save)
         print(f"saved to {args.save}")

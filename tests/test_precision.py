@@ -244,8 +244,9 @@ def test_float16_run_resumes_from_a_checkpoint_bit_for_bit(digits, tmp_path):
 
 def test_cdl_train_precision_float16(capsys):
     assert main(["train", "--epochs", "1", "--model", "mlp", "--precision", "float16"]) == 0
-    acc = float(re.search(r"test accuracy ([0-9.]+)", capsys.readouterr().out).group(1))
-    assert acc > 0.5
+    out = capsys.readouterr().out
+    acc = float(re.search(r"test accuracy ([0-9.]+)", out).group(1))
+    assert acc > 0.5 and re.search(r"float16: loss scale \d+, \d+ of 45 steps skipped", out)
 
 
 # -- float16 inference -------------------------------------------------------------------
