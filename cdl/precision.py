@@ -14,14 +14,17 @@ Mixed-precision training (Micikevicius et al. 2018, "Mixed Precision Training")
   optimizer updates. Before each step they are cast to a float16 copy, and
   every layer computes its forward and backward from float32 values of that
   copy, upcast while the layer runs (its ``params`` hold them for the call).
-- Activations: each layer's input and output are rounded to float16 between
-  layers, and what a layer caches for backward (its underscore attributes that
-  are float32 arrays, ``self._x`` & co.) is stored as float16 from the end of
-  its forward until its backward, which gets float32 copies back; after the
-  backward the caches are dropped. This halves the activation memory of a
-  training step (``cached_bytes``). Inside a container (Residual, Concat) the
-  children hand each other float32; their caches are stored as float16 all the
-  same. Caches that are not arrays (the binary layers' tuples) stay as they are.
+- Activations: each layer's output is rounded to float16 (the kernel
+  ``round_float16``, in place, one pass, which also writes its float16 copy)
+  and handed on in float32; what a layer caches for backward (its underscore
+  attributes that are float32 arrays, ``self._x`` & co.) is stored as float16
+  from the end of its forward until its backward, which gets float32 copies
+  back; after the backward the caches are dropped. The arrays kept from forward
+  to backward take half the bytes (``cached_bytes``); the layer being computed
+  works in float32, so a step's peak falls by less (the README has figures).
+  Inside a container (Residual, Concat) the children hand each other float32;
+  their caches are stored as float16 all the same. Caches that are not arrays
+  (the binary layers' tuples) stay as they are.
 - Gradients: the loss is multiplied by the loss scale S before backward; the
   gradient flowing between layers and each weight gradient are rounded to
   float16 (where they would underflow without S, or overflow: +-Inf beyond
@@ -34,17 +37,18 @@ Mixed-precision training (Micikevicius et al. 2018, "Mixed Precision Training")
   ``growth_interval`` (2000) consecutive finite steps S is doubled. S starts
   at 2^16. The scaler rides along as the trainer's last callback, so
   checkpoints save and restore its state.
-- Casts are the backend's ``copy`` kernel and the check is a kernel, so a
-  model on the GPU trains the same way there.
+- Casts are the backend's ``copy`` kernel, rounding and the check are kernels,
+  so a model on the GPU trains the same way there.
 
-On this CPU there is no float16 arithmetic to gain from: the casts are extra
-work, so a float16 step is slower than a float32 one (the README has figures);
-the memory saved is real.
+A CPU has no float16 arithmetic to gain from: the casts and roundings are
+extra passes over memory, so a float16 step is slower than a float32 one (the
+README has figures).
 
 Float16 inference (the book's half-float experiment, ch. 8): ``to_float16``
 gives a copy of a model whose parameters and buffers are float16 (half the
-bytes) and whose activations are float16 between layers; each layer computes
-in float32 from upcast copies of its weights, one layer at a time.
+bytes) and whose activations are rounded to float16 between layers; each
+layer computes in float32 from upcast copies of its weights (and buffers),
+one layer at a time.
 """
 import contextlib
 import copy
@@ -73,9 +77,17 @@ def _cast(a, dtype):
     return K.copy(a, out)
 
 
-def _round16(a):
-    """a rounded to float16, in a new float32 array (the value a float16 store keeps)."""
-    return _cast(_cast(a, FLOAT16), FLOAT32)
+def _rounded(a, keep=True, own=True):
+    """(a rounded to float16 values in float32, its float16 copy or None without keep): in
+    place when the step owns a (own) and it is a C-contiguous float32 array, else a new
+    array (the kernel round_float16, one pass; +-Inf beyond 65504)."""
+    K = kernels_for(a)
+    half = K.empty(a.shape, FLOAT16) if keep else None
+    if a.dtype != FLOAT32 or not (is_device_array(a) or a.flags.c_contiguous):
+        h = _cast(a, FLOAT16)
+        return _cast(h, FLOAT32), (h if keep else None)
+    out = a if own else K.empty(a.shape, FLOAT32)
+    return K.round_float16(a, out, half), half
 
 
 def nbytes(model):
@@ -328,18 +340,16 @@ class MixedPrecision:
             raise RuntimeError("MixedPrecision.loss: the model has no loss")
         self._check_dtype()
         self._refresh_half()
-        h = _cast(x, FLOAT16)
+        xin, h_in = _rounded(x, own=False)  # the caller's batch stays as it is
         self._stored = []
         for layer in model.layers:
-            h_in = h
-            xin = _cast(h_in, FLOAT32)
             before = _snapshot(layer)
             with _weights_in_float32(layer, self._half):
                 y = layer.forward(xin, train=True)
-            if _root(y) is xin and y.size == xin.size:  # a reshape (Flatten): no new values
+            if _root(y) is _root(xin) and y.size == xin.size:  # a reshape (Flatten)
                 h = h_in.reshape(y.shape)
-            else:
-                h = _cast(y, FLOAT16)
+            else:  # the output, a new array of this step, rounded in place
+                y, h = _rounded(y)
             # the layer's input and output have float16 copies already: caches of them
             # (self._x, a pooling layer's self._y) share those rather than copy again
             known = {}
@@ -348,15 +358,17 @@ class MixedPrecision:
                 if root.size == a.size:
                     known[id(root)] = (root, a16.reshape(root.shape))
             self._stored.append(_store_caches(layer, before, known))
-            del xin, y, known
-        value = model.loss_layer.forward(_cast(h, FLOAT32), t)
+            xin, h_in = y, h
+            del y, known
+        value = model.loss_layer.forward(xin, t)
         if model.weight_decay is not None:
             value += model.weight_decay.penalty(model.layers)
         return value
 
     def backward(self, input_grad=False):
-        """Scaled gradients into every layer's grads (float16 between layers, weight gradients
-        rounded to float16 and kept in float32); dL/dx (scaled) with input_grad."""
+        """Scaled gradients into every layer's grads (rounded to float16 between layers;
+        weight gradients rounded to float16, kept in float32); dL/dx (scaled) with
+        input_grad."""
         if self._stored is None:
             raise RuntimeError("MixedPrecision.backward: call loss(x, t) first")
         with np.errstate(over="ignore", invalid="ignore"):  # Inf/NaN here: the scaler's job
@@ -364,10 +376,9 @@ class MixedPrecision:
 
     def _backward(self, input_grad):
         model, stored, self._stored = self.model, self._stored, None
-        d16 = _cast(model.loss_layer.backward(self.scaler.scale), FLOAT16)
+        d = _rounded(model.loss_layer.backward(self.scaler.scale), keep=False)[0]
         for i in range(len(model.layers) - 1, -1, -1):
             layer = model.layers[i]
-            d = _cast(d16, FLOAT32)
             with _caches_in_float32(stored[i]), _weights_in_float32(layer, self._half):
                 if i == 0 and not input_grad:
                     layer.backward_params(d)
@@ -377,11 +388,10 @@ class MixedPrecision:
             for _, sub in walk([layer]):
                 for k, g in sub.grads.items():
                     if g.dtype == FLOAT32:
-                        K = kernels_for(g)
-                        with np.errstate(over="ignore", invalid="ignore"):
-                            K.copy(K.copy(g, K.empty(g.shape, FLOAT16)), g)
-            d16 = None if d is None else _cast(d, FLOAT16)
-        return None if d16 is None else _cast(d16, FLOAT32)
+                        sub.grads[k] = _rounded(g, keep=False)[0]
+            if d is not None:  # dL/dx, a new array of this step (or a reshape of one)
+                d = _rounded(d, keep=False)[0]
+        return d
 
     def update(self, optimizer):
         """Unscale the gradients; if all finite, add weight decay and let the optimizer update
@@ -401,7 +411,7 @@ class MixedPrecision:
 class Float16Model(Sequential):
     """An inference-only Sequential whose parameters and buffers are float16 (``to_float16``).
 
-    ``forward`` keeps activations in float16 between layers and runs each layer in
+    ``forward`` rounds activations to float16 between layers and runs each layer in
     float32 on upcast copies of its weights (one layer's at a time); outputs are float32
     (of float16 values). ``predict``, ``accuracy``, ``predict_proba``, ``summary`` and
     ``to_device`` work as on any Sequential; training and ``save`` do not (keep the
@@ -413,12 +423,13 @@ class Float16Model(Sequential):
             raise RuntimeError("Float16Model is for inference; train the float32 model "
                                "(Trainer(..., precision='float16') for mixed precision)")
         half = {layer: dict(layer.params) for _, layer in walk(self.layers)}
-        h = _cast(x, FLOAT16)
+        x = _rounded(x, keep=False, own=False)[0]
         for layer in self.layers:
             with _weights_in_float32(layer, half), self._buffers_in_float32(layer):
-                y = layer.forward(_cast(h, FLOAT32), train=False)
-            h = _cast(y, FLOAT16)
-        return _cast(h, FLOAT32)
+                y = layer.forward(x, train=False)
+            own = not (_root(y) is _root(x) and y.size == x.size)  # not a reshape of x
+            x = _rounded(y, keep=False, own=own)[0] if own else y
+        return x
 
     @staticmethod
     @contextlib.contextmanager

@@ -27,4 +27,22 @@ def all_finite(x):
     return bool(flag.copy_to_host()[0])
 
 
-__all__ = ["all_finite"]
+@cuda.jit
+def _round_float16_k(x, out, half):
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, x.size, step):
+        half[i] = x[i]      # the conversion rounds to nearest even, Inf past 65504
+        out[i] = half[i]
+
+
+def round_float16(x, out, half):
+    """out = x rounded to the nearest float16 value, in float32 (+-Inf beyond 65504; out may
+    be x), and half = those values as float16 unless half is None (then a scratch array)."""
+    if half is None:
+        half = empty(x.shape, np.float16)
+    if x.size:
+        _round_float16_k[grid(x.size)](flat(x), flat(out), flat(half))
+    return out
+
+
+__all__ = ["all_finite", "round_float16"]

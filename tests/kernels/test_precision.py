@@ -61,3 +61,16 @@ def test_copy_casts_any_size_and_leaves_other_pairs_to_numpy(shape):
         assert not half_cast(x[:, ::2], np.empty((3, 150, 100), np.float16))
         np.testing.assert_array_equal(K.copy(x[:, ::2], np.empty((3, 150, 100), np.float16)),
                                       x[:, ::2].astype(np.float16))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_round_float16_rounds_in_place_as_numpy_does(keep):
+    x = _hard_float32s()
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = x.astype(np.float16)
+    half = np.empty(x.shape, np.float16) if keep else None
+    y = x.copy()
+    assert K.round_float16(y, y, half) is y
+    np.testing.assert_array_equal(y, ref.astype(np.float32))  # NaN == NaN here
+    if keep:
+        np.testing.assert_array_equal(half, ref)
