@@ -81,11 +81,11 @@ def _rounded(a, keep=True, own=True):
     """(a rounded to float16 values in float32, its float16 copy or None without keep): in
     place when the step owns a (own) and it is a C-contiguous float32 array, else a new
     array (the kernel round_float16, one pass; +-Inf beyond 65504)."""
-    K = kernels_for(a)
-    half = K.empty(a.shape, FLOAT16) if keep else None
     if a.dtype != FLOAT32 or not (is_device_array(a) or a.flags.c_contiguous):
         h = _cast(a, FLOAT16)
         return _cast(h, FLOAT32), (h if keep else None)
+    K = kernels_for(a)
+    half = K.empty(a.shape, FLOAT16) if keep else None
     out = a if own else K.empty(a.shape, FLOAT32)
     return K.round_float16(a, out, half), half
 
