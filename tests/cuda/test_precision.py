@@ -8,6 +8,10 @@ from cdl.backend import kernels_for
 from ..conftest import host, on
 from .test_dense import compile_for_gpu
 
+# the simulator casts with NumPy in its own threads, where np.errstate does not reach: the
+# overflow to Inf these tests ask for warns there
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [None, np.inf, -np.inf, np.nan])
@@ -29,8 +33,7 @@ def test_round_float16_twin(keep):
     xg = on("cuda", x)
     G = kernels_for(xg)
     hg = G.empty(x.shape, np.float16) if keep else None
-    with np.errstate(over="ignore"):  # the simulator casts with NumPy
-        out = G.round_float16(xg, xg, hg)  # in place
+    out = G.round_float16(xg, xg, hg)  # in place
     assert out is xg
     np.testing.assert_array_equal(host(out), ref)
     if keep:
