@@ -18,7 +18,7 @@ def load_digits(normalize=True, flatten=False, one_hot_label=False, test_size=36
     x is float32 (N, 1, 8, 8), or (N, 64) with flatten; scaled to [0, 1] with
     normalize. t is int64 labels, or (N, 10) float32 with one_hot_label. The
     held-out split is stratified and fixed by ``seed`` (not by training seeds),
-    ``test_size`` images, 36 per class by default.
+    about ``test_size`` images (each class's share rounded: 359 by default).
     """
     with np.load(_PATH, allow_pickle=False) as f:
         images, labels = f["images"], f["labels"].astype(np.int64)
