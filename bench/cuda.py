@@ -55,6 +55,13 @@ def _sync():
     cuda.synchronize()
 
 
+def _toy(rng=None):
+    """Conv-ReLU-Affine on 1x4x4: enough to run every step of the script on the simulator."""
+    from cdl import Sequential, layers as L
+    return Sequential([L.Conv2D(1, 2, 3, pad=1, rng=rng), L.ReLU(), L.Flatten(),
+                       L.Affine(32, 3, rng=rng)], loss=L.SoftmaxCrossEntropy())
+
+
 def cdl_images_per_s(build, device, batch, steps, warmup, x, t):
     from cdl import optim
     net = build(rng=0)
@@ -161,17 +168,23 @@ def main(argv=None):
     torch = _common.torch_or_none()
     has_torch_cuda = torch is not None and torch.cuda.is_available()
     from cdl.models import DeepConvNet, ResNet
-    x, t, data = B.training_data(n=max(batch * (steps + warmup), 512))
+    if _simulated():  # the simulator runs each GPU thread in Python: a toy model on 4x4
+        rng = np.random.default_rng(0)
+        x, t, data = rng.random((8, 1, 4, 4), dtype=np.float32), rng.integers(0, 3, 8), "toy"
+        models = (("toy CNN (simulator check)", _toy, None),)
+    else:
+        x, t, data = B.training_data(n=max(batch * (steps + warmup), 512))
+        models = (("DeepConvNet", DeepConvNet, B.torch_deep_convnet),
+                  ("ResNet", ResNet, B.torch_resnet))
     rows = []
-    for name, build, make in (("DeepConvNet", DeepConvNet, B.torch_deep_convnet),
-                              ("ResNet", ResNet, B.torch_resnet)):
+    for name, build, make in models:
         row = {"model": name, "batch": batch, "data": data}
         row["cdl cuda img/s"], row["cdl cuda first s"] = cdl_images_per_s(
             build, "cuda", batch, steps, warmup, x, t)
         cpu_steps = max(1, steps // 4)
         row["cdl cpu img/s"], _ = cdl_images_per_s(build, "cpu", batch, cpu_steps, 1, x, t)
         row["cuda/cpu"] = row["cdl cuda img/s"] / row["cdl cpu img/s"]
-        if has_torch_cuda:
+        if has_torch_cuda and make is not None:
             row["torch cuda img/s"] = torch_images_per_s(torch, make, batch, steps, warmup, x, t)
             row["torch time / cdl time"] = row["cdl cuda img/s"] / row["torch cuda img/s"]
         rows.append(row)
