@@ -18,14 +18,14 @@ import numpy as np
 
 from cdl.kernels.parallel import run_slices
 
-# Rows below which a slice costs more to hand out than it saves (a GEMM of
-# 16 rows by a few hundred columns takes a few microseconds).
-_MIN_ROWS = 16
+# Below these a GEMM takes a few microseconds, less than handing out a slice costs.
+_MIN_ROWS = 32
+_MIN_OUTPUTS = 1 << 12
 
 
 def _threads_for(rows, cols):
     """Slices worth making for a GEMM producing (rows, cols); None means all threads."""
-    return 1 if rows < 2 * _MIN_ROWS or rows * cols < (1 << 12) else None
+    return 1 if rows < _MIN_ROWS or rows * cols < _MIN_OUTPUTS else None
 
 
 def affine_forward(x, W, b, y):

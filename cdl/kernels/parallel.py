@@ -33,8 +33,8 @@ Three rules:
 
 The thread count is Numba's: ``numba.set_num_threads(n)`` (or the
 NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole. Numba's
-own parallel kernels (the optimizer updates, the bit-packed binary kernels)
-run on Numba's threading layer with whatever settings the process has.
+own parallel kernels (the bit-packed binary kernels) run on Numba's threading
+layer with whatever settings the process has.
 
 An earlier version handed OpenBLAS's parallel sections to OpenMP through
 ``openblas_set_threads_callback_function`` and set OMP_WAIT_POLICY=PASSIVE at
@@ -52,7 +52,7 @@ _lock = threading.Lock()
 _pool = []              # persistent _Worker threads of this process
 _pool_pid = None
 _dispatch = threading.Lock()  # held while run_slices hands out slices (see run_slices)
-_blas = None            # threadpoolctl controllers of the loaded BLAS libraries
+_blas = None            # _Blas of each loaded BLAS library (found on first use)
 _blas_users = 0         # threads inside single_threaded_blas()
 _blas_saved = []
 _local = threading.local()  # per thread: has it run _warm_sgemm?
@@ -134,8 +134,18 @@ def _workers(count):
         return _pool[:count]
 
 
-class _BlasThreads:
-    """Get and set one loaded BLAS library's thread count.
+def _openblas_symbol(lib, verb):
+    """OpenBLAS's openblas_<verb>_num_threads under any of its builds' names, or None."""
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            fn = getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}", None)
+            if fn is not None:
+                return fn
+    return None
+
+
+class _Blas:
+    """get() and set(n) one loaded BLAS library's thread count.
 
     OpenBLAS built on its own pthreads keeps one count for the process and is
     called through its C API directly: threadpoolctl (3.7+) lets only the first
@@ -145,32 +155,23 @@ class _BlasThreads:
 
     def __init__(self, controller):
         self.filepath = controller.filepath
-        self._get, self._set = controller.get_num_threads, controller.set_num_threads
+        self.get, self.set = controller.get_num_threads, controller.set_num_threads
         if controller.internal_api == "openblas" \
                 and getattr(controller, "threading_layer", "") != "openmp":
             import ctypes
             lib = ctypes.CDLL(controller.filepath)
-            found = [getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}", None)
-                     for verb in ("get", "set") for prefix in ("", "scipy_")
-                     for suffix in ("", "64_", "_64")]
-            getters, setters = [f for f in found[:6] if f], [f for f in found[6:] if f]
-            if getters and setters:
-                getters[0].restype, setters[0].argtypes = ctypes.c_int, [ctypes.c_int]
-                self._get, self._set = getters[0], setters[0]
-
-    def get(self):
-        return self._get()
-
-    def set(self, n):
-        self._set(n)
+            get, set_ = _openblas_symbol(lib, "get"), _openblas_symbol(lib, "set")
+            if get is not None and set_ is not None:
+                get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                self.get, self.set = get, set_
 
 
-def _blas_controllers():
+def _blas_libraries():
     """The BLAS libraries loaded in this process (found once, then cached)."""
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController
-        found = [_BlasThreads(c) for c in ThreadpoolController().lib_controllers
+        found = [_Blas(c) for c in ThreadpoolController().lib_controllers
                  if c.user_api == "blas"]
         with _lock:
             if _blas is None:
@@ -188,7 +189,7 @@ class single_threaded_blas:
 
     def __enter__(self):
         global _blas_users, _blas_saved
-        libs = _blas_controllers()
+        libs = _blas_libraries()
         with _lock:
             if _blas_users == 0:
                 _blas_saved = [lib.get() for lib in libs]
@@ -239,7 +240,7 @@ def _restore_blas():
 
 
 def _warm_sgemm():
-    """Rule 4 of the module doc: one 64x576x512 float32 GEMM in the calling thread, once."""
+    """Rule 3 of the module doc: one 64x576x512 float32 GEMM in the calling thread, once."""
     a = np.ones((64, 576), dtype=np.float32)
     np.matmul(a, np.ones((576, 512), dtype=np.float32))
     _local.warm = True

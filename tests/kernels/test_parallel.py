@@ -10,7 +10,7 @@ from cdl.kernels import parallel
 
 def _blas_threads():
     """Threads of the BLAS libraries cdl hands over (those loaded when it first looked)."""
-    paths = {c.filepath for c in parallel._blas_controllers()}
+    paths = {c.filepath for c in parallel._blas_libraries()}
     return [i["num_threads"] for i in threadpool_info() if i["filepath"] in paths]
 
 
@@ -134,7 +134,7 @@ def test_blas_held_to_one_thread_from_any_python_thread():
 
 
 def test_a_setting_changed_meanwhile_is_kept():
-    libs = parallel._blas_controllers()
+    libs = parallel._blas_libraries()
     if not libs:
         pytest.skip("no BLAS library found by threadpoolctl")
     before = [lib.get() for lib in libs]
