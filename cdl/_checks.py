@@ -49,7 +49,7 @@ def _device_c_contiguous(x):
     if flags is not None:
         try:
             return bool(flags["C_CONTIGUOUS"])
-        except (KeyError, TypeError):
+        except (KeyError, TypeError):  # flags of another kind: the strides tell
             pass
     expected = x.dtype.itemsize
     for size, stride in zip(reversed(x.shape), reversed(x.strides)):
