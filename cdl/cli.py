@@ -28,6 +28,7 @@ digits with cdl.tune (validation carved from the training part; the test
 part stays out), prints the trials best first and the best command line.
 """
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -38,6 +39,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _error(command, message, status=2):
+    """Print ``cdl COMMAND: error: MESSAGE`` (one line, on stderr); returns status."""
+    print(f"cdl {command}: error: {message}", file=sys.stderr)
+    return status
 
 
 def _optimizers():
@@ -110,35 +117,28 @@ def _train(args):
 
     if args.data_dir is not None and (args.data == "digits" or not os.path.isdir(args.data_dir)):
         why = "the digits ship with cdl" if args.data == "digits" else "no such folder"
-        print(f"cdl train: error: --data-dir {args.data_dir}: {why}", file=sys.stderr)
-        return 2
+        return _error("train", f"--data-dir {args.data_dir}: {why}")
     if args.device == "cuda" and not cdl.cuda.is_available():
-        print("cdl train: error: --device cuda: no CUDA GPU found (numba.cuda.is_available() "
-              "is False)", file=sys.stderr)
-        return 2
+        return _error("train", "--device cuda: no CUDA GPU found (numba.cuda.is_available() "
+                               "is False)")
     if args.plot is not None:
         from cdl import viz
         if not viz.available():
-            print(f"cdl train: error: --plot: {viz.HINT.format('learning_curves')}",
-                  file=sys.stderr)
-            return 2
+            return _error("train", f"--plot: {viz.HINT.format('learning_curves')}")
         os.makedirs(args.plot, exist_ok=True)  # before training: a bad DIR fails now
     comm = None
     if args.distributed:
         try:
             comm = args.comm = cdl.distributed.init()
         except ImportError as e:
-            print(f"cdl train: error: --distributed: {e}", file=sys.stderr)
-            return 2
+            return _error("train", f"--distributed: {e}")
         if comm.rank != 0:  # rank 0 alone prints; every rank's errors reach stderr
             sys.stdout = open(os.devnull, "w")
     cdl.seed(args.seed)
     try:
         ((x, t), (xt, tt)), described = _load_data(args.data, args.data_dir)
     except FileNotFoundError as e:  # a data set not there: where to put it, in one line
-        print(f"cdl train: error: {str(e).replace('pass path=...', 'pass --data-dir DIR')}",
-              file=sys.stderr)
-        return 2
+        return _error("train", str(e).replace("pass path=...", "pass --data-dir DIR"))
     net = MODELS[args.model](input_shape=x.shape[1:], num_classes=10,
                              rng=np.random.default_rng(args.seed))
     opt_cls = _optimizers()[args.optimizer]
@@ -161,8 +161,7 @@ def _train(args):
         try:
             trainer.load_checkpoint(args.checkpoint)
         except ValueError as e:  # another model or optimizer, or a damaged file
-            print(f"cdl train: error: --checkpoint: {e}", file=sys.stderr)
-            return 2
+            return _error("train", f"--checkpoint: {e}")
         trainer.epochs = max(args.epochs - trainer.epoch, 0)
         print(f"resuming from {args.checkpoint} after epoch {trainer.epoch}", flush=True)
     before = viz.first_weights(net) if args.plot is not None else None
@@ -222,13 +221,8 @@ def _tune(args):
     from cdl import data, tune
     from cdl.tune import builtin
 
-    if args.method == "tpe":
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
-            print("cdl tune: error: --method tpe needs Optuna: pip install 'cdl[tune]'",
-                  file=sys.stderr)
-            return 2
+    if args.method == "tpe" and importlib.util.find_spec("optuna") is None:
+        return _error("tune", "--method tpe needs Optuna: pip install 'cdl[tune]'")
     (x, t), (xt, _) = data.load_digits()  # the test part stays out of the search
     (xs, _), (xv, _) = tune.split_validation(x, t, 0.2, args.seed)  # as search carves it
     space = builtin.grid_space(args.trials) if args.method == "grid" else builtin.SPACE
@@ -254,8 +248,7 @@ def _tune(args):
         print(line)
     best = trials[0]
     if best["state"] != "complete":
-        print(f"cdl tune: error: no trial completed ({best['error']})", file=sys.stderr)
-        return 1
+        return _error("tune", f"no trial completed ({best['error']})", status=1)
     print(f"\nbest: val acc {best['score']:.4f}; to train it on all the training data and "
           f"measure it on the test part:")
     print(f"    cdl train --model {args.model} --epochs {args.epochs} "
@@ -328,9 +321,9 @@ def main(argv=None):
     try:
         return {"train": _train, "bench": _bench, "tune": _tune}[args.command](args)
     except (ValueError, FloatingPointError, OSError) as e:
-        print(f"cdl {args.command}: error: {e}", file=sys.stderr)
+        status = _error(args.command, e, status=1)
         _abort_other_ranks(args)
-        return 1
+        return status
     except KeyboardInterrupt:  # outside the training loop (loading, building, saving, bench)
         print(f"cdl {args.command}: interrupted", file=sys.stderr, flush=True)
         _abort_other_ranks(args)
