@@ -178,6 +178,17 @@ def parse_json(raw, what="architecture"):
         raise ValueError(f"{what} JSON nests too deep") from None
 
 
+def read_json(mf, name, what):
+    """The JSON value of mf's member name (1-D uint8, UTF-8), its size checked before it is
+    read; ``what`` names the record in error messages."""
+    m = mf.members.get(name)
+    if m is None or m.dtype != np.uint8 or len(m.shape) != 1:
+        raise ValueError(f"no {what} record")
+    if m.nbytes > MAX_ARCH_BYTES:
+        raise ValueError(f"{what} of {m.nbytes} bytes (at most {MAX_ARCH_BYTES})")
+    return parse_json(mf.read(name).tobytes(), what)
+
+
 # -- the state an architecture declares ------------------------------------------------
 
 _SIZE_MAX = 2**31 - 1  # layer sizes reach compiled loops as C ints

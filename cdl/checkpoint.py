@@ -83,6 +83,7 @@ _BIT_GENERATORS = {name: getattr(np.random, name)
 def save(trainer, path, who="Trainer.save_checkpoint"):
     """Write trainer's checkpoint to path, atomically (see the module docstring)."""
     from cdl import cuda
+    from cdl.model import architecture
     model = trainer.model
     _require_sequential(who, model)
     check_save_path(path)
@@ -100,16 +101,6 @@ def save(trainer, path, who="Trainer.save_checkpoint"):
                           for cb in _stateful(trainer.callbacks)]}
     arrays[META] = _json_bytes(_encode(who, tree, "", arrays))
     atomic_savez(path, arrays, who=who)
-
-
-def architecture(model):
-    """The architecture record of a model file (what ``Sequential.save`` writes)."""
-    from cdl.model import FORMAT as MODEL_FORMAT, VERSION as MODEL_VERSION, layer_spec
-    loss = model.loss_layer
-    return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
-            "layers": [layer_spec(layer) for layer in model.layers],
-            "loss": None if loss is None else {"type": type(loss).__name__,
-                                               "config": loss.config()}}
 
 
 def _json_bytes(value):
@@ -269,18 +260,8 @@ def _is_model_member(name):
     return name == "__arch__" or name.startswith(("params/", "buffers/"))
 
 
-def _json_member(mf, name, what):
-    m = mf.members.get(name)
-    if m is None or m.dtype != np.uint8 or len(m.shape) != 1:
-        raise ValueError(f"no {what} record")
-    if m.nbytes > _serial.MAX_ARCH_BYTES:
-        raise ValueError(f"{what} record of {m.nbytes} bytes (at most "
-                         f"{_serial.MAX_ARCH_BYTES})")
-    return _serial.parse_json(mf.read(name).tobytes(), what)
-
-
 def _meta(mf):
-    meta = _json_member(mf, META, "checkpoint")
+    meta = _serial.read_json(mf, META, "checkpoint")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError("wrong format tag (a model file? load it with cdl.load)")
     if meta.get("version") != VERSION:
@@ -293,9 +274,10 @@ def _meta(mf):
 
 def _read(mf, trainer):
     """Everything the checkpoint holds, checked against trainer, read and decoded."""
+    from cdl.model import architecture
     model = trainer.model
     meta = _meta(mf)
-    arch = _json_member(mf, "__arch__", "architecture")
+    arch = _serial.read_json(mf, "__arch__", "architecture")
     _same_architecture(arch, json.loads(json.dumps(architecture(model))))
     mine = model.state()
     held = {k: m for k, m in mf.members.items() if k.startswith(("params/", "buffers/"))}

@@ -336,11 +336,8 @@ class Sequential:
     # -- files -------------------------------------------------------------
     def save(self, path):
         """Write architecture and weights to path (an .npz), atomically."""
-        arch = {"format": FORMAT, "version": VERSION,
-                "layers": [layer_spec(layer) for layer in self.layers],
-                "loss": None if self.loss_layer is None else
-                {"type": type(self.loss_layer).__name__, "config": self.loss_layer.config()}}
-        arrays = {"__arch__": np.frombuffer(json.dumps(arch).encode(), dtype=np.uint8)}
+        arch = json.dumps(architecture(self)).encode()
+        arrays = {"__arch__": np.frombuffer(arch, dtype=np.uint8)}
         from cdl import cuda  # a model on the GPU is saved from host copies of its arrays
         arrays.update({k: cuda.to_host(v) for k, v in self.state().items()})
         atomic_savez(path, arrays, who="Sequential.save")
@@ -420,6 +417,15 @@ def _bytes(n):
     if n < 1024:
         return f"{n} B"
     return f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MiB"
+
+
+def architecture(model):
+    """The architecture record of a model file (checkpoints hold it too)."""
+    loss = model.loss_layer
+    return {"format": FORMAT, "version": VERSION,
+            "layers": [layer_spec(layer) for layer in model.layers],
+            "loss": None if loss is None else {"type": type(loss).__name__,
+                                               "config": loss.config()}}
 
 
 def layer_spec(layer):
@@ -513,13 +519,7 @@ def load(path):
 
 def _load(mf):
     members = mf.members
-    arch_m = members.get("__arch__")
-    if arch_m is None or arch_m.dtype != np.uint8 or len(arch_m.shape) != 1:
-        raise ValueError("no architecture record")
-    if arch_m.nbytes > _serial.MAX_ARCH_BYTES:
-        raise ValueError(f"architecture of {arch_m.nbytes} bytes "
-                         f"(at most {_serial.MAX_ARCH_BYTES})")
-    arch = _serial.parse_json(mf.read("__arch__").tobytes())
+    arch = _serial.read_json(mf, "__arch__", "architecture")
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
         raise ValueError("wrong format tag")
     if arch.get("version") != VERSION:
