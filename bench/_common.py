@@ -9,15 +9,10 @@ import json
 import os
 import time
 
-try:
-    import torch as _torch
-except ImportError:
-    _torch = None
-
-import cdl  # noqa: E402,F401
-# One implementation of threads, machine line, timing and tables, shared with `cdl bench`.
-from cdl.benchmarks import (cpu_description, geomean, interleaved, machine,  # noqa: E402,F401
-                            numba_threading_layer, set_threads, table)
+# One implementation of threads, machine line, timing, tables and the torch probe, shared
+# with `cdl bench`.
+from cdl.benchmarks import (cpu_description, geomean, interleaved, machine,  # noqa: F401
+                            numba_threading_layer, set_threads, table, torch_or_none)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -33,11 +28,6 @@ def parser(description):
                    help="threads for every contender (default: all cores)")
     p.add_argument("--json", default=None, help="where to write results (default bench/results/)")
     return p
-
-
-def torch_or_none():
-    """The torch module when installed (imported at the top of this module), else None."""
-    return _torch
 
 
 def print_machine(info=None):

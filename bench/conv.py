@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402  (imports torch, if present, before cdl: see _common)
+import _common  # noqa: E402
 
 from cdl import benchmarks as B  # noqa: E402
 from cdl.kernels.conv import ALGORITHMS  # noqa: E402
