@@ -79,7 +79,7 @@ def cpu_description():
                     model = line.split(":", 1)[1].strip()
                 elif line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-    except OSError:
+    except OSError:  # no /proc (not Linux): the platform's name alone
         pass
     simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
                         "avx512_vpopcntdq", "avx512_vnni", "popcnt") if f in flags]
@@ -126,7 +126,7 @@ def pause(seconds=PAUSE):
     """Busy-wait this long in the calling thread (untimed; see interleaved)."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        pass
+        pass  # busy on purpose: after a sleep the next call pays a thread wake-up (interleaved)
 
 
 def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
@@ -360,6 +360,7 @@ CONV_OPS = {"conv2d_forward": "forward", "conv2d_backward": "backward",
 def conv_decisions(x_shape, w_shape, stride, pad, ops=tuple(CONV_OPS), dtype="float32"):
     """{direction: tuner.Decision} of the conv ops (cdl.kernels.conv names) that have run
     on this geometry in this process: which algorithm each got and why (its .why)."""
+    # STYLE 4 exception: a query of the CPU conv tuner, which has no CUDA twin to dispatch to
     from cdl.kernels import conv as ck
     out = {}
     for op in ops:
@@ -399,6 +400,7 @@ def conv_rows(shapes, repeat, warmup, torch=None, algos=False, with_dx=False):
     gradient (a first layer's, "bwd ms") and with it ("bwd+dx ms", as inside a network),
     timed apart."""
     from cdl import layers as L
+    # STYLE 4 exception: timing each CPU conv algorithm forced, and the tuner's choice
     from cdl.kernels import conv as ck
     rows = []
     for (N, C, H, W, F, K, s, p) in shapes:

@@ -158,7 +158,7 @@ class _Points:
         return None, self.points[number]
 
     def tell(self, token, record, replay=False):
-        pass
+        pass  # the points are fixed: nothing to learn from a result
 
 
 # Worker side of n_jobs > 1: the data arrives once per process, through the initializer.
