@@ -298,6 +298,9 @@ class Trainer:
                    (None if self.progress is None else not self.progress),
                    file=sys.stderr)
         total, seen = 0.0, 0
+        dist = None
+        if self._sync is not None:
+            from cdl.distributed import training as dist
         try:
             for b, (idx, xb, tb, n_global) in enumerate(batches):
                 if self.augment is not None:
@@ -319,15 +322,13 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
                 self._call("on_batch_end", b + 1, {"loss": loss})
-                if self._sync is not None and self.callbacks:
-                    from cdl.distributed import training as dist
+                if dist is not None and self.callbacks:
                     self.stop_training = dist.agree(self, self.stop_training)
                 if self.stop_training:
                     break
         finally:
             bar.close()
-        if self._sync is not None:
-            from cdl.distributed import training as dist
+        if dist is not None:
             return dist.epoch_loss(self, total, seen)
         return total / max(seen, 1)
 
@@ -373,27 +374,29 @@ class Trainer:
         size = x.num_samples if _is_loader(x) else len(x)
         n = size if self.eval_samples is None else min(size, self.eval_samples)
         if _is_loader(x):
-            logs = {"train_acc": self._on_loader(x, n, loss=False)[0]}
+            logs = {"train_acc": self._loader_sums(x, 0, n, loss=False)[0] / n}
         else:
             logs = {"train_acc": self.model.accuracy(x[:n], t[:n], self.eval_batch_size)}
         if _is_loader(validation_data):
-            acc, loss = self._on_loader(validation_data, validation_data.num_samples, loss=True)
-            logs["val_loss"], logs["val_acc"] = loss, acc
+            nv = validation_data.num_samples
+            correct, loss = self._loader_sums(validation_data, 0, nv, loss=True)
+            logs["val_loss"], logs["val_acc"] = loss / nv, correct / nv
         elif validation_data is not None:
             xv, tv = validation_data
             logs["val_loss"] = self._loss(xv, tv)
             logs["val_acc"] = self.model.accuracy(xv, tv, self.eval_batch_size)
         return logs
 
-    def _on_loader(self, loader, n, loss):
-        """(accuracy, mean loss or None) over a DataLoader's first n rows, in eval batches."""
-        acc, total = 0.0, 0.0
-        for i in range(0, n, self.eval_batch_size):
-            xb, tb = loader.rows(i, min(n, i + self.eval_batch_size))
-            acc += self.model.accuracy(xb, tb, self.eval_batch_size) * len(xb)
+    def _loader_sums(self, loader, lo, hi, loss):
+        """(correct predictions, loss sum or 0.0) over a DataLoader's rows [lo, hi), in eval
+        batches."""
+        correct, total = 0.0, 0.0
+        for i in range(lo, hi, self.eval_batch_size):
+            xb, tb = loader.rows(i, min(hi, i + self.eval_batch_size))
+            correct += self.model.accuracy(xb, tb, self.eval_batch_size) * len(xb)
             if loss:
                 total += self._loss(xb, tb) * len(xb)
-        return acc / n, (total / n if loss else None)
+        return correct, total
 
     def _loss(self, x, t):
         """Mean loss over a data set in inference mode, batched."""

@@ -133,13 +133,7 @@ def _sums(trainer, x, t, n, loss):
     if hi <= lo:
         return 0.0, 0.0
     if t is None:  # a DataLoader
-        correct = total = 0.0
-        for i in range(lo, hi, trainer.eval_batch_size):
-            xb, tb = x.rows(i, min(hi, i + trainer.eval_batch_size))
-            correct += trainer.model.accuracy(xb, tb, trainer.eval_batch_size) * len(xb)
-            if loss:
-                total += trainer._loss(xb, tb) * len(xb)
-        return correct, total
+        return trainer._loader_sums(x, lo, hi, loss)
     xs, ts = x[lo:hi], t[lo:hi]
     correct = trainer.model.accuracy(xs, ts, trainer.eval_batch_size) * len(xs)
     return correct, (trainer._loss(xs, ts) * len(xs) if loss else 0.0)
