@@ -8,12 +8,7 @@ import numpy as np
 
 from cdl._checks import FLOAT_DTYPES, check_float, is_device_array
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer
-
-
-def _as_dtype(K, a, dtype):
-    """a in dtype: a itself when it already is, else a converted copy (on a's device)."""
-    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
+from cdl.layers.base import Layer, cast
 
 
 class _Elementwise(Layer):
@@ -45,7 +40,7 @@ class ReLU(_Elementwise):
         dout = self._dout(dout)
         y = self._y
         K = kernels_for(dout, y)
-        return K.relu_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
+        return K.relu_backward(cast(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class LeakyReLU(_Elementwise):
@@ -72,7 +67,7 @@ class LeakyReLU(_Elementwise):
         dout = self._dout(dout)
         x = self._x
         K = kernels_for(dout, x)
-        return K.leaky_relu_backward(_as_dtype(K, dout, x.dtype), x, self.alpha,
+        return K.leaky_relu_backward(cast(K, dout, x.dtype), x, self.alpha,
                                      K.empty_like(x))
 
 
@@ -91,7 +86,7 @@ class Sigmoid(_Elementwise):
         dout = self._dout(dout)
         y = self._y
         K = kernels_for(dout, y)
-        return K.sigmoid_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
+        return K.sigmoid_backward(cast(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class Tanh(_Elementwise):
@@ -109,7 +104,7 @@ class Tanh(_Elementwise):
         dout = self._dout(dout)
         y = self._y
         K = kernels_for(dout, y)
-        return K.tanh_backward(_as_dtype(K, dout, y.dtype), y, K.empty_like(y))
+        return K.tanh_backward(cast(K, dout, y.dtype), y, K.empty_like(y))
 
 
 class Step(_Elementwise):
@@ -149,7 +144,7 @@ class Softmax(_Elementwise):
         y = self._y
         K = kernels_for(dout, y)
         dx = K.empty_like(y)
-        K.softmax_backward(_rows(_as_dtype(K, dout, y.dtype)), _rows(y), _rows(dx))
+        K.softmax_backward(_rows(cast(K, dout, y.dtype)), _rows(y), _rows(dx))
         return dx
 
 

@@ -142,3 +142,9 @@ class Layer(abc.ABC):
 def compute_dtype(*arrays):
     """The dtype a layer computes in: float64 if any operand is, else float32."""
     return np.result_type(*[a.dtype for a in arrays])
+
+
+def cast(K, a, dtype):
+    """a in dtype: a itself when it is already, else a copy cast by the backend K (device
+    arrays have no astype; on the CPU this is a.astype(dtype, copy=False))."""
+    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))

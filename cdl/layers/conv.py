@@ -4,8 +4,7 @@ import numpy as np
 from cdl import init as _init
 from cdl._checks import check_float, conv_output_hw, pair, positive_int
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer, compute_dtype
-from cdl.layers.dense import cast
+from cdl.layers.base import Layer, cast, compute_dtype
 
 
 def conv_output_shape(layer, x_shape):

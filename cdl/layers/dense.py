@@ -4,13 +4,7 @@ import numpy as np
 from cdl import init as _init
 from cdl._checks import check_float
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer, compute_dtype
-
-
-def cast(K, a, dtype):
-    """a in dtype: a itself when it is already, else a copy cast by the backend K (device
-    arrays have no astype; on the CPU this is a.astype(dtype, copy=False))."""
-    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
+from cdl.layers.base import Layer, cast, compute_dtype
 
 
 def _positive_int(who, name, v):

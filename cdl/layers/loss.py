@@ -19,6 +19,7 @@ import numpy as np
 
 from cdl._checks import _device_c_contiguous, check_float, is_device_array
 from cdl.backend import kernels_for
+from cdl.layers.base import cast
 
 
 class Loss:
@@ -75,12 +76,7 @@ class _Probabilities(Loss):
 
 def _as_dtype(t, dtype):
     """t in dtype, converted on its own device when it is not already."""
-    if t.dtype == dtype:
-        return t
-    if not is_device_array(t):
-        return t.astype(dtype)
-    K = kernels_for(t)
-    return K.copy(t, K.empty(t.shape, dtype))
+    return cast(kernels_for(t), t, dtype)
 
 
 def _scaled(K, dx, dout):

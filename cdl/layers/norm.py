@@ -3,7 +3,7 @@ import numpy as np
 
 from cdl._checks import check_float, is_device_array, positive_int
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer, compute_dtype
+from cdl.layers.base import Layer, cast, compute_dtype
 
 
 class BatchNorm(Layer):
@@ -109,8 +109,8 @@ class BatchNorm(Layer):
         K = kernels_for(x, gamma, beta, self.running_mean, self.running_var)
         dtype = compute_dtype(x, gamma)
         C = self.num_features
-        x3 = _as(K, x, dtype).reshape(x.shape[0], C, -1)
-        gamma, beta = _as(K, gamma, dtype), _as(K, beta, dtype)
+        x3 = cast(K, x, dtype).reshape(x.shape[0], C, -1)
+        gamma, beta = cast(K, gamma, dtype), cast(K, beta, dtype)
         y = K.empty(x3.shape, dtype)
         coef = K.empty((5, C), dtype)
         inv_std = K.empty(C, np.float64)
@@ -152,8 +152,8 @@ class BatchNorm(Layer):
         dgamma, dbeta = K.empty(C, np.float64), K.empty(C, np.float64)
         coef = K.empty((5, C), x3.dtype)
         synced = getattr(self, "_synced", False)
-        K.batchnorm_backward(_as(K, dout, x3.dtype).reshape(x3.shape), x3, self._mean,
-                             self._inv_std, _as(K, gamma, x3.dtype),
+        K.batchnorm_backward(cast(K, dout, x3.dtype).reshape(x3.shape), x3, self._mean,
+                             self._inv_std, cast(K, gamma, x3.dtype),
                              self._batch_stats and not synced, dx, dgamma, dbeta, coef)
         if synced:
             self._global_backward(K, x3, gamma, dgamma, dbeta, dx, coef)
@@ -198,8 +198,3 @@ def _put(dst, host):
     else:
         dst[...] = host
     return dst
-
-
-def _as(K, a, dtype):
-    """a itself when it has this dtype, else a copy cast to it on a's device."""
-    return a if a.dtype == dtype else K.copy(a, K.empty(a.shape, dtype))
