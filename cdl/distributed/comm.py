@@ -75,11 +75,15 @@ class Communicator:
         return self.mpi.Iallreduce(MPI.IN_PLACE, a)
 
     def broadcast_model(self, model, root=0):
-        """Root's parameters and buffers into every rank's model, in place (one Bcast per
-        array; device arrays through the host)."""
+        """Root's parameters and buffers into every rank's model, in place."""
+        self.broadcast_arrays(model.state().values(), root)
+
+    def broadcast_arrays(self, arrays, root=0):
+        """Root's values into every rank's arrays, in place (one Bcast per array; device
+        arrays through the host)."""
         from cdl import cuda
         from cdl._checks import is_device_array
-        for v in model.state().values():
+        for v in arrays:
             if is_device_array(v):
                 host = self.broadcast(np.ascontiguousarray(cuda.to_host(v)), root)
                 v.copy_to_device(host)

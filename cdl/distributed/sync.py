@@ -223,12 +223,7 @@ class AllReduceOptimizer:
         if hasattr(model_or_params, "state"):
             self.comm.broadcast_model(model_or_params)
         else:
-            from cdl import cuda
-            for p in model_or_params.values():
-                if is_device_array(p):
-                    p.copy_to_device(self.comm.broadcast(np.ascontiguousarray(cuda.to_host(p))))
-                else:
-                    self.comm.broadcast(p)
+            self.comm.broadcast_arrays(model_or_params.values())
         vars(self)["needs_broadcast"] = False
 
     def allreduce_grads(self, grads):
