@@ -22,8 +22,6 @@ import time
 import numpy as np
 
 import _common
-import cdl
-from cdl import layers as L
 from cdl import optim, viz
 
 START = {"book": np.array([-7.0, 2.0]), "rosenbrock": np.array([-1.2, 1.0])}
@@ -142,16 +140,6 @@ def sweep(name, max_steps=5000, tol=1e-3):
     _common.table(rows, ("optimizer", "lr", "mu", "steps", "status"))
 
 
-def mlp(n_in, n_out, seed):
-    rng = np.random.default_rng(seed)
-    layers, d = [], n_in
-    for _ in range(4):
-        layers += [L.Affine(d, 100, init="he_normal", rng=rng), L.ReLU()]
-        d = 100
-    layers.append(L.Affine(d, n_out, init="he_normal", rng=rng))
-    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy())
-
-
 def part2(args, iters):
     name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     print(f"\nPart 2: 5-layer ReLU MLP on {name} ({len(x)} train / {len(xt)} test), "
@@ -159,14 +147,9 @@ def part2(args, iters):
     batches = np.random.default_rng(args.seed).integers(0, len(x), (iters, 128))
     curves, rows = {}, []
     for opt_name, make in DATA_SETTINGS.items():
-        net, opt = mlp(x.shape[1], int(t.max()) + 1, args.seed), make()
-        losses = []
+        net, opt = _common.mlp(x.shape[1], int(t.max()) + 1, 4, args.seed), make()
         start = time.perf_counter()
-        for idx in batches:
-            losses.append(net.loss(x[idx], t[idx]))
-            net.backward(input_grad=False)
-            opt.update(net.params, net.grads)
-        curves[opt_name] = losses
+        curves[opt_name] = losses = _common.train_steps(net, opt, x, t, batches)
         k = max(1, iters // 20)
         rows.append((f"{opt_name} (lr {opt.lr:g})", f"{np.mean(losses[:k]):.3f}",
                      f"{np.mean(losses[-k:]):.3f}", f"{net.accuracy(xt, tt):.1%}",

@@ -64,15 +64,6 @@ def part1(args):
                    nets, x, range=ranges)
 
 
-def mlp(init_fn, n_in, n_out, seed):
-    rng = np.random.default_rng(seed)
-    layers = []
-    for a, b in zip([n_in] + [100] * 4, [100] * 5):
-        layers += [L.Affine(a, b, init=init_fn, rng=rng), L.ReLU()]
-    layers.append(L.Affine(100, n_out, init=init_fn, rng=rng))
-    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy())
-
-
 def part2(args, iters, batch=128, lr=0.01):
     data_name, (x, t), (xt, tt) = _common.load(flatten=True, quick=args.quick)
     print(f"\nPart 2: 5 x 100 ReLU network, SGD lr={lr}, batch {batch}, {iters} iterations "
@@ -81,15 +72,9 @@ def part2(args, iters, batch=128, lr=0.01):
     curves, rows = {}, []
     k = max(1, iters // 40)
     for name in ("std 0.01", "Xavier", "He"):
-        net = mlp(INITS[name], x.shape[1], int(t.max()) + 1, seed=args.seed + 1)
-        opt = optim.SGD(lr=lr)
-        losses = []
+        net = _common.mlp(x.shape[1], int(t.max()) + 1, 5, args.seed + 1, init=INITS[name])
         start = time.perf_counter()
-        for idx in order:
-            losses.append(net.loss(x[idx], t[idx]))
-            net.backward(input_grad=False)
-            opt.update(net.params, net.grads)
-        curves[name] = losses
+        curves[name] = losses = _common.train_steps(net, optim.SGD(lr=lr), x, t, order)
         rows.append((name, f"{np.mean(losses[:k]):.3f}", f"{np.mean(losses[-k:]):.3f}",
                      f"{net.accuracy(xt, tt):.1%}", f"{time.perf_counter() - start:.1f}s"))
     _common.table(rows, ("init", f"loss, first {k}", f"last {k}", "test acc", "time"))

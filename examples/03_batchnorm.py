@@ -20,22 +20,8 @@ import numpy as np
 
 import _common
 import cdl
-from cdl import layers as L
 from cdl import viz
 from cdl.optim import SGD
-
-
-def mlp(d_in, scale, batchnorm, seed):
-    layers, d = [], d_in
-    rng = np.random.default_rng(seed)
-    for _ in range(5):
-        layers.append(L.Affine(d, 100, init=cdl.init.normal(scale), rng=rng))
-        if batchnorm:
-            layers.append(L.BatchNorm(100))
-        layers.append(L.ReLU())
-        d = 100
-    layers.append(L.Affine(d, 10, init=cdl.init.normal(scale), rng=rng))
-    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy())
 
 
 def _fmt(acc):
@@ -56,7 +42,8 @@ def main(argv=None):
     curves = {}
     for s in scales:
         for bn in (False, True):
-            net = mlp(x.shape[1], s, bn, args.seed)
+            net = _common.mlp(x.shape[1], 10, 5, args.seed, init=cdl.init.normal(s),
+                              batchnorm=bn)
             trainer = cdl.Trainer(net, SGD(lr=args.lr), batch_size=100, epochs=epochs,
                                   seed=args.seed, verbose=False)
             start = time.perf_counter()

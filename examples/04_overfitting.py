@@ -14,26 +14,10 @@ training accuracy for a smaller gap.
 """
 import time
 
-import numpy as np
-
 import _common
 import cdl
-from cdl import layers as L
 from cdl import viz
 from cdl.optim import SGD, WeightDecay
-
-
-def mlp(d_in, dropout, weight_decay, seed):
-    """Six hidden Affine+ReLU layers of 100 (+ Dropout), then Affine to 10 classes."""
-    layers, d = [], d_in
-    rng = np.random.default_rng(seed)
-    for _ in range(6):
-        layers += [L.Affine(d, 100, rng=rng), L.ReLU()]
-        if dropout:
-            layers.append(L.Dropout(dropout, rng=rng))
-        d = 100
-    layers.append(L.Affine(d, 10, rng=rng))
-    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy(), weight_decay=weight_decay)
 
 
 CONFIGS = {  # name: (dropout ratio, weight decay)
@@ -58,7 +42,7 @@ def main(argv=None):
           f"SGD lr={args.lr}, batch 100")
     results = {}
     for config, (dropout, decay) in CONFIGS.items():
-        net = mlp(x.shape[1], dropout, decay, args.seed)
+        net = _common.mlp(x.shape[1], 10, 6, args.seed, dropout=dropout, weight_decay=decay)
         start = time.perf_counter()
         hist = cdl.Trainer(net, SGD(lr=args.lr), batch_size=100, epochs=epochs, seed=args.seed,
                            verbose=False).fit(x, t, validation_data=(xt, tt))

@@ -17,29 +17,16 @@ diverge: those trials fail), weight decay matters far less here.
 import time
 import warnings
 
-import numpy as np
-
 import _common
 import cdl
-from cdl import layers as L
 from cdl import optim, tune, viz
-
-
-def mlp(d_in, weight_decay, seed):
-    rng = np.random.default_rng(seed)
-    layers, d = [], d_in
-    for _ in range(6):
-        layers += [L.Affine(d, 100, init="he_normal", rng=rng), L.ReLU()]
-        d = 100
-    layers.append(L.Affine(d, 10, init="he_normal", rng=rng))
-    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy(),
-                          weight_decay=optim.WeightDecay(l2=weight_decay))
 
 
 def train(params, data, epochs, seed, report=None):
     """The trained net and its history; report(epoch, val_acc) each epoch when given."""
     (x, t), validation = data
-    net = mlp(x.shape[1], params["weight_decay"], seed)
+    net = _common.mlp(x.shape[1], 10, 6, seed,
+                      weight_decay=optim.WeightDecay(l2=params["weight_decay"]))
     callbacks = []
     if report is not None:
         class Report(cdl.Callback):

@@ -5,7 +5,11 @@ Not an example itself: ``python examples/NN_name.py`` puts this folder on sys.pa
 import argparse
 import os
 
+import numpy as np
+
+import cdl
 from cdl import data
+from cdl import layers as L
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,6 +33,36 @@ def load(flatten=False, quick=False):
     if data.fashion_mnist_available() and not quick:
         return ("Fashion-MNIST", *data.load_fashion_mnist(flatten=flatten))
     return ("digits 8x8", *data.load_digits(flatten=flatten))
+
+
+def mlp(d_in, n_out, depth, seed, init="he_normal", batchnorm=False, dropout=0.0,
+        weight_decay=None):
+    """The book's MultiLayerNet(Extend): depth hidden layers of 100, each Affine (+ BatchNorm)
+    + ReLU (+ Dropout), then Affine to n_out, under softmax cross-entropy; every draw from
+    default_rng(seed), layer by layer."""
+    rng = np.random.default_rng(seed)
+    layers, d = [], d_in
+    for _ in range(depth):
+        layers.append(L.Affine(d, 100, init=init, rng=rng))
+        if batchnorm:
+            layers.append(L.BatchNorm(100))
+        layers.append(L.ReLU())
+        if dropout:
+            layers.append(L.Dropout(dropout, rng=rng))
+        d = 100
+    layers.append(L.Affine(d, n_out, init=init, rng=rng))
+    return cdl.Sequential(layers, loss=L.SoftmaxCrossEntropy(), weight_decay=weight_decay)
+
+
+def train_steps(net, opt, x, t, batches):
+    """The book's training loop, one step per index array of batches (loss, backward,
+    update); returns the losses."""
+    losses = []
+    for idx in batches:
+        losses.append(net.loss(x[idx], t[idx]))
+        net.backward(input_grad=False)  # the images need no gradient
+        opt.update(net.params, net.grads)
+    return losses
 
 
 def figure(out, name, draw, *args, **kwargs):
