@@ -257,14 +257,6 @@ def test_binary_model_saves_and_loads(tmp_path, rng):
 
 # -- on the GPU (the CUDA simulator without one) ------------------------------------------
 
-def _twins_or_skip(device, *names):
-    """Skip when a kernel the layer needs has no CUDA twin yet (another module's)."""
-    if device == "cuda":
-        missing = [n for n in names if not hasattr(cdl.cuda, n)]
-        if missing:
-            pytest.skip(f"no CUDA twin yet for {', '.join(missing)}")
-
-
 def _same_on(device, make, x, dout, train=True):
     """(y, dx, grads) of a fresh layer on the CPU and of its copy on device, as NumPy."""
     from ..conftest import host, on
@@ -294,7 +286,6 @@ def _assert_same(cpu, gpu, tol):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale, binarize_input", [(False, True), (True, True), (True, False)])
 def test_binary_affine_on_device_matches_cpu(device, dtype, scale, binarize_input):
-    _twins_or_skip(device, "affine_forward", "affine_backward")
     rng = np.random.default_rng(0)
     W = np.array(latent((6, 3), rng), dtype)
     W[0, 0] = 1.5  # clipped by the forward, on both sides
@@ -313,7 +304,6 @@ def test_binary_affine_on_device_matches_cpu(device, dtype, scale, binarize_inpu
 @pytest.mark.slow  # the simulator runs each GPU thread in Python
 @pytest.mark.parametrize("scale, binarize_input", [(True, True), (False, False)])
 def test_binary_conv2d_on_device_matches_cpu(device, scale, binarize_input):
-    _twins_or_skip(device, "conv2d_forward", "conv2d_backward")
     rng = np.random.default_rng(1)
     W = latent((2, 2, 3, 3), rng).astype(np.float32)
     b = rng.standard_normal(2).astype(np.float32)
@@ -360,7 +350,6 @@ def test_binary_training_step_on_device_copies_nothing_to_the_host(device):
     """Forward, backward and grads of the binary layers stay on the GPU (no NumPy on the way)."""
     if device == "cpu":
         pytest.skip("a GPU property")
-    _twins_or_skip(device, "affine_forward", "conv2d_forward", "conv2d_backward")
     from numba import cuda
 
     from cdl.backend import is_device_array
