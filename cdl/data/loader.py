@@ -169,10 +169,7 @@ class DataLoader:
     def rows(self, start, stop):
         """(xb, tb): rows start..stop-1 converted and normalized, never augmented (evaluation)."""
         xb = np.array(self.x[start:stop], dtype=self.dtype)  # a copy: never a view of x
-        if self.x.dtype == np.uint8:
-            xb /= 255.0
-        tb = np.asarray(self.t[start:stop])
-        tb = tb.astype(np.int64) if tb.dtype.kind in "iu" else tb.astype(self.dtype)
+        xb, tb = self._convert(xb, np.asarray(self.t[start:stop]))
         return self._normalized(xb), tb
 
     def like(self, x, t, batch_size=None):
