@@ -17,18 +17,7 @@ maximum of three windows or more may differ from the CPU in the last bit.
 from numba import cuda
 
 from cdl.cuda._launch import flat, grid
-
-
-# Builtin min/max of two numbers do not compile for CUDA in Numba 0.66-0.68 (numba/numba#10753:
-# TypeError "Signature mismatch"; the simulator runs them as Python, so only a GPU shows it).
-@cuda.jit(device=True)
-def _min(a, b):
-    return a if a < b else b
-
-
-@cuda.jit(device=True)
-def _max(a, b):
-    return a if a > b else b
+from cdl.cuda._minmax import max2, min2
 
 
 @cuda.jit(device=True)
@@ -36,7 +25,7 @@ def _covering(h, p, k, s, n_out):
     """(lo, hi): the outputs o in [lo, hi) whose window o*s - p .. o*s - p + k covers h."""
     a = h + p - k + 1  # o*s >= a
     lo = 0 if a <= 0 else (a + s - 1) // s
-    return lo, _min(n_out, (h + p) // s + 1)
+    return lo, min2(n_out, (h + p) // s + 1)
 
 
 @cuda.jit
@@ -47,8 +36,8 @@ def _maxpool2d_forward_k(x, kh, kw, sh, sw, ph, pw, y):
     for t in range(start, y.size, step):
         ow, oh = t % OW, (t // OW) % OH
         c, n = (t // (OW * OH)) % C, t // (OW * OH * C)
-        i0, j0 = _max(oh * sh - ph, 0), _max(ow * sw - pw, 0)
-        i1, j1 = _min(oh * sh - ph + kh, H), _min(ow * sw - pw + kw, W)
+        i0, j0 = max2(oh * sh - ph, 0), max2(ow * sw - pw, 0)
+        i1, j1 = min2(oh * sh - ph + kh, H), min2(ow * sw - pw + kw, W)
         best = x[n, c, i0, j0]
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -70,9 +59,9 @@ def _maxpool2d_backward_k(dout, x, y, kh, kw, sh, sw, ph, pw, dx):
         oh0, oh1 = _covering(h, ph, kh, sh, OH)
         ow0, ow1 = _covering(w, pw, kw, sw, OW)
         for oh in range(oh0, oh1):
-            i0, i1 = _max(oh * sh - ph, 0), _min(oh * sh - ph + kh, H)
+            i0, i1 = max2(oh * sh - ph, 0), min2(oh * sh - ph + kh, H)
             for ow in range(ow0, ow1):
-                j0, j1 = _max(ow * sw - pw, 0), _min(ow * sw - pw + kw, W)
+                j0, j1 = max2(ow * sw - pw, 0), min2(ow * sw - pw + kw, W)
                 m = y[n, c, oh, ow]
                 # the window's first pixel equal to m (a NaN matching a NaN m): is it (h, w)?
                 fi = -1
@@ -100,8 +89,8 @@ def _avgpool2d_forward_k(x, kh, kw, sh, sw, ph, pw, y):
         ow, oh = t % OW, (t // OW) % OH
         c, n = (t // (OW * OH)) % C, t // (OW * OH * C)
         acc = 0.0  # float64, pixels in row-major order, times 1/(KH*KW): as the CPU kernel
-        for i in range(_max(oh * sh - ph, 0), _min(oh * sh - ph + kh, H)):
-            for j in range(_max(ow * sw - pw, 0), _min(ow * sw - pw + kw, W)):
+        for i in range(max2(oh * sh - ph, 0), min2(oh * sh - ph + kh, H)):
+            for j in range(max2(ow * sw - pw, 0), min2(ow * sw - pw + kw, W)):
                 acc += x[n, c, i, j]
         y[n, c, oh, ow] = acc * scale
 
