@@ -16,7 +16,6 @@ MAX_BYTES = 1 << 31  # no real IDX file comes near this; a forged header asking 
 _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
-DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -50,6 +49,7 @@ def read_idx(path):
 
 # known system folders, read at call time (tests point them elsewhere). No Debian package ships
 # MNIST; /usr/share/datasets/<name> is where dataset packages put their files.
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 DEBIAN_MNIST = "/usr/share/datasets/mnist"
 _NAMES = {"fashion": ("Fashion-MNIST", "fashion-mnist"), "mnist": ("MNIST", "mnist")}
 
