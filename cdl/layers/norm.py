@@ -115,6 +115,7 @@ class BatchNorm(Layer):
         coef = K.empty((5, C), dtype)
         inv_std = K.empty(C, np.float64)
         batch_stats = train and self.trainable
+        synced = batch_stats and self.comm is not None and self.comm.size > 1
         if batch_stats:
             m = x3.shape[0] * x3.shape[2]
             if m < 2:
@@ -123,7 +124,6 @@ class BatchNorm(Layer):
                                  f"{x.shape}; use a larger batch or train=False")
             mean, var = K.empty(C, np.float64), K.empty(C, np.float64)
             K.batchnorm_forward(x3, gamma, beta, self.eps, y, mean, var, coef)
-            synced = self.comm is not None and self.comm.size > 1
             if synced:  # the global batch's statistics replace this rank's; y again
                 self._m = (m, self._global_stats(m, mean, var))
                 m = self._m[1]
@@ -138,8 +138,7 @@ class BatchNorm(Layer):
             K.batchnorm_apply(x3, mean, inv_std, gamma, beta, y, coef)
         if train:
             self._x, self._mean, self._inv_std = x3, mean, inv_std
-            self._batch_stats, self._x_shape = batch_stats, x.shape
-            self._synced = batch_stats and self.comm is not None and self.comm.size > 1
+            self._batch_stats, self._x_shape, self._synced = batch_stats, x.shape, synced
         return y.reshape(x.shape)
 
     def backward(self, dout):
@@ -151,7 +150,7 @@ class BatchNorm(Layer):
         dx = K.empty(x3.shape, x3.dtype)
         dgamma, dbeta = K.empty(C, np.float64), K.empty(C, np.float64)
         coef = K.empty((5, C), x3.dtype)
-        synced = getattr(self, "_synced", False)
+        synced = self._synced
         K.batchnorm_backward(cast(K, dout, x3.dtype).reshape(x3.shape), x3, self._mean,
                              self._inv_std, cast(K, gamma, x3.dtype),
                              self._batch_stats and not synced, dx, dgamma, dbeta, coef)
@@ -184,8 +183,8 @@ class BatchNorm(Layer):
         sums = self.comm.allreduce_sum((m / M) * np.concatenate([cuda.to_host(dbeta),
                                                                  cuda.to_host(dgamma)]))
         a = cuda.to_host(gamma).astype(np.float64) * cuda.to_host(self._inv_std)
-        g2 = _put(K.empty(C, x3.dtype), (-a * sums[C:] / m).astype(x3.dtype))
-        b2 = _put(K.empty(C, x3.dtype), (-a * sums[:C] / m).astype(x3.dtype))
+        g2 = _put(K.empty(C, x3.dtype), -a * sums[C:] / m)
+        b2 = _put(K.empty(C, x3.dtype), -a * sums[:C] / m)
         corr = K.empty(x3.shape, x3.dtype)
         K.batchnorm_apply(x3, self._mean, self._inv_std, g2, b2, corr, coef)
         K.add(dx, corr, dx)
