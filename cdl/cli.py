@@ -282,8 +282,8 @@ def main(argv=None):
                    help="data set (default: digits, shipped with cdl; the others are read "
                         "from their files: IDX for the MNISTs, the binary version of CIFAR-10)")
     p.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="folder holding the data set's files (default: $CDL_DATA, then "
-                        "/usr/share/datasets/<name>)")
+                   help="folder holding the data set's files (default: $CDL_DATA, then, for "
+                        "the MNISTs, /usr/share/datasets/<name>)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="train on the CPU (default) or on a CUDA GPU (numba.cuda)")
     p.add_argument("--distributed", action="store_true",
