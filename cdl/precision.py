@@ -57,6 +57,7 @@ import numpy as np
 
 from cdl._checks import is_device_array
 from cdl.backend import kernels_for
+from cdl.layers.base import cast
 from cdl.model import Sequential, walk
 
 FLOAT16 = np.dtype(np.float16)
@@ -65,16 +66,12 @@ PRECISIONS = ("float32", "float16")
 
 
 def _cast(a, dtype):
-    """a in dtype: a itself when it already is, else a copy by the backend's copy kernel
-    (float32 -> float16 rounds to nearest; beyond 65504 it gives +-Inf, no warning)."""
-    if a.dtype == dtype:
-        return a
-    K = kernels_for(a)
-    out = K.empty(a.shape, dtype)
+    """a in dtype (``cdl.layers.base.cast``: a itself or a copy by the backend's copy kernel;
+    float32 -> float16 rounds to nearest; beyond 65504 it gives +-Inf, no warning)."""
     if dtype == FLOAT16:
         with np.errstate(over="ignore", invalid="ignore"):  # Inf is what the scaler looks for
-            return K.copy(a, out)
-    return K.copy(a, out)
+            return cast(kernels_for(a), a, dtype)
+    return cast(kernels_for(a), a, dtype)
 
 
 def _rounded(a, keep=True, own=True):
@@ -214,22 +211,23 @@ class LossScaler:
 # -- float16 storage of weights and caches ---------------------------------------------
 
 @contextlib.contextmanager
-def _weights_in_float32(layer, half):
-    """Within the block, layer's (and its children's) params are float32 copies of their
-    float16 storage (half: {sublayer: {name: float16 array}}); the originals come back
-    after it, also when it raises."""
+def _in_float32(layer, half, store="params"):
+    """Within the block, layer's (and its children's) params (or another store: "buffers")
+    are float32 copies of their float16 storage (half: {sublayer: {name: float16 array}});
+    the originals come back after it, also when it raises."""
     saved = []
     try:
         for _, sub in walk([layer]):
             stored = half.get(sub)
             if stored:
-                saved.append((sub, dict(sub.params)))
+                arrays = getattr(sub, store)
+                saved.append((arrays, dict(arrays)))
                 for k, h in stored.items():
-                    sub.params[k] = _cast(h, FLOAT32)
+                    arrays[k] = _cast(h, FLOAT32)
         yield
     finally:
-        for sub, params in saved:
-            sub.params.update(params)
+        for arrays, originals in saved:
+            arrays.update(originals)
 
 
 def _protected(layer):
@@ -344,7 +342,7 @@ class MixedPrecision:
         self._stored = []
         for layer in model.layers:
             before = _snapshot(layer)
-            with _weights_in_float32(layer, self._half):
+            with _in_float32(layer, self._half):
                 y = layer.forward(xin, train=True)
             if _root(y) is _root(xin) and y.size == xin.size:  # a reshape (Flatten)
                 h = h_in.reshape(y.shape)
@@ -379,7 +377,7 @@ class MixedPrecision:
         d = _rounded(model.loss_layer.backward(self.scaler.scale), keep=False)[0]
         for i in range(len(model.layers) - 1, -1, -1):
             layer = model.layers[i]
-            with _caches_in_float32(stored[i]), _weights_in_float32(layer, self._half):
+            with _caches_in_float32(stored[i]), _in_float32(layer, self._half):
                 if i == 0 and not input_grad:
                     layer.backward_params(d)
                     d = None
@@ -423,28 +421,14 @@ class Float16Model(Sequential):
             raise RuntimeError("Float16Model is for inference; train the float32 model "
                                "(Trainer(..., precision='float16') for mixed precision)")
         half = {layer: dict(layer.params) for _, layer in walk(self.layers)}
+        buffers = {layer: dict(layer.buffers) for _, layer in walk(self.layers)}
         x = _rounded(x, keep=False, own=False)[0]
         for layer in self.layers:
-            with _weights_in_float32(layer, half), self._buffers_in_float32(layer):
+            with _in_float32(layer, half), _in_float32(layer, buffers, "buffers"):
                 y = layer.forward(x, train=False)
             own = not (_root(y) is _root(x) and y.size == x.size)  # not a reshape of x
             x = _rounded(y, keep=False, own=own)[0] if own else y
         return x
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _buffers_in_float32(layer):
-        saved = []
-        try:
-            for _, sub in walk([layer]):
-                if sub.buffers:
-                    saved.append((sub, dict(sub.buffers)))
-                    for k, b in sub.buffers.items():
-                        sub.buffers[k] = _cast(b, FLOAT32)
-            yield
-        finally:
-            for sub, buffers in saved:
-                sub.buffers.update(buffers)
 
     def loss(self, x, t):
         raise RuntimeError("Float16Model is for inference; train the float32 model")
