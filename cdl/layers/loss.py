@@ -85,7 +85,11 @@ def _scaled(K, dx, dout):
     return dx if dout == 1.0 else K.scale(dx, dout, dx)
 
 
-def _numeric(who, t):
+def _like(who, y, t, what="scores"):
+    """Check that t has y's shape and holds numbers (the float targets of every loss)."""
+    if t.shape != y.shape:
+        raise ValueError(f"{who}: targets of shape {t.shape} do not match {what} of shape "
+                         f"{y.shape}")
     if t.dtype.kind not in "biuf":
         raise ValueError(f"{who}: targets must be numbers, got dtype {t.dtype}")
 
@@ -122,10 +126,7 @@ def _ce_targets(who, y, t, host):
                              f"got range [{t.min()}, {t.max()}]")
         return t
     if t.ndim == 2:
-        if t.shape != y.shape:
-            raise ValueError(f"{who}: targets of shape {t.shape} do not "
-                             f"match scores of shape {y.shape}")
-        _numeric(who, t)
+        _like(who, y, t)
         return _as_dtype(t, y.dtype)
     raise ValueError(f"{who}: targets must be (N,) labels or (N, K) "
                      f"probabilities, got shape {t.shape}")
@@ -154,10 +155,7 @@ class SigmoidCrossEntropy(_Probabilities):
 
 
 def _bce_targets(who, y, t, host):
-    if t.shape != y.shape:
-        raise ValueError(f"{who}: targets of shape {t.shape} do not match scores of "
-                         f"shape {y.shape}")
-    _numeric(who, t)
+    _like(who, y, t)
     if host and t.size and not ((t >= 0) & (t <= 1)).all():
         raise ValueError(f"{who}: targets must be 0/1 labels or probabilities in [0, 1], "
                          f"got values in [{np.min(t)}, {np.max(t)}]"
@@ -182,8 +180,5 @@ class MeanSquaredError(Loss):
 
 
 def _mse_targets(who, y, t, host):
-    if t.shape != y.shape:
-        raise ValueError(f"{who}: targets of shape {t.shape} do not match "
-                         f"predictions of shape {y.shape}")
-    _numeric(who, t)
+    _like(who, y, t, what="predictions")
     return _as_dtype(t, y.dtype)
