@@ -24,6 +24,8 @@ from cdl.model import Sequential
 from cdl._checks import is_device_array
 from cdl.train import Trainer
 
+from ._fuzz import damaged
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -479,15 +481,8 @@ def _assert_restored(tr, ref):
 @given(data=st.data())
 def test_damaged_checkpoints_are_a_value_error_or_restore_exactly(saved, tmp_path, data):
     raw, ref = saved
-    damaged = bytearray(raw)
-    if data.draw(st.booleans(), label="truncate"):
-        damaged = damaged[:data.draw(st.integers(0, len(raw) - 1), label="length")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), label="bytes")):
-            i = data.draw(st.integers(0, len(raw) - 1), label="at")
-            damaged[i] = data.draw(st.integers(0, 255), label="to")
     path = tmp_path / "fuzzed.npz"
-    path.write_bytes(bytes(damaged))
+    path.write_bytes(damaged(data, raw))
     try:
         net = checkpoint.load_model(path)
     except ValueError:

@@ -25,6 +25,8 @@ from cdl.cli import main
 from cdl.layers.base import registered_layers
 from cdl.model import Sequential, layer_spec
 
+from ._fuzz import damaged
+
 
 def tiny_net(rng=0):
     return Sequential([L.Conv2D(1, 2, 3, pad=1, rng=rng), L.BatchNorm(2), L.ReLU(),
@@ -470,15 +472,8 @@ def small_file(tmp_path_factory):
 def test_corrupted_or_truncated_files_are_a_value_error_or_load_identically(small_file, tmp_path,
                                                                           data):
     raw, state = small_file
-    damaged = bytearray(raw)
-    if data.draw(st.booleans(), label="truncate"):
-        damaged = damaged[:data.draw(st.integers(0, len(raw) - 1), label="length")]
-    else:
-        for _ in range(data.draw(st.integers(1, 8), label="bytes")):
-            i = data.draw(st.integers(0, len(raw) - 1), label="at")
-            damaged[i] = data.draw(st.integers(0, 255), label="to")
     path = tmp_path / "fuzzed.npz"
-    path.write_bytes(bytes(damaged))
+    path.write_bytes(damaged(data, raw))
     try:
         net = cdl.load(path)
     except ValueError:
