@@ -83,22 +83,30 @@ def _step_forward_k(x, y):
         y[i] = 1 if x[i] > 0 else 0
 
 
+@cuda.jit(device=True)
+def softmax_row(x, r, y):
+    """y[r] = softmax(x[r]); returns (row max, log of the sum of exp(x[r] - max)), which
+    cdl.cuda.loss needs for the cross-entropy."""
+    cols = x.shape[1]
+    m = x[r, 0]
+    for j in range(1, cols):
+        m = max2(m, x[r, j])
+    s = math.exp(x[r, 0] - m)
+    y[r, 0] = s
+    for j in range(1, cols):
+        e = math.exp(x[r, j] - m)
+        y[r, j] = e
+        s += e
+    for j in range(cols):
+        y[r, j] /= s
+    return m, math.log(s)
+
+
 @cuda.jit
 def _softmax_forward_k(x, y):
     start, step = cuda.grid(1), cuda.gridsize(1)
-    rows, cols = x.shape
-    for r in range(start, rows, step):
-        m = x[r, 0]
-        for j in range(1, cols):
-            m = max2(m, x[r, j])
-        s = math.exp(x[r, 0] - m)
-        y[r, 0] = s
-        for j in range(1, cols):
-            e = math.exp(x[r, j] - m)
-            y[r, j] = e
-            s += e
-        for j in range(cols):
-            y[r, j] /= s
+    for r in range(start, x.shape[0], step):
+        softmax_row(x, r, y)
 
 
 @cuda.jit

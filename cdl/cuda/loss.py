@@ -18,6 +18,7 @@ from numba import cuda, float64
 from cdl.cuda._launch import flat, grid
 from cdl.cuda._minmax import max2
 from cdl.cuda._reduce import MAX_THREADS, block_threads, tree_sum
+from cdl.cuda.activation import softmax_row
 
 
 @cuda.jit
@@ -46,29 +47,11 @@ def _total(a):
     return float(partial.copy_to_host()[0])
 
 
-@cuda.jit(device=True)
-def _softmax_row(y, r, probs):
-    """probs[r] = softmax(y[r]); returns (row max, log of the sum of exp(y - max))."""
-    cols = y.shape[1]
-    m = y[r, 0]
-    for j in range(1, cols):
-        m = max2(m, y[r, j])
-    s = math.exp(y[r, 0] - m)
-    probs[r, 0] = s
-    for j in range(1, cols):
-        e = math.exp(y[r, j] - m)
-        probs[r, j] = e
-        s += e
-    for j in range(cols):
-        probs[r, j] /= s
-    return m, math.log(s)
-
-
 @cuda.jit
 def _sce_labels_forward_k(y, t, probs, rows):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for r in range(start, y.shape[0], step):
-        m, log_s = _softmax_row(y, r, probs)
+        m, log_s = softmax_row(y, r, probs)
         k = t[r]
         if k < 0 or k >= y.shape[1]:
             rows[r] = math.nan
@@ -80,7 +63,7 @@ def _sce_labels_forward_k(y, t, probs, rows):
 def _sce_targets_forward_k(y, t, probs, rows):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for r in range(start, y.shape[0], step):
-        m, log_s = _softmax_row(y, r, probs)
+        m, log_s = softmax_row(y, r, probs)
         acc = float64(0.0)
         for j in range(y.shape[1]):
             acc += t[r, j] * ((y[r, j] - m) - log_s)
