@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import cdl
-from cdl import layers as L
 from cdl.data import load_digits
 from cdl.models import mlp
 
