@@ -60,11 +60,9 @@ def finish(dot, alpha, b, channel_axis=-1):
     if alpha is None and b is None:
         return dot
     K = kernels_for(dot)
-    if not isinstance(dot, np.ndarray) or dot.flags.c_contiguous:
-        y = K.empty(dot.shape, dot.dtype)
-    else:  # a transposed host view (cdl.packed): the result keeps the shape, in C order
+    if isinstance(dot, np.ndarray):  # cdl.packed passes transposed host views
         dot = np.ascontiguousarray(dot)
-        y = np.empty_like(dot)
+    y = K.empty(dot.shape, dot.dtype)
     K.channel_scale_shift(_channels(dot, channel_axis),
                           None if alpha is None else cast(K, alpha, dot.dtype),
                           None if b is None else cast(K, b, dot.dtype),
