@@ -56,10 +56,8 @@ scalar does about 0.96 and is 1.2-1.45x slower than hybrid on the products
 of bench/binary.py, and about 1.3x faster than vector.
 ``python bench/binary.py --asm`` prints each inner loop.
 """
-import contextlib
 import functools
 import os
-import threading
 
 import numpy as np
 from llvmlite import binding as _llvm
@@ -772,7 +770,7 @@ def _variant(a, b, n, out):
     """The variant of this product: forced, else gemm_variant's pick ($CDL_BINARY_GEMM,
     policy "heuristic", tiny products), else the tuner's (measured on the first call of
     the shape and thread count, into out)."""
-    forced = getattr(_forced, "variant", None)
+    forced = _forced.value
     if forced is not None:
         return forced
     M, W = a.shape
@@ -792,10 +790,9 @@ def _variant(a, b, n, out):
 
 
 # The variant forced by forced_variant() in this thread (None: measured or gemm_variant).
-_forced = threading.local()
+_forced = tuner.Forced()
 
 
-@contextlib.contextmanager
 def forced_variant(variant):
     """Within the block, xnor_gemm called from this thread uses variant (one of VARIANTS)
     instead of the measured or gemm_variant's pick; None restores that. Blocks nest.
@@ -805,12 +802,7 @@ def forced_variant(variant):
     """
     if variant is not None and variant not in VARIANTS:
         raise ValueError(f"xnor_gemm: variant must be one of {VARIANTS}, got {variant!r}")
-    before = getattr(_forced, "variant", None)
-    _forced.variant = variant
-    try:
-        yield variant
-    finally:
-        _forced.variant = before
+    return _forced.holding(variant)
 
 
 def xnor_gemm(a, b, n, out):

@@ -47,9 +47,6 @@ All four run on cdl.kernels.parallel: the batch is cut into one slice per
 thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
-import contextlib
-import threading
-
 import numpy as np
 from numba import njit
 
@@ -147,8 +144,8 @@ def _geometry(x_shape, w_shape, stride, pad):
     return kh, kw, sh, sw, ph, pw, oh, ow
 
 
-# The algorithm forced by forced_algorithm() in this thread (None: the heuristic decides).
-_forced = threading.local()
+# The algorithm forced by forced_algorithm() in this thread (None: the tuner decides).
+_forced = tuner.Forced()
 
 
 def _check_known(algo):
@@ -156,19 +153,13 @@ def _check_known(algo):
         raise ValueError(f"conv2d: unknown algorithm {algo!r}, expected one of {ALGORITHMS}")
 
 
-@contextlib.contextmanager
 def forced_algorithm(algo):
     """Within the block, conv2d_forward/backward called from this thread use algo (one of
     ALGORITHMS) instead of the measured or heuristic pick; None restores that. A call
     whose geometry the algorithm cannot compute raises ValueError. Blocks nest."""
     if algo is not None:
         _check_known(algo)
-    before = getattr(_forced, "algo", None)
-    _forced.algo = algo
-    try:
-        yield algo
-    finally:
-        _forced.algo = before
+    return _forced.holding(algo)
 
 
 # The three directions, as the tuner's keys name them: the backward computes dx or not
@@ -212,7 +203,7 @@ def _algorithm(op, x, W, stride, pad, make_run):
     """The algorithm of this call: forced, else the heuristic's (policy "heuristic", tiny
     calls), else the tuner's (measured on the first call of the geometry by make_run()(a),
     which computes the call with algorithm a)."""
-    algo = getattr(_forced, "algo", None)
+    algo = _forced.value
     if algo is None:
         if get_policy() == "heuristic" or _tiny(op, x.shape, W.shape, stride, pad):
             return choose_algorithm(x.shape, W.shape, stride, pad)
@@ -224,7 +215,6 @@ def _algorithm(op, x, W, stride, pad, make_run):
                              ready=lambda a: tuner.compiled(_kernels(a, op, W.shape[0]),
                                                             x.dtype))
         return d.choice
-    _check_known(algo)
     if algo not in applicable(x.shape, W.shape, stride, pad):
         need = ("a 1x1 kernel, stride 1 and no padding" if algo == "pointwise"
                 else "a 3x3 kernel and stride 1")

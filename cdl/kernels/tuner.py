@@ -56,6 +56,7 @@ The cache
 One lock serializes deciding: two threads that meet the same new key time
 it once, and timings never overlap within a process.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -219,6 +220,21 @@ def reset(disk=False):
                 os.unlink(cache_path())
             except OSError:
                 pass
+
+
+class Forced(threading.local):
+    """A choice forced in this thread for the length of a block (conv's forced_algorithm,
+    the binary GEMM's forced_variant): ``value``, None where nothing is forced."""
+    value = None
+
+    @contextlib.contextmanager
+    def holding(self, value):
+        """Within the block, ``value`` is value in this thread (None: not forced); blocks nest."""
+        before, self.value = self.value, value
+        try:
+            yield value
+        finally:
+            self.value = before
 
 
 def cached(key):
