@@ -1,10 +1,10 @@
 """Losses on the GPU: twins of cdl.kernels.loss (formulas there).
 
 Forwards write each row's (softmax) or element's (sigmoid, squared error)
-share of the loss into a float64 scratch array, which a block reduction in
-shared memory sums (no atomics); only that one number comes back to the
-host. Softmax rows are one thread each (rows are short: classes); the rest
-is one thread per element.
+share of the loss into a float64 scratch array, which ``cdl.cuda._reduce.total``
+sums (no atomics); only that one number comes back to the host. Softmax rows
+are one thread each (rows are short: classes); the rest is one thread per
+element.
 
 Labels are read on the device. The layers check their range only for host
 labels; a device label outside [0, C) makes its row's loss NaN here rather
@@ -17,34 +17,8 @@ from numba import cuda, float64
 
 from cdl.cuda._launch import flat, grid
 from cdl.cuda._minmax import max2
-from cdl.cuda._reduce import MAX_THREADS, block_threads, tree_sum
+from cdl.cuda._reduce import total
 from cdl.cuda.activation import softmax_row
-
-
-@cuda.jit
-def _block_sums_k(a, partial):
-    s = cuda.shared.array(MAX_THREADS, float64)
-    t = cuda.threadIdx.x
-    acc = float64(0.0)
-    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-        acc += a[i]
-    s[t] = acc
-    tree_sum(s, t, cuda.blockDim.x)
-    if t == 0:
-        partial[cuda.blockIdx.x] = s[0]
-
-
-def _total(a):
-    """sum(a) of a 1-D float64 device array as a Python float (two launches, one copy)."""
-    threads = block_threads(a.size)
-    blocks = min(grid(a.size)[0], MAX_THREADS)
-    partial = cuda.device_array(blocks, dtype=np.float64)
-    _block_sums_k[blocks, threads](a, partial)
-    if blocks > 1:
-        out = cuda.device_array(1, dtype=np.float64)
-        _block_sums_k[1, block_threads(blocks)](partial, out)
-        partial = out
-    return float(partial.copy_to_host()[0])
 
 
 @cuda.jit
@@ -114,7 +88,7 @@ def softmax_cross_entropy_forward(y, t, probs):
     rows = cuda.device_array(N, dtype=np.float64)
     kernel = _sce_labels_forward_k if t.ndim == 1 else _sce_targets_forward_k
     kernel[grid(N)](y, t, probs, rows)
-    return _total(rows) / N
+    return total(rows) / N
 
 
 def softmax_cross_entropy_backward(probs, t, dx):
@@ -133,7 +107,7 @@ def sigmoid_cross_entropy_forward(y, t, probs):
     Writes sigmoid(y) into probs."""
     terms = cuda.device_array(y.size, dtype=np.float64)
     _bce_forward_k[grid(y.size)](flat(y), flat(t), flat(probs), terms)
-    return _total(terms) / y.shape[0]
+    return total(terms) / y.shape[0]
 
 
 def sigmoid_cross_entropy_backward(probs, t, dx):
@@ -147,7 +121,7 @@ def mean_squared_error_forward(y, t):
     """1/2 * mean over the batch of the per-sample sum of (y - t)^2, as a float."""
     terms = cuda.device_array(y.size, dtype=np.float64)
     _squares_k[grid(y.size)](flat(y), flat(t), terms)
-    return 0.5 * _total(terms) / y.shape[0]
+    return 0.5 * total(terms) / y.shape[0]
 
 
 def mean_squared_error_backward(y, t, dx):

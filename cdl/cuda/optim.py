@@ -7,21 +7,19 @@ the CPU wrappers fold them: rounded to the parameters' dtype, and the
 is the CPU body's. The wrappers check the arrays as the CPU ones do (float
 dtype, same size, C-contiguous), for device arrays.
 
-``sum_squares`` and ``sum_abs`` reduce in float64: each block sums its
-grid-stride share in shared memory into a partial sum, one more block adds
-the partial sums up, and that one float is all they copy back.
+``sum_squares`` and ``sum_abs`` reduce in float64 with ``cdl.cuda._reduce.total``
+(two passes, one float copied back).
 """
 import math
 
 import numpy as np
-from numba import cuda, float64
+from numba import cuda
 
 from cdl._checks import _device_c_contiguous, is_device_array
 from cdl.cuda._launch import flat, grid
-from cdl.cuda._reduce import MAX_THREADS, block_threads, tree_sum
+from cdl.cuda._reduce import ABS, SQUARES, total
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_REDUCE_BLOCKS = 256  # most partial sums a reduction brings back
 
 
 def _describe(a):
@@ -200,52 +198,14 @@ def ema_update(avg, p, beta):
 
 # -- reductions and clipping ------------------------------------------------------------
 
-_SQUARES, _ABS, _PLAIN = 0, 1, 2
-
-
-@cuda.jit
-def _sum_k(x, mode, partial):
-    s = cuda.shared.array(MAX_THREADS, float64)
-    t = cuda.threadIdx.x
-    acc = float64(0.0)
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        v = float64(x[i])
-        if mode == 0:
-            acc += v * v
-        elif mode == 1:
-            acc += abs(v)
-        else:
-            acc += v
-    s[t] = acc
-    tree_sum(s, t, cuda.blockDim.x)
-    if t == 0:
-        partial[cuda.blockIdx.x] = s[0]
-
-
-def _sum(x, mode):
-    """Two passes: per-block partial sums, then one block adds them up; one float back."""
-    if x.size == 0:
-        return 0.0
-    f = flat(x)
-    threads = block_threads(f.size)
-    blocks = min(_REDUCE_BLOCKS, (f.size + threads - 1) // threads)
-    partial = cuda.device_array(blocks, dtype=np.float64)
-    _sum_k[blocks, threads](f, mode, partial)
-    if blocks > 1:
-        total = cuda.device_array(1, dtype=np.float64)
-        _sum_k[1, block_threads(blocks)](partial, _PLAIN, total)
-        partial = total
-    return float(partial.copy_to_host()[0])
-
-
 def sum_squares(x):
     """sum of x*x over the whole array (C-contiguous), as a Python float."""
-    return _sum(x, _SQUARES)
+    return total(flat(x), SQUARES)
 
 
 def sum_abs(x):
     """sum of |x| over the whole array, as a Python float."""
-    return _sum(x, _ABS)
+    return total(flat(x), ABS)
 
 
 @cuda.jit

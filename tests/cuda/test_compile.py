@@ -24,8 +24,8 @@ FACTORY_KERNELS = {("gemm", "_gemm_k"): "gemm._gemm_k_for("}
 JOBS = """
 import numpy as np
 from numba import from_dtype
-from cdl.cuda import (activation, binarize, binary, dropout, elementwise, loss, memory, norm,
-                      optim)
+from cdl.cuda import (_reduce, activation, binarize, binary, dropout, elementwise, loss, memory,
+                      norm, optim)
 
 f32, f64, i32, i64, u8, u64 = T.float32, T.float64, T.int32, T.int64, T.uint8, T.uint64
 FLOATS = (f32, f64)
@@ -62,7 +62,8 @@ for dt in FLOATS:
     check(elementwise._scale_k, arr(dt, 1), dt, arr(dt, 1))
 
 d1 = arr(f64, 1)
-check(loss._block_sums_k, d1, d1)
+for dt in FLOATS:
+    check(_reduce._total_k, arr(dt, 1), i64, d1)
 for dt in FLOATS:
     a, m = arr(dt, 1), arr(dt, 2)
     for lt in (i64, i32, u8):  # labels: any integer dtype
@@ -94,7 +95,6 @@ for dt in FLOATS:
     check(optim._adam_k, a, a, a, a, *[dt] * 7)
     check(optim._decay_k, a, a, dt, dt, dt, dt)
     check(optim._ema_k, a, a, dt, dt)
-    check(optim._sum_k, a, i64, d1)
     check(optim._clip_k, a, dt, dt)
 
 check(dropout._seed_k, states, u64)
