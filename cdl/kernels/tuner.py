@@ -167,7 +167,7 @@ def cpu_key():
                         model = line.split(":", 1)[1].strip()
                         break
         except OSError:
-            pass
+            pass  # no /proc (not Linux): platform's name stands
         from llvmlite import binding
         from numba.core import config
         parts = [model, binding.get_host_cpu_name()]
@@ -219,7 +219,7 @@ def reset(disk=False):
             try:
                 os.unlink(cache_path())
             except OSError:
-                pass
+                pass  # absent (or not ours to delete): best effort, like the writes
 
 
 class Forced(threading.local):
