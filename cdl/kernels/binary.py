@@ -48,13 +48,9 @@ XOR + popcount + add is three integer operations per 64-bit word pair.
   ``_hybrid_pays``): the 1 x 8 register tile of popcnt alone.
 
 The scalar loops keep LLVM from vectorizing them with an empty inline-asm
-barrier. On Zen 1 (about 2.7 GHz) hybrid does about 1.4 words per cycle with
-the data in cache and on a whole 1024 x 1024 x 64-word GEMM on one thread
-(17.5-18 ms), about 1.2 per core on two (10.5-11.5 ms; both cores busy run at
-a lower clock), against a bound near 1.6 (see the hybrid section below);
-scalar does about 0.96 and is 1.2-1.45x slower than hybrid on the products
-of bench/binary.py, and about 1.3x faster than vector.
-``python bench/binary.py --asm`` prints each inner loop.
+barrier. bench/binary.py times the variants (the hybrid section below gives
+its bound in words per cycle); ``python bench/binary.py --asm`` prints each
+inner loop.
 """
 import functools
 import os

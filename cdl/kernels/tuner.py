@@ -12,9 +12,8 @@ in the environment) turns measuring off.
 What is timed (``decide``)
     Only the candidates whose compiled code exists already: in this process
     or in Numba's on-disk cache (``compiled``). A cold compile costs seconds
-    (1.5 s for gemm, 7.5 s for winograd, 12 s for direct, 1.3-2.9 s for a
-    binary GEMM variant, per dtype, against 10-30 ms to load a cached one),
-    so tuning never compiles a kernel that the heuristic would not run
+    per kernel and dtype, against milliseconds to load a cached one, so
+    tuning never compiles a kernel that the heuristic would not run
     anyway: the heuristic's pick is always a candidate, the others join once
     something else has compiled them (another layer, a forced run). Calls
     too small to be worth timing (the caller's ``tiny`` reason: a conv under
