@@ -2,15 +2,9 @@
 import numpy as np
 
 from cdl import init as _init
-from cdl._checks import check_float
+from cdl._checks import check_float, positive_int
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer, cast, compute_dtype
-
-
-def _positive_int(who, name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 class Affine(Layer):
@@ -24,8 +18,8 @@ class Affine(Layer):
     def __init__(self, in_features, out_features, init="he_normal", bias=True,
                  dtype=np.float32, rng=None):
         super().__init__()
-        self.in_features = _positive_int("Affine", "in_features", in_features)
-        self.out_features = _positive_int("Affine", "out_features", out_features)
+        self.in_features = positive_int("Affine", "in_features", in_features)
+        self.out_features = positive_int("Affine", "out_features", out_features)
         self.bias = bool(bias)
         self.params["W"] = _init.get(init)((self.in_features, self.out_features), rng, dtype)
         if self.bias:
