@@ -12,6 +12,7 @@ from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_uniform_float64
 from cdl.cuda import memory as _mem
 from cdl.cuda._launch import MAX_BLOCKS, flat, grid
 from cdl.cuda._minmax import max2, min2
+from cdl.cuda._reduce import tree_sum
 
 _RT = 128                 # threads per block of the channel reductions (a power of two)
 _RANDOM_BLOCKS = 64       # generator states: at most _RANDOM_BLOCKS * THREADS per call
@@ -91,13 +92,7 @@ def _block_total(acc):
     buf = cuda.shared.array(_RT, float64)
     t = cuda.threadIdx.x
     buf[t] = acc
-    cuda.syncthreads()
-    s = _RT // 2
-    while s > 0:
-        if t < s:
-            buf[t] += buf[t + s]
-        cuda.syncthreads()
-        s //= 2
+    tree_sum(buf, t, _RT)
     total = buf[0]
     cuda.syncthreads()  # buf is reused by this block's next channel
     return total
