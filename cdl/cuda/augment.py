@@ -10,26 +10,21 @@ literal meets x's dtype (as in the CPU's Numba kernels), so float32 results
 agree with the CPU's to rounding, not bit for bit.
 
 fill_boxes_uniform and add_gaussian_noise draw one seed from the generator
-and generate on the device as cdl.cuda.dropout does (xoroshiro128+, one state
-per thread): the same seed gives the same batch on the device, another one
+and generate on the device as cdl.cuda.dropout does (cdl.cuda._random:
+xoroshiro128+, one state per thread): the same seed gives the same batch on the device, another one
 than the CPU, which draws the whole batch from the generator itself.
 """
 import math
-import warnings
 
 import numpy as np
 from numba import cuda, float64
 
-with warnings.catch_warnings():
-    # numba.cuda.random under the simulator warns at import (see cdl.cuda.dropout)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from numba.cuda.random import (xoroshiro128p_normal_float32, xoroshiro128p_normal_float64,
-                                   xoroshiro128p_uniform_float32, xoroshiro128p_uniform_float64)
-
 from cdl.cuda._launch import grid
+from cdl.cuda._random import (generators, xoroshiro128p_normal_float32,
+                              xoroshiro128p_normal_float64, xoroshiro128p_uniform_float32,
+                              xoroshiro128p_uniform_float64)
 from cdl.cuda._reduce import MAX_THREADS as _T
 from cdl.cuda._reduce import block_threads, tree_sum
-from cdl.cuda.dropout import _generators
 
 _MAX_IMAGE_BLOCKS = 65535  # blocks of the per-image reduction; more images loop
 
@@ -335,7 +330,7 @@ def fill_boxes_uniform(x, boxes, rng, out):
     """out = x with every value in box_n of sample n drawn from U[0, 1) (one seed from rng,
     generated on the device); returns out."""
     if out.size:
-        states, blocks, threads = _generators(rng, out.size)
+        states, blocks, threads = generators(rng, out.size)
         kernel = _fill_boxes_uniform32_k if out.dtype == np.float32 else _fill_boxes_uniform64_k
         kernel[blocks, threads](states, x, boxes, out)
     return out
@@ -386,7 +381,7 @@ def add_gaussian_noise(x, rng, stds, out):
     """out = x + stds[n] * e for x (N, ...), e ~ N(0, 1) generated on the device in x's
     dtype (one seed from rng); returns out."""
     if out.size:
-        states, blocks, threads = _generators(rng, out.size)
+        states, blocks, threads = generators(rng, out.size)
         kernel = _noise32_k if out.dtype == np.float32 else _noise64_k
         kernel[blocks, threads](states, _rows(x), stds, _rows(out))
     return out

@@ -7,11 +7,11 @@ in shared memory, so nothing needs atomics.
 """
 import numpy as np
 from numba import cuda, float64
-from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_uniform_float64
 
 from cdl.cuda import memory as _mem
 from cdl.cuda._launch import MAX_BLOCKS, flat, grid
 from cdl.cuda._minmax import max2, min2
+from cdl.cuda._random import xoroshiro128p_dtype, xoroshiro128p_uniform_float64
 from cdl.cuda._reduce import tree_sum
 
 _RT = 128                 # threads per block of the channel reductions (a power of two)

@@ -209,8 +209,8 @@ def test_noise_transforms_on_device():
 def test_kernels_compile_for_a_gpu():
     compile_for_gpu("""
         from numba import from_dtype
-        from cdl.cuda import augment, dropout
-        states = arr(from_dtype(dropout.xoroshiro128p_dtype), 1)
+        from cdl.cuda import _random, augment
+        states = arr(from_dtype(_random.xoroshiro128p_dtype), 1)
         f64 = T.float64
         for dt in (T.float32, T.float64):
             a2, a3, a4 = arr(dt, 2), arr(dt, 3), arr(dt, 4)

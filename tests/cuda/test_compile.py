@@ -24,13 +24,13 @@ FACTORY_KERNELS = {("gemm", "_gemm_k"): "gemm._gemm_k_for("}
 JOBS = """
 import numpy as np
 from numba import from_dtype
-from cdl.cuda import (_reduce, activation, binarize, binary, dropout, elementwise, loss, memory,
-                      norm, optim)
+from cdl.cuda import (_random, _reduce, activation, binarize, binary, dropout, elementwise, loss,
+                      memory, norm, optim)
 
 f32, f64, i32, i64, u8, u64 = T.float32, T.float64, T.int32, T.int64, T.uint8, T.uint64
 FLOATS = (f32, f64)
 MIXED = [(a, b, f64 if f64 in (a, b) else f32) for a in FLOATS for b in FLOATS]  # a, b, result
-states = arr(from_dtype(dropout.xoroshiro128p_dtype), 1)
+states = arr(from_dtype(_random.xoroshiro128p_dtype), 1)
 
 # memory: fill and copy any dtype the layers allocate; copy casts (labels, targets, BN stats)
 for dt in (f32, f64, i32, i64, u64, u8, b1):
@@ -97,7 +97,7 @@ for dt in FLOATS:
     check(optim._ema_k, a, a, dt, dt)
     check(optim._clip_k, a, dt, dt)
 
-check(dropout._seed_k, states, u64)
+check(_random._seed_k, states, u64)
 check(dropout._normal32_k, states, f32, arr(f32, 1))
 check(dropout._normal64_k, states, f64, arr(f64, 1))
 for dt in FLOATS:
