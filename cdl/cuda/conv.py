@@ -62,7 +62,7 @@ def _bias_grad_k(dout, db):
         db[f] = acc
 
 
-def _geometry(x, W, stride, pad, out_hw):
+def _geometry(W, stride, pad, out_hw):
     (sh, sw), (ph, pw) = stride, pad
     return (W.shape[2], W.shape[3], sh, sw, ph, pw, *out_hw)
 
@@ -78,7 +78,7 @@ def conv2d_forward(x, W, b, stride, pad, y):
     N, F, oh, ow = y.shape
     if y.size == 0:
         return y
-    g = _geometry(x, W, stride, pad, (oh, ow))
+    g = _geometry(W, stride, pad, (oh, ow))
     K, P = W.size // F, oh * ow
     Wm, y3 = W.reshape(F, K), y.reshape(N, F, P)
     nb, chunks = _chunks(N, K, P, x.dtype.itemsize)
@@ -106,7 +106,7 @@ def conv2d_backward(dout, x, W, stride, pad, dx, dW, db):
         if dx is not None:
             memory.fill(dx, 0)
         return dx, dW, db
-    g = _geometry(x, W, stride, pad, (oh, ow))
+    g = _geometry(W, stride, pad, (oh, ow))
     Wm, dWm = W.reshape(F, K), dW.reshape(F, K)
     nb, chunks = _chunks(N, K, P, x.dtype.itemsize)
     col_buf = memory.empty(K * nb * P, x.dtype)
