@@ -42,30 +42,39 @@ def _im2col_t_k(x, col, n0, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
             col[r, q] = 0
 
 
+@cuda.jit(device=True)
+def _pixel_sum(col, transposed, m, c, y, xx, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
+    """The sum of the entries of col that read pixel (y, xx) of channel c of sample m: entry
+    (r, q) of col_t (transposed) or (q, r) of col, r = (c*KH + i)*KW + j and
+    q = (m*OH + oh)*OW + ow, for every window (oh, ow) whose tap (i, j) is that pixel."""
+    # kernel rows i with (y + ph - i) a multiple of sh, i.e. output rows oh = (y + ph - i) / sh
+    # in [0, oh_n): i from (y + ph) % sh up to y + ph, step sh; likewise columns j
+    acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
+    # (no builtin min: it does not compile for CUDA in Numba 0.66-0.68, numba/numba#10753)
+    i1 = kh if kh < y + ph + 1 else y + ph + 1
+    j1 = kw if kw < xx + pw + 1 else xx + pw + 1
+    for i in range((y + ph) % sh, i1, sh):
+        oh = (y + ph - i) // sh
+        if oh < oh_n:
+            for j in range((xx + pw) % sw, j1, sw):
+                ow = (xx + pw - j) // sw
+                if ow < ow_n:
+                    r, q = (c * kh + i) * kw + j, (m * oh_n + oh) * ow_n + ow
+                    acc += col[r, q] if transposed else col[q, r]
+    return acc
+
+
 @cuda.jit
 def _col2im_t_k(col, dx, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    P = oh_n * ow_n
     start, step = cuda.grid(1), cuda.gridsize(1)
     for t in range(start, (n1 - n0) * C * H * W, step):
         xx = t % W
         y = (t // W) % H
         c = (t // (W * H)) % C
         m = t // (W * H * C)
-        # kernel rows i with (y + ph - i) a multiple of sh, i.e. output rows oh = (y + ph - i) / sh
-        # in [0, oh_n): i from (y + ph) % sh up to y + ph, step sh; likewise columns j
-        acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
-        # (no builtin min: it does not compile for CUDA in Numba 0.66-0.68, numba/numba#10753)
-        i1 = kh if kh < y + ph + 1 else y + ph + 1
-        j1 = kw if kw < xx + pw + 1 else xx + pw + 1
-        for i in range((y + ph) % sh, i1, sh):
-            oh = (y + ph - i) // sh
-            if oh < oh_n:
-                for j in range((xx + pw) % sw, j1, sw):
-                    ow = (xx + pw - j) // sw
-                    if ow < ow_n:
-                        acc += col[(c * kh + i) * kw + j, m * P + oh * ow_n + ow]
-        dx[n0 + m, c, y, xx] = acc
+        dx[n0 + m, c, y, xx] = _pixel_sum(col, True, m, c, y, xx, kh, kw, sh, sw, ph, pw,
+                                          oh_n, ow_n)
 
 
 def im2col_t(x, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
@@ -109,18 +118,7 @@ def _col2im_k(col, kh, kw, sh, sw, ph, pw, oh_n, ow_n, dx):
         y = (t // W) % H
         c = (t // (W * H)) % C
         n = t // (W * H * C)
-        # the windows that read pixel (y, xx), as in _col2im_t_k
-        acc = 0.0  # float64: a few terms, summed exactly enough for float32 and float64
-        i1 = kh if kh < y + ph + 1 else y + ph + 1  # no builtin min (numba/numba#10753)
-        j1 = kw if kw < xx + pw + 1 else xx + pw + 1
-        for i in range((y + ph) % sh, i1, sh):
-            oh = (y + ph - i) // sh
-            if oh < oh_n:
-                for j in range((xx + pw) % sw, j1, sw):
-                    ow = (xx + pw - j) // sw
-                    if ow < ow_n:
-                        acc += col[(n * oh_n + oh) * ow_n + ow, (c * kh + i) * kw + j]
-        dx[n, c, y, xx] = acc
+        dx[n, c, y, xx] = _pixel_sum(col, False, n, c, y, xx, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
 
 
 def im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out):
