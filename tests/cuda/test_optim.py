@@ -9,19 +9,7 @@ from cdl import optim
 from cdl.backend import is_device_array, kernels_for
 
 from ..conftest import host, on
-
-# name -> (number of state arrays, scalar hyperparameters after them), as tests/kernels/test_optim
-CASES = {
-    "sgd_update": (0, (0.05,)),
-    "momentum_update": (1, (0.05, 0.9)),
-    "nesterov_update": (1, (0.05, 0.9)),
-    "adagrad_update": (1, (0.05, 1e-7)),
-    "adadelta_update": (2, (1.0, 0.95, 1e-6)),
-    "rmsprop_update": (1, (0.01, 0.9, 1e-8)),
-    "adam_update": (2, (0.01, 0.9, 0.999, 1e-8, 3)),
-    "weight_decay_grad": (0, (0.1, 0.01)),
-    "ema_update": (0, (0.9,)),
-}
+from ..kernels.test_optim import CASES  # name -> (number of state arrays, scalars after them)
 
 
 def _tol(dtype):
