@@ -31,6 +31,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from cdl import cuda
 from cdl._checks import check_finite, check_float, check_int, positive_int
 from cdl.init import rng_scope
 
@@ -314,7 +315,7 @@ class Trainer:
                         f"Trainer: NaN or Inf in the targets at epoch {epoch}, batch {b + 1} "
                         f"(samples {np.sort(idx)[:5].tolist()}...); check the data or augment")
                 if self.device == "cuda":  # the batch goes to the GPU; only the loss comes back
-                    xb, tb = _to_device(xb), _to_device(tb)
+                    xb, tb = cuda.to_device(xb), cuda.to_device(tb)
                 self._where = (epoch, b + 1)
                 loss = self._step(xb, tb, len(idx) / n_global)
                 total += loss * len(idx)
@@ -487,7 +488,3 @@ def _check_targets(t, what):
     if t.dtype.kind in "fc":
         check_finite("Trainer.fit", t, what)
 
-
-def _to_device(a):
-    from cdl import cuda
-    return cuda.to_device(np.ascontiguousarray(a))
