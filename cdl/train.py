@@ -107,7 +107,6 @@ class Trainer:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"Trainer: device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda":
-            from cdl import cuda
             cuda._require()  # one clear error when there is no GPU
         self.device = device
         if checkpoint is not None:
