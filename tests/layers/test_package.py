@@ -1,4 +1,5 @@
-"""Every exported layer passes a float64 numerical gradient check (dx and params).
+"""cdl.layers as a package: every name it exports is a layer (or loss) reachable from it,
+and every exported layer passes a float64 numerical gradient check (dx and params).
 
 CASES maps each layer class name to (factory, input); a meta-test fails when
 a layer exported by cdl.layers has no case here.
@@ -101,6 +102,18 @@ STE_EXEMPT = {
     "BinaryAffine": "tests/layers/test_binary.py::test_binary_affine_gradients",
     "BinaryConv2D": "tests/layers/test_binary.py::test_binary_conv2d_gradients",
 }
+
+
+def test_all_names_the_layer_classes_of_every_family():
+    assert sorted(L.__all__) == sorted(set(L.__all__))
+    for name in L.__all__:
+        obj = getattr(L, name)
+        assert inspect.isclass(obj) and issubclass(obj, (L.Layer, L.Loss)), name
+    # every public layer class defined in a family module is exported
+    assert set(exported_layers()) <= set(L.__all__)
+    from cdl.layers import base
+    assert {n for n, c in base.registered_layers().items() if c.__module__.startswith("cdl.layers")} \
+        <= set(L.__all__)
 
 
 def test_every_exported_layer_has_a_case():
