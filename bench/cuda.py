@@ -118,13 +118,13 @@ def torch_images_per_s(torch, make, batch, steps, warmup, x, t):
 
 def binary_row(repeat, quick):
     """binary_matmul vs a float32 GEMM of the same shape, both on the GPU."""
-    from cdl import binary
+    from cdl import bitops
     from cdl.backend import kernels_for
     M, N, K = (8, 8, 128) if quick else (1024, 1024, 4096)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((N, K)).astype(np.float32)
-    pa, pb = cdl.cuda.to_device(binary.pack_bits(a)), cdl.cuda.to_device(binary.pack_bits(b))
+    pa, pb = cdl.cuda.to_device(bitops.pack_bits(a)), cdl.cuda.to_device(bitops.pack_bits(b))
     da, db = cdl.cuda.to_device(a), cdl.cuda.to_device(np.ascontiguousarray(b.T))
     Kd = kernels_for(da)
     y = Kd.empty((M, N), np.float32)
@@ -133,7 +133,7 @@ def binary_row(repeat, quick):
         Kd.affine_forward(da, db, None, y)
 
     def bmm():
-        binary.binary_matmul(pa, pb, K)
+        bitops.binary_matmul(pa, pb, K)
 
     out = {}
     for name, fn in (("float32 GEMM", gemm), ("binary_matmul", bmm)):
