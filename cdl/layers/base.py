@@ -13,18 +13,21 @@ parameters out of the ``params`` they hand to an optimizer.
 ``config()`` returns the constructor arguments (JSON values only), so that a
 saved model can be rebuilt without executing anything from the file.
 
-Stochastic layers (Dropout, DropConnect, GaussianNoise) draw fresh noise at
-every training forward. Inside ``with layer.hold_noise():`` they reuse the
-noise they drew last (when its shape still fits), so repeated forwards are
-one deterministic function of x and the parameters, as a numerical gradient
-check needs; containers pass the hold on to their children.
+Stochastic layers (``_Stochastic``: Dropout, DropConnect, GaussianNoise, a
+stochastic Binarize) draw fresh noise at every training forward. Inside
+``with layer.hold_noise():`` they reuse the noise they drew last (when its
+shape still fits), so repeated forwards are one deterministic function of x
+and the parameters, as a numerical gradient check needs; containers pass
+the hold on to their children.
 """
 import abc
 import contextlib
 
 import numpy as np
 
+from cdl import init as _init
 from cdl._checks import check_float
+from cdl.backend import kernels_for
 
 _REGISTRY = {}
 
@@ -137,6 +140,29 @@ class Layer(abc.ABC):
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{self.name}({args})"
+
+
+class _Stochastic(Layer):
+    """Base of the layers that draw noise (Dropout, DropConnect, GaussianNoise, Binarize):
+    the generator, and reuse of the last draw while held. (The underscore keeps this
+    abstract base out of the registry of loadable layers.)"""
+
+    def __init__(self, rng):
+        super().__init__()
+        # An int seed gets its own generator now, so its stream continues across calls;
+        # None defers to the package generator at each draw, so cdl.seed() applies later.
+        self._rng = None if rng is None else _init.get_rng(rng)
+        self._noise = None
+
+    def _draw(self, K, shape, dtype, sample):
+        """sample(rng, out) into a new array on K's device, or the last draw when noise is
+        held and it fits (same shape, dtype and device)."""
+        last = self._noise
+        if self._noise_held and last is not None and last.shape == tuple(shape) \
+                and last.dtype == dtype and kernels_for(last) is K:
+            return last
+        self._noise = sample(_init.get_rng(self._rng), K.empty(tuple(shape), dtype))
+        return self._noise
 
 
 def compute_dtype(*arrays):

@@ -26,9 +26,8 @@ import numpy as np
 from cdl import init as _init
 from cdl._checks import check_float, pair, positive_int
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer, cast, compute_dtype
+from cdl.layers.base import Layer, _Stochastic, cast, compute_dtype
 from cdl.layers.conv import conv_output_shape
-from cdl.layers.dropout import _Stochastic
 
 
 def sign(x):

@@ -15,10 +15,9 @@ the CPU's).
 """
 import numpy as np
 
-from cdl import init as _init
 from cdl._checks import check_float
 from cdl.backend import kernels_for
-from cdl.layers.base import Layer
+from cdl.layers.base import Layer, _Stochastic
 from cdl.layers.conv import Conv2D
 from cdl.layers.dense import Affine
 
@@ -28,27 +27,6 @@ def _ratio(who, ratio):
             or not 0.0 <= float(ratio) < 1.0:
         raise ValueError(f"{who}: ratio must be a number in [0, 1), got {ratio!r}")
     return float(ratio)
-
-
-class _Stochastic(Layer):
-    """Shared noise plumbing: the generator, and reuse of the last draw while held."""
-
-    def __init__(self, rng):
-        super().__init__()
-        # An int seed gets its own generator now, so its stream continues across calls;
-        # None defers to the package generator at each draw, so cdl.seed() applies later.
-        self._rng = None if rng is None else _init.get_rng(rng)
-        self._noise = None
-
-    def _draw(self, K, shape, dtype, sample):
-        """sample(rng, out) into a new array on K's device, or the last draw when noise is
-        held and it fits (same shape, dtype and device)."""
-        last = self._noise
-        if self._noise_held and last is not None and last.shape == tuple(shape) \
-                and last.dtype == dtype and kernels_for(last) is K:
-            return last
-        self._noise = sample(_init.get_rng(self._rng), K.empty(tuple(shape), dtype))
-        return self._noise
 
 
 def _inverted_mask(K, ratio):
