@@ -15,18 +15,22 @@
 import numpy as np
 
 from cdl.layers.activation import softmax
+from cdl.predictor import Predictor, labels
 from cdl.train import Trainer
 
 
-class Ensemble:
+class Ensemble(Predictor):
     """p(x) = 1/M sum_m softmax(f_m(x)): the members' class probabilities averaged.
 
     Members are models with ``predict(x, batch_size)`` returning class
     scores (N, K), e.g. Sequentials ending in an Affine layer; all must
     agree on K. Averaging probabilities rather than scores keeps one
     over-confident member from dominating (Hansen & Salamon 1990;
-    Lakshminarayanan et al. 2017 average the same way).
+    Lakshminarayanan et al. 2017 average the same way). ``predict_proba`` is
+    ``predict`` and ``accuracy`` its arg-max against the labels (``cdl.predictor``).
     """
+
+    outputs = "probabilities"
 
     def __init__(self, models):
         models = list(models)
@@ -50,20 +54,6 @@ class Ensemble:
     def predict(self, x, batch_size=None):
         """Averaged class probabilities (N, K), float64."""
         return self.member_probabilities(x, batch_size).mean(axis=0)
-
-    def predict_proba(self, x, batch_size=None):
-        """Class probabilities (N, K), float64: ``predict`` (an ensemble's output already is
-        one), under the name Sequential uses."""
-        return self.predict(x, batch_size)
-
-    def accuracy(self, x, t, batch_size=1000):
-        """Fraction of samples whose arg-max probability is the label (t labels or one-hot)."""
-        p = self.predict(x, batch_size)
-        labels = _labels(t)
-        if len(labels) != len(p):
-            raise ValueError(f"{type(self).__name__}.accuracy: {len(labels)} labels for "
-                             f"{len(p)} samples")
-        return float((p.argmax(axis=1) == labels).mean())
 
     def __repr__(self):
         return f"Ensemble({len(self.models)} members)"
@@ -114,15 +104,9 @@ def _oob_accuracy(ens, x, t, batch_size):
     if seen_by_all.all():
         return None
     votes = (probs * out[:, :, None]).sum(axis=0)
-    labels = _labels(t)
+    want = labels(t)
     keep = ~seen_by_all
-    return float((votes[keep].argmax(axis=1) == labels[keep]).mean())
-
-
-def _labels(t):
-    """Integer labels from labels or one-hot/soft targets (N, K)."""
-    t = np.asarray(t)
-    return t.argmax(axis=1) if t.ndim == 2 else t
+    return float((votes[keep].argmax(axis=1) == want[keep]).mean())
 
 
 def _probabilities(models, x, batch_size):
@@ -250,7 +234,7 @@ def stacking(builders, make_optimizer, x, t, folds=5, seed=None, meta=None, meta
     trainer_kwargs.setdefault("verbose", False)
     batch_size = trainer_kwargs.get("eval_batch_size", 1000)
     base = 0 if seed is None else int(seed)
-    fold_of = _stratified_folds(_labels(t), int(folds), np.random.default_rng(seed))
+    fold_of = _stratified_folds(labels(t), int(folds), np.random.default_rng(seed))
 
     def fit(model, m, xs, ts, i):
         if train_fn is not None:

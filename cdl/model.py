@@ -25,6 +25,7 @@ from cdl._checks import is_device_array, positive_int
 from cdl._atomic import atomic_savez
 from cdl.layers.base import Layer, registered_layers
 from cdl.layers.loss import Loss
+from cdl.predictor import Predictor, in_batches
 
 FORMAT = "cdl-model"
 VERSION = 1
@@ -46,7 +47,7 @@ def flat(layers, store, trainable_only=False):
             for k, v in getattr(layer, store).items()}
 
 
-class Sequential:
+class Sequential(Predictor):
     """A stack of layers and a loss: the book's MultiLayerNet, for any layers.
 
         net = Sequential([Conv2D(1, 16, 3, pad=1), ReLU(), MaxPool2D(2),
@@ -105,41 +106,25 @@ class Sequential:
         chunk by chunk and the output comes back as a NumPy array; device input
         gives device output. A single sample of the model's ``input_shape``
         (e.g. (C, H, W)) gives the output for that sample, without a batch axis.
+        ``predict_proba`` and ``accuracy`` build on it (``cdl.predictor``).
         """
         if self.input_shape is not None and tuple(x.shape) == self.input_shape:
             return self.predict(x.reshape(1, *x.shape), batch_size)[0]  # one sample
-        on_device = self._on_device()
-        if is_device_array(x) or not on_device:
-            if batch_size is None or len(x) <= batch_size:
-                return self.forward(x, train=False)
-            if is_device_array(x):
+        if is_device_array(x) or not self._on_device():
+            if is_device_array(x) and batch_size is not None and len(x) > batch_size:
                 raise ValueError("Sequential.predict: batch_size with device input; pass the "
                                  "batch you want computed, or host input")
-            return np.concatenate([self.forward(x[i:i + batch_size], train=False)
-                                   for i in range(0, len(x), batch_size)])
+            return in_batches(lambda c: self.forward(c, train=False), x, batch_size)
         from cdl import cuda
-        step = len(x) if batch_size is None else batch_size
-        return np.concatenate([cuda.to_host(self.forward(cuda.to_device(x[i:i + step]),
-                                                         train=False))
-                               for i in range(0, len(x), step)])
+        return in_batches(lambda c: cuda.to_host(self.forward(cuda.to_device(c), train=False)),
+                          x, batch_size)
 
-    def predict_proba(self, x, batch_size=None):
-        """Class probabilities: the softmax of the scores, or their sigmoid for a model
-        trained with SigmoidCrossEntropy (independent labels); a NumPy array in the
-        scores' dtype."""
-        from cdl import cuda
+    @property
+    def outputs(self):
+        """What predict returns (``cdl.predictor.Predictor``), from the loss trained with."""
         kind = type(self.loss_layer).__name__
-        if kind == "MeanSquaredError":
-            raise ValueError("Sequential.predict_proba: a regression model (MeanSquaredError) "
-                             "has no probabilities; use predict")
-        scores = cuda.to_host(self.predict(x, batch_size))
-        z = scores.astype(np.float64)
-        if kind == "SigmoidCrossEntropy":
-            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
-        else:
-            p = np.exp(z - z.max(axis=-1, keepdims=True))
-            p /= p.sum(axis=-1, keepdims=True)
-        return p.astype(scores.dtype)
+        return {"SigmoidCrossEntropy": "sigmoid", "MeanSquaredError": "regression"}.get(
+            kind, "softmax")
 
     def _on_device(self):
         """True when the model's parameters live on the GPU."""
@@ -191,16 +176,6 @@ class Sequential:
         if self.weight_decay is not None:
             self.weight_decay.add_grads(self.layers)
         return d
-
-    def accuracy(self, x, t, batch_size=1000):
-        """Fraction of samples whose arg-max prediction equals the label (t labels or one-hot)."""
-        from cdl import cuda
-        y = cuda.to_host(self.predict(x, batch_size))
-        t = np.asarray(cuda.to_host(t))
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        if len(labels) != len(y):
-            raise ValueError(f"Sequential.accuracy: {len(labels)} labels for {len(y)} samples")
-        return float((y.argmax(axis=1) == labels).mean())
 
     # -- parameters ----------------------------------------------------------
     @property

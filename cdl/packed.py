@@ -9,7 +9,7 @@ What packing keeps of each layer (bit layout: ``cdl.kernels.binary``):
   output unit, bits along its fan-in, plus alpha (when scaled) and the
   bias. A layer that binarizes its input computes its +-1 products as int32
   with the XNOR/popcount GEMM (a conv through packed im2col and the
-  zero-padding correction of ``cdl.binary.binary_conv2d``). A first layer
+  zero-padding correction of ``cdl.bitops.binary_conv2d``). A first layer
   (binarize_input=False) multiplies its real input by the unpacked signs:
   real inputs have no 1-bit form.
 - Folding: when a layer's integer products reach a sign -- a following
@@ -43,7 +43,7 @@ values. A packed model is a snapshot: train on, and pack again.
 """
 import numpy as np
 
-from cdl import binary as _B
+from cdl import bitops as _B
 from cdl._checks import check_float, conv_output_hw
 from cdl.backend import kernels_for
 from cdl.layers.binary import Binarize, BinaryAffine, BinaryConv2D, finish
@@ -51,6 +51,7 @@ from cdl.layers.dense import Flatten
 from cdl.layers.dropout import Dropout, GaussianNoise
 from cdl.layers.norm import BatchNorm
 from cdl.layers.pool import MaxPool2D
+from cdl.predictor import Predictor, in_batches
 
 _SKIPPED = (Dropout, GaussianNoise)  # identities at inference
 
@@ -311,12 +312,13 @@ def _binarizes_input(layer):
     return isinstance(layer, (BinaryAffine, BinaryConv2D)) and layer.binarize_input
 
 
-class PackedModel:
+class PackedModel(Predictor):
     """Inference-only model of packed stages (see the module doc); built by ``pack_model``."""
 
-    def __init__(self, stages, float_bytes):
+    def __init__(self, stages, float_bytes, outputs="softmax"):
         self.stages = stages
         self.float_bytes = float_bytes
+        self.outputs = outputs  # the float model's (Sequential.outputs), for predict_proba
 
     def forward(self, x):
         """Scores for x, as ``Sequential.forward(x, train=False)`` gives them."""
@@ -326,19 +328,9 @@ class PackedModel:
         return _as_float(out)
 
     def predict(self, x, batch_size=None):
-        if batch_size is None or len(x) <= batch_size:
-            return self.forward(x)
-        return np.concatenate([self.forward(x[i:i + batch_size])
-                               for i in range(0, len(x), batch_size)])
-
-    def accuracy(self, x, t, batch_size=1000):
-        """Fraction of samples whose arg-max prediction equals the label (labels or one-hot)."""
-        y = self.predict(x, batch_size)
-        t = np.asarray(t)
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        if len(labels) != len(y):
-            raise ValueError(f"PackedModel.accuracy: {len(labels)} labels for {len(y)} samples")
-        return float((y.argmax(axis=1) == labels).mean())
+        """Scores for x, computed in chunks of batch_size samples (predict_proba and accuracy
+        build on it: ``cdl.predictor``)."""
+        return in_batches(self.forward, x, batch_size)
 
     @property
     def nbytes(self):
@@ -410,4 +402,4 @@ def pack_model(net):
                 stage.emit_packed = False  # an affine feeding a conv: hand over floats
             j = k
         i = j
-    return PackedModel(stages, float_bytes)
+    return PackedModel(stages, float_bytes, net.outputs)

@@ -1,4 +1,4 @@
-"""Packed inference (Sequential.pack / cdl.packed): same predictions, integer thresholds, bytes."""
+"""cdl.packed (Sequential.pack): same predictions, integer thresholds, bytes."""
 import numpy as np
 import pytest
 
@@ -64,6 +64,8 @@ def test_packed_model_reproduces_the_float_model(rng, build, x_shape, scale, dty
     assert y.dtype == dtype
     assert sum(isinstance(s, _BinaryStage) and s.threshold is not None
                for s in packed.stages) >= 2  # the folding is exercised
+    np.testing.assert_array_equal(packed.predict(x, batch_size=4), y)
+    np.testing.assert_array_equal(packed.predict_proba(x), net.predict_proba(x))
 
 
 def test_activations_stay_packed_between_binary_layers(rng):
