@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cdl._checks import INT32_MAX, check_int, pair, positive_int
+from cdl._checks import INT32_MAX, check_finite, check_int, pair, positive_int
 
 
 @pytest.mark.parametrize("v", [3, np.int64(3), np.int32(3), np.uint8(3)])
@@ -38,3 +38,11 @@ def test_pair_bounds_each_side_to_int32():
     for bad in [2**31, (1, 2**31), 2.0, (1, 1.5)]:
         with pytest.raises(ValueError, match="L: stride"):
             pair("L", "stride", bad, 1)
+
+
+def test_check_finite_counts_the_bad_values_and_names_the_caller():
+    check_finite("f", np.ones((2, 3)))
+    x = np.ones((2, 3))
+    x[0, 1], x[1, 2] = np.nan, -np.inf
+    with pytest.raises(ValueError, match=r"f: labels of shape \(2, 3\) has 2 NaN/Inf values"):
+        check_finite("f", x, "labels")
