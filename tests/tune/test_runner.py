@@ -1,8 +1,9 @@
+"""cdl.tune.runner: search (grid, random), pruning by the median rule, failed trials, the
+validation split, parallel trials."""
 import functools
 import itertools
 import math
 import os
-import re
 import sys
 import textwrap
 
@@ -10,8 +11,6 @@ import numpy as np
 import pytest
 
 from cdl import tune
-from cdl.cli import main
-from cdl.tune.space import random_points
 
 
 def _quadratic(params, report):
@@ -36,44 +35,6 @@ def test_grid_enumerates_the_full_product():
     assert trials[0]["params"] == {"a": 3, "b": "y"} and trials[0]["state"] == "complete"
     assert {"params", "score", "epochs", "seconds", "state", "number"} <= set(trials[0])
     assert len(tune.search(space, objective, "grid", n_trials=4)) == 4  # the first 4 of it
-
-
-def test_grid_refuses_ranges_and_ranges_make_grids():
-    with pytest.raises(ValueError, match=r"grid search needs lists.*\.grid\(k\)"):
-        tune.search({"lr": tune.LogUniform(1e-4, 1e-1)}, _quadratic, "grid")
-    assert np.allclose(tune.LogUniform(1e-4, 1e-1).grid(4), [1e-4, 1e-3, 1e-2, 1e-1])
-    assert tune.Uniform(0, 1).grid(3) == [0.0, 0.5, 1.0]
-    assert tune.LogUniform(1e-4, 1e-2).grid(1) == pytest.approx([1e-3])
-
-
-def test_random_is_reproducible_by_seed_and_log_uniform_within_bounds():
-    space = {"lr": tune.LogUniform(1e-6, 1e-2), "wd": tune.Uniform(0.0, 0.5), "k": [3, 5]}
-    draws = lambda seed: [t["params"] for t in sorted(  # noqa: E731
-        tune.search(space, lambda p, r: 0.0, "random", n_trials=5, seed=seed),
-        key=lambda t: t["number"])]
-    assert draws(7) == draws(7)
-    assert draws(7) != draws(8)
-    points = random_points(space, 4000, seed=0)
-    lr = np.array([p["lr"] for p in points])
-    assert lr.min() >= 1e-6 and lr.max() <= 1e-2
-    # log-uniform: each of the four decades gets a quarter of the draws
-    counts = np.histogram(np.log10(lr), bins=[-6, -5, -4, -3, -2])[0]
-    assert np.all(np.abs(counts / len(lr) - 0.25) < 0.03), counts
-    assert all(0 <= p["wd"] <= 0.5 for p in points)
-    assert {p["k"] for p in points} == {3, 5}
-
-
-def test_ranges_check_their_bounds():
-    with pytest.raises(ValueError, match="lo must be > 0"):
-        tune.LogUniform(0, 1)
-    with pytest.raises(ValueError, match="lo < hi"):
-        tune.Uniform(2, 1)
-    with pytest.raises(ValueError, match="non-empty list"):
-        tune.search({"a": []}, _quadratic, "grid")
-    with pytest.raises(ValueError, match="method"):
-        tune.search({"a": [1]}, _quadratic, "bayes")
-    with pytest.raises(ValueError, match="needs n_trials"):
-        tune.search({"a": [1]}, _quadratic, "random")
 
 
 def test_pruning_stops_a_bad_trial_early():
@@ -145,72 +106,6 @@ def test_the_test_split_never_reaches_the_objective():
     assert trials[0]["score"] == pytest.approx(0.25 * len(train), abs=2)
     assert seen == set(train.tolist())
     assert not seen & set(test.tolist())
-
-
-def test_cli_searches_only_the_training_part(monkeypatch):
-    """`cdl tune` hands search the training part of the digits, never the test part."""
-    from cdl import data
-    captured = {}
-    real = tune.search
-
-    def spy(*args, **kwargs):
-        captured.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tune, "search", spy)
-    assert main(["tune", "--model", "mlp", "--trials", "1", "--epochs", "1"]) == 0
-    (x, t), (xt, tt) = data.load_digits()
-    xs, ts = captured["data"]
-    assert np.array_equal(xs, x) and np.array_equal(ts, t) and len(xs) + len(xt) == 1797
-
-
-def test_cli_tune_end_to_end(capsys):
-    assert main(["tune", "--model", "mlp", "--trials", "2", "--epochs", "1",
-                 "--method", "random", "--seed", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "validation" in out and "test images stay out" in out
-    rows = [line for line in out.splitlines() if re.match(r"\s+\d+\s+\d+\s+\S+\s+\S+\s+0\.", line)]
-    assert len(rows) == 2 and all(line.rstrip().endswith("complete") for line in rows)
-    best = re.search(r"cdl train --model mlp --epochs 1 --lr (\S+) --seed 1", out)
-    assert best and 1e-4 <= float(best.group(1)) <= 3e-2
-    assert "# and weight decay" in out
-
-
-def test_cli_grid_is_a_grid_of_at_most_n(capsys):
-    from cdl.tune import builtin
-    space = builtin.grid_space(5)
-    assert len(space["lr"]) * len(space["weight_decay"]) <= 5
-    assert len(builtin.grid_space(2)["lr"]) == 2
-
-
-@pytest.mark.parametrize("argv", [["tune", "--trials", "0"], ["tune", "--method", "bayes"],
-                                  ["tune", "--jobs", "-1"]])
-def test_cli_bad_option_is_one_line(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
-
-
-def test_tpe_without_optuna_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
-    with pytest.raises(ImportError, match=r"cdl\[tune\]"):
-        tune.search({"a": tune.Uniform(0, 4)}, _quadratic, "tpe", n_trials=2)
-    assert main(["tune", "--method", "tpe", "--trials", "2", "--epochs", "1"]) == 2
-    assert "pip install 'cdl[tune]'" in capsys.readouterr().err
-
-
-def test_tpe_runs_and_prunes():
-    optuna = pytest.importorskip("optuna")
-    space = {"a": tune.Uniform(0, 4), "lr": tune.LogUniform(1e-4, 1e-1), "k": ["u", (1, 2)]}
-    verbosity = optuna.logging.get_verbosity()
-    trials = tune.search(space, _quadratic, "tpe", n_trials=12, seed=0, min_trials=2)
-    assert optuna.logging.get_verbosity() == verbosity  # restored
-    assert len(trials) == 12 and trials[0]["state"] == "complete"
-    assert all(0 <= t["params"]["a"] <= 4 and 1e-4 <= t["params"]["lr"] <= 1e-1
-               and t["params"]["k"] in ("u", (1, 2)) for t in trials)
-    assert any(t["state"] == "pruned" and t["epochs"] < 3 for t in trials)
-    again = tune.search(space, _quadratic, "tpe", n_trials=12, seed=0, min_trials=2)
-    assert [t["params"] for t in again] == [t["params"] for t in trials]
 
 
 _OBJECTIVES = textwrap.dedent('''
