@@ -83,7 +83,7 @@ _BIT_GENERATORS = {name: getattr(np.random, name)
 def save(trainer, path, who="Trainer.save_checkpoint"):
     """Write trainer's checkpoint to path, atomically (see the module docstring)."""
     from cdl import cuda
-    from cdl.model import architecture
+    from cdl.model_file import architecture
     model = trainer.model
     _require_sequential(who, model)
     check_save_path(path)
@@ -238,7 +238,7 @@ def load(trainer, path, who="Trainer.load_checkpoint"):
 def load_model(path):
     """The Sequential a checkpoint holds (architecture, parameters, buffers), checked as
     ``cdl.load`` checks a model file; FileNotFoundError or ValueError as ``load``."""
-    from cdl.model import _load
+    from cdl.model_file import _load
     try:
         with _serial.ModelFile(path) as mf:
             _meta(mf)
@@ -274,7 +274,7 @@ def _meta(mf):
 
 def _read(mf, trainer):
     """Everything the checkpoint holds, checked against trainer, read and decoded."""
-    from cdl.model import architecture
+    from cdl.model_file import architecture
     model = trainer.model
     meta = _meta(mf)
     arch = _serial.read_json(mf, "__arch__", "architecture")
