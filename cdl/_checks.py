@@ -43,7 +43,7 @@ def is_device_array(x):
         or type(x).__module__.startswith("numba.cuda.simulator")
 
 
-def _device_c_contiguous(x):
+def device_c_contiguous(x):
     """C-contiguity of a device array, read from its strides (no copy, no host access)."""
     flags = getattr(x, "flags", None)
     if flags is not None:
@@ -57,6 +57,9 @@ def _device_c_contiguous(x):
             return False
         expected *= size
     return True
+
+
+_device_c_contiguous = device_c_contiguous  # the older private name, still imported by cdl.optim
 
 
 def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False):

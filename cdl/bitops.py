@@ -20,8 +20,8 @@ than refused.
 """
 import numpy as np
 
-from cdl._checks import (INT32_MAX, _device_c_contiguous, check_float, check_int,
-                         conv_output_hw, pair)
+from cdl._checks import (INT32_MAX, check_float, check_int, conv_output_hw,
+                         device_c_contiguous, pair)
 from cdl.backend import is_device_array, kernels_for
 
 
@@ -66,7 +66,7 @@ def _device_rows(who, name, a, last):
     """A C-contiguous device array a as 2-D rows of its last axis (a view), or ValueError."""
     if a.dtype == np.float16:
         raise ValueError(f"{who}: {name} is float16 on the GPU; cast it to float32 first")
-    if not _device_c_contiguous(a):
+    if not device_c_contiguous(a):
         raise ValueError(f"{who}: {name} of shape {a.shape} on the GPU is not C-contiguous")
     return a.reshape(a.size // last, last)
 
@@ -93,7 +93,7 @@ def _check_packed(who, name, p, ndim=2):
         raise ValueError(f"{who}: {name} must be {want}, got shape {p.shape}")
     if p.shape[p.ndim - 1] == 0:
         raise ValueError(f"{who}: {name} has no words, shape {p.shape}")
-    if not (_device_c_contiguous(p) if device else p.flags.c_contiguous):
+    if not (device_c_contiguous(p) if device else p.flags.c_contiguous):
         raise ValueError(f"{who}: {name} of shape {p.shape} is not C-contiguous "
                          f"(pass np.ascontiguousarray({name}))")
     return p

@@ -238,11 +238,11 @@ def load(trainer, path, who="Trainer.load_checkpoint"):
 def load_model(path):
     """The Sequential a checkpoint holds (architecture, parameters, buffers), checked as
     ``cdl.load`` checks a model file; FileNotFoundError or ValueError as ``load``."""
-    from cdl.model_file import _load
+    from cdl.model_file import from_model_file
     try:
         with _serial.ModelFile(path) as mf:
             _meta(mf)
-            return _load(_ModelPart(mf))
+            return from_model_file(_ModelPart(mf))
     except ValueError as e:
         raise ValueError(f"cdl.checkpoint.load_model: {path} is not a valid cdl checkpoint: "
                          f"{e}") from None

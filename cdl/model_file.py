@@ -128,12 +128,13 @@ def load(path):
     """
     try:
         with _serial.ModelFile(path) as mf:
-            return _load(mf)
+            return from_model_file(mf)
     except ValueError as e:
         raise _bad(path, str(e)) from None
 
 
-def _load(mf):
+def from_model_file(mf):
+    """The Sequential held by an open ``_serial.ModelFile`` (or a checkpoint's model part)."""
     members = mf.members
     arch = _serial.read_json(mf, "__arch__", "architecture")
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from cdl._checks import INT32_MAX, check_finite, check_int, pair, positive_int
+from cdl._checks import (INT32_MAX, check_finite, check_int, device_c_contiguous, pair,
+                         positive_int)
 
 
 @pytest.mark.parametrize("v", [3, np.int64(3), np.int32(3), np.uint8(3)])
@@ -46,3 +47,20 @@ def test_check_finite_counts_the_bad_values_and_names_the_caller():
     x[0, 1], x[1, 2] = np.nan, -np.inf
     with pytest.raises(ValueError, match=r"f: labels of shape \(2, 3\) has 2 NaN/Inf values"):
         check_finite("f", x, "labels")
+
+
+class _Strided:
+    """A stand-in for a device array: shape, strides and dtype, no flags."""
+
+    def __init__(self, a):
+        self.shape, self.strides, self.dtype = a.shape, a.strides, a.dtype
+
+
+@pytest.mark.parametrize("view, contiguous", [
+    (lambda a: a, True), (lambda a: a[:, ::2], False), (lambda a: a.T, False),
+    (lambda a: a[:1], True), (lambda a: a[:, :1], False), (lambda a: a[:, :1][:1], True),
+])
+def test_device_c_contiguous_reads_the_strides(view, contiguous):
+    v = view(np.zeros((3, 4), np.float32))
+    assert device_c_contiguous(v) is contiguous  # from flags
+    assert device_c_contiguous(_Strided(v)) is contiguous  # from the strides alone

@@ -17,7 +17,7 @@ scales the gradient by dout.
 """
 import numpy as np
 
-from cdl._checks import _device_c_contiguous, check_float, is_device_array
+from cdl._checks import check_float, device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 from cdl.layers.base import cast
 
@@ -47,7 +47,7 @@ class Loss:
             if not is_device_array(y):
                 raise ValueError(f"{who}: targets are on the GPU but the scores are not; "
                                  f"move them together")
-            if not _device_c_contiguous(t):
+            if not device_c_contiguous(t):
                 raise ValueError(f"{who}: targets on the GPU must be C-contiguous")
             return check_host(who, y, t, host=False)
         t = check_host(who, y, np.asarray(t), host=True)
