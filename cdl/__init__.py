@@ -7,31 +7,45 @@ book's design); the loops underneath run as Cython and Numba kernels.
     net = Sequential([L.Conv2D(1, 16, 3, pad=1), L.ReLU(), L.MaxPool2D(2),
                       L.Flatten(), L.Affine(16*4*4, 10)], loss=L.SoftmaxCrossEntropy())
     loss = net.loss(x, t); net.backward(); optim.Adam(lr=1e-3).update(net.params, net.grads)
-"""
-from cdl import cuda, gradcheck, init, layers, ops, optim
-from cdl import callbacks, ensemble
-from cdl.init import seed
-from cdl.kernels.parallel import set_blas_policy
-from cdl.model import Sequential, load
-from cdl.train import Callback, Trainer
 
+``import cdl`` itself imports nothing (not even NumPy): every name below and
+every subpackage (``cdl.data``, ``cdl.models``, ``cdl.kernels`` ...) loads on
+first access (PEP 562), so a script or CLI that needs one part pays for that
+part only, and Numba is imported by the first layer or kernel that runs.
+"""
 __version__ = "0.1.0"
 
-# Subpackages reached as attributes of cdl, imported on first use (DESIGN.md).
-_LAZY = ("data", "models", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
-         "tune", "pretrain", "checkpoint", "precision", "distributed")
+# Top-level names -> the module that defines them, imported on first access.
+_NAMES = {"Sequential": "cdl.model", "load": "cdl.model", "Trainer": "cdl.train",
+          "Callback": "cdl.train", "seed": "cdl.init", "set_blas_policy": "cdl.kernels.parallel",
+          "export_onnx": "cdl.onnx"}
 
-__all__ = ["Sequential", "load", "Trainer", "Callback", "seed", "set_blas_policy", "layers",
-           "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble", "export_onnx",
-           *_LAZY, "__version__"]
+# Subpackages and modules named by DESIGN.md or star-exported; any other submodule
+# (cdl.model, cdl.train ...) is reachable as an attribute too.
+_SUBMODULES = ("layers", "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble",
+               "data", "models", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
+               "tune", "pretrain", "checkpoint", "precision", "distributed")
+
+__all__ = [*_NAMES, *_SUBMODULES, "__version__"]
 
 
 def __getattr__(name):
-    # Lazy: cdl.export_onnx loads cdl.onnx on first use; the onnx package only when it runs.
-    if name == "export_onnx":
-        from cdl.onnx import export_onnx
-        return export_onnx
-    if name in _LAZY:
-        import importlib
-        return importlib.import_module(f"cdl.{name}")
+    import importlib
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+    if not name.startswith("__"):
+        try:
+            # Importing a submodule binds it as an attribute of cdl as well.
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise  # the submodule exists but one of its imports is missing: say which
     raise AttributeError(f"module 'cdl' has no attribute {name!r}")
+
+
+def __dir__():
+    import pkgutil
+    submodules = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted({*globals(), *__all__, *submodules})
