@@ -115,6 +115,9 @@ class Trainer:
         self.checkpoint = checkpoint
         self._loader = None      # the seeded DataLoader being trained on (its rng is saved)
         self._loader_rng = None  # a restored loader generator, for the next fit on a loader
+        if not callable(getattr(optimizer, "update", None)):
+            raise ValueError(f"Trainer: optimizer must have update(params, grads) (e.g. "
+                             f"cdl.optim.SGD()), got {type(optimizer).__name__}")
         self.model, self.optimizer = model, optimizer
         self.batch_size = positive_int("Trainer", "batch_size", batch_size)
         self.epochs = check_int("Trainer", "epochs", epochs, minimum=0)

@@ -7,8 +7,10 @@ long as the sizes say: a truncated or forged file gives a ValueError, never
 a huge allocation or garbage.
 """
 import gzip
+import math
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -33,7 +35,8 @@ def read_idx(path):
             if len(raw) < 4 * ndim:
                 raise ValueError(f"{path}: truncated IDX header")
             shape = struct.unpack(f">{ndim}I", raw)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            # Python ints: np.prod in int64 wraps (65536 ** 4 gives 0) and lets the header pass
+            nbytes = math.prod(shape) * dtype.itemsize
             if nbytes > MAX_BYTES:
                 raise ValueError(f"{path}: header claims shape {shape} ({nbytes} bytes), too large")
             data = f.read(nbytes)
@@ -42,7 +45,9 @@ def read_idx(path):
                                  f"of data, file has {len(data)}")
             if f.read(1):
                 raise ValueError(f"{path}: trailing bytes after the {shape} array")
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise ValueError(f"{path}: cannot read IDX data ({e})") from None
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 

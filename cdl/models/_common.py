@@ -13,6 +13,16 @@ def chw(who, input_shape):
     return tuple(positive_int(who, "input_shape entry", d) for d in input_shape)
 
 
+def counts(who, name, values):
+    """values (an int or a non-empty sequence of them) as a tuple of positive ints."""
+    if isinstance(values, (int,)) and not isinstance(values, bool):
+        values = (values,)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+        raise ValueError(f"{who}: {name} must be a non-empty sequence of positive ints, "
+                         f"got {values!r}")
+    return tuple(positive_int(who, f"{name} entry", v) for v in values)
+
+
 def width_factor(who, width):
     """width as a finite float > 0 (a multiplier of every layer's channel count)."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) \

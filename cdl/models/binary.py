@@ -11,12 +11,16 @@ trained model into 1-bit weights and integer thresholds (``cdl.packed``).
 import math
 
 from cdl import layers as L
+from cdl._checks import positive_int
 from cdl.init import get_rng
 from cdl.model import Sequential
+from cdl.models._common import chw, counts
 
 
 def _mlp_layers(input_shape, num_classes, hidden, dropout, scale, binary, rng):
-    sizes = [math.prod(input_shape), *hidden, num_classes]
+    who = "BinaryMLP" if binary else "BinaryMLP.float_twin"
+    sizes = [math.prod(chw(who, input_shape)), *counts(who, "hidden", hidden),
+             positive_int(who, "num_classes", num_classes)]
     layers = [L.Flatten()]
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
         if binary:
@@ -55,8 +59,16 @@ class BinaryMLP(Sequential):
 
 
 def _cnn_layers(input_shape, num_classes, channels, hidden, scale, binary, rng):
-    C, H, W = input_shape
+    who = "BinaryConvNet" if binary else "BinaryConvNet.float_twin"
+    C, H, W = chw(who, input_shape)
+    channels = counts(who, "channels", channels)
+    if len(channels) != 2:
+        raise ValueError(f"{who}: channels must be two ints (c1, c2), got {channels!r}")
     c1, c2 = channels
+    hidden = positive_int(who, "hidden", hidden)
+    num_classes = positive_int(who, "num_classes", num_classes)
+    if H < 4 or W < 4:
+        raise ValueError(f"{who}: input {H}x{W} is too small for two 2x2 poolings")
     conv, affine = (L.BinaryConv2D, L.BinaryAffine) if binary else (L.Conv2D, L.Affine)
 
     def block(cin, cout, first=False, pool=False):

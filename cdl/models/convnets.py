@@ -9,7 +9,7 @@ from cdl import layers as L
 from cdl._checks import conv_output_hw, positive_int
 from cdl.init import get_rng
 from cdl.model import Sequential
-from cdl.models._common import chw
+from cdl.models._common import chw, counts
 
 
 def _conv_hw(who, hw, k, s=1, p=0):
@@ -26,7 +26,8 @@ class SimpleConvNet(Sequential):
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, filters=30, kernel_size=5,
                  hidden=100, rng=None):
         rng = get_rng(rng)
-        C, H, W = input_shape
+        C, H, W = chw("SimpleConvNet", input_shape)
+        num_classes = positive_int("SimpleConvNet", "num_classes", num_classes)
         oh, ow = _conv_hw("SimpleConvNet", (H, W), kernel_size)
         oh, ow = _conv_hw("SimpleConvNet", (oh, ow), 2, 2)
         super().__init__([
@@ -52,7 +53,9 @@ class DeepConvNet(Sequential):
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=(16, 32, 64),
                  hidden=50, dropout=0.5, rng=None):
         rng = get_rng(rng)
-        C, H, W = input_shape
+        C, H, W = chw("DeepConvNet", input_shape)
+        num_classes = positive_int("DeepConvNet", "num_classes", num_classes)
+        channels = counts("DeepConvNet", "channels", channels)
         hw, layers, cin = (H, W), [], C
         for stage, cout in enumerate(channels):
             for pad in (1, 2 if stage == 1 else 1):
@@ -105,6 +108,8 @@ class ResNet(Sequential):
         rng = get_rng(rng)
         C = chw("ResNet", input_shape)[0]
         blocks = positive_int("ResNet", "blocks", blocks)
+        num_classes = positive_int("ResNet", "num_classes", num_classes)
+        channels = counts("ResNet", "channels", channels)
         layers = [L.Conv2D(C, channels[0], 3, pad=1, bias=False, rng=rng),
                   L.BatchNorm(channels[0]), L.ReLU()]
         cin = channels[0]

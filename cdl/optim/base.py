@@ -31,7 +31,11 @@ from cdl.backend import kernels_for
 
 
 def check_hyper(who, name, value, low=None, high=None, low_open=False, high_open=True):
-    """value as a float within [low, high) (or the given openness), else ValueError."""
+    """value as a float within [low, high) (or the given openness), else ValueError.
+
+    A number, not text or a bool: float("0.1") and float(True) would pass silently."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{who}: {name} must be a number, got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -90,6 +94,12 @@ class Optimizer(abc.ABC):
             if not contiguous or p.dtype.kind != "f":
                 raise ValueError(f"{self.name}.update: param {k!r} must be a contiguous "
                                  f"float array, got {p.dtype} (contiguous={contiguous})")
+            if not is_device_array(p) and not p.flags.writeable:
+                raise ValueError(f"{self.name}.update: param {k!r} is read-only (the update "
+                                 f"is in place; pass a writeable array)")
+            if g.dtype.kind not in "iuf":  # a complex grad would lose its imaginary part
+                raise ValueError(f"{self.name}.update: grad {k!r} must be a real array, got "
+                                 f"{g.dtype}")
         if self.lr_multipliers and self.t == 0:
             self._check_multipliers(params)
         self.t += 1
