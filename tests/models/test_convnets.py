@@ -1,10 +1,13 @@
-"""SimpleConvNet, DeepConvNet and ResNet: layouts, shapes, registry, gradients, save/load."""
+"""SimpleConvNet, DeepConvNet and the ResNets (cdl.models.convnets): layouts, shapes, registry,
+gradients, save/load."""
 import numpy as np
 import pytest
 
 import cdl
 from cdl import layers as L
-from cdl.models import MODELS, DeepConvNet, ResNet, SimpleConvNet
+from cdl.models import MODELS, DeepConvNet, ResNet, SimpleConvNet, resnet20, resnet32, resnet56
+
+from ._helpers import check_model, count, tiny_input
 
 
 def _types(net):
@@ -95,3 +98,45 @@ def test_save_and_load(tmp_path):
     net.save(tmp_path / "r.npz")
     back = cdl.load(tmp_path / "r.npz")
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
+
+
+@pytest.mark.parametrize("builder,blocks", [(resnet20, 3), (resnet32, 5), (resnet56, 9)])
+def test_cifar_resnets_have_6n_plus_2_layers(builder, blocks):
+    net = builder(rng=0)
+    res = [l for l in net.layers if isinstance(l, L.Residual)]
+    assert len(res) == 3 * blocks
+    main_convs = sum(count(r.path.children(), L.Conv2D) for r in res) + 1
+    assert main_convs + 1 == 6 * blocks + 2
+    assert [r.shortcut is not None for r in res].count(True) == 2  # option B at stages 2, 3
+    assert ResNet(input_shape=(3, 32, 32), blocks=blocks, rng=0).num_params() == net.num_params()
+
+
+def test_resnet20_size_and_default():
+    assert resnet20(rng=0).num_params() == 272474  # the paper's 0.27M, plus two projections
+    assert len([l for l in ResNet(rng=0).layers if isinstance(l, L.Residual)]) == 3  # ResNet-8
+    with pytest.raises(ValueError, match="ResNet: blocks"):
+        ResNet(blocks=0)
+
+
+def test_resnet_gradients_with_projections():
+    """Every array of a 3-stage ResNet (and x) along a random direction, float64, batch 2."""
+    check_model(ResNet((2, 6, 6), 3, channels=(2, 3, 2), blocks=3, rng=1), *tiny_input((2, 6, 6)))
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_resnet20_builds_and_forward_shape(shape):
+    net = resnet20(input_shape=shape, num_classes=7, rng=0)
+    assert net.input_shape == shape
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    y = net.predict(x)
+    assert y.shape == (2, 7) and y.dtype == np.float32 and np.isfinite(y).all()
+
+
+def test_cifar_resnet_save_and_load_predict_alike(tmp_path):
+    net = ResNet(input_shape=(3, 32, 32), channels=(4, 8, 8), blocks=3, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    net.loss(x, np.array([1, 2]))  # move the BatchNorm running statistics off their init
+    net.save(tmp_path / "m.npz")
+    back = cdl.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+

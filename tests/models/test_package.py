@@ -1,4 +1,5 @@
-"""MODELS: every model trains on the 8x8 digits of ``cdl train``; --help lists each one."""
+"""cdl.models as a package: MODELS (every model trains on the 8x8 digits of ``cdl train``;
+--help lists each one), default_input_shape, the exported builders."""
 import numpy as np
 import pytest
 
@@ -35,3 +36,12 @@ def test_train_help_lists_every_model_with_its_shape(capsys):
     for name in MODELS:
         shape = "x".join(map(str, default_input_shape(name)))
         assert f"{name} ({shape})" in text
+
+
+def test_exported_names_are_the_builders():
+    import cdl
+    from cdl import models
+    for name in models.__all__:
+        assert callable(getattr(models, name)) or name == "MODELS", name
+    assert set(MODELS.values()) <= {getattr(models, n) for n in models.__all__ if n != "MODELS"}
+    assert cdl.models is models
