@@ -4,9 +4,9 @@ import sys
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-# OpenMP across the batch on gcc/clang-on-Linux; portable flags only (no -march=native:
-# a wheel built so dies with an illegal instruction on an older CPU).
-openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+# Portable flags only: no -march=native (a wheel built so dies with an illegal instruction
+# on an older CPU), and no OpenMP: the loops are serial and cdl runs slices of the batch
+# on its own worker threads, so a wheel bundles no second OpenMP runtime beside Numba's.
 # gcc turns every short zeroing loop of im2col (a pad row, one wrapped column) into a
 # call to memset, which costs more than the few stores it replaces (1.5x slower on 8x8).
 no_memset = ["-fno-tree-loop-distribute-patterns"] if sys.platform.startswith("linux") else []
@@ -14,8 +14,7 @@ no_memset = ["-fno-tree-loop-distribute-patterns"] if sys.platform.startswith("l
 ext = Extension(
     "cdl._im2col",
     ["csrc/im2col.pyx"],
-    extra_compile_args=["-O3", *openmp, *no_memset],
-    extra_link_args=openmp,
+    extra_compile_args=["-O3", *no_memset],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 setup(ext_modules=cythonize([ext], language_level=3))

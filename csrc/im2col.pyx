@@ -18,7 +18,6 @@ is one GEMM whose rows are output channels:
 Each row of col_t is a run of whole output rows, so with stride 1 the copy is
 a memcpy of the valid part of an input row plus zeros for the padding.
 """
-from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 ctypedef fused real:
@@ -29,11 +28,15 @@ ctypedef fused real:
 def im2col_rows(const real[:, :, :, ::1] x, real[:, ::1] col,
                 int kh, int kw, int sh, int sw, int ph, int pw,
                 int oh_n, int ow_n):
-    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW), parallel over the batch."""
+    """x (N, C, H, W) -> col (N*OH*OW, C*KH*KW), in the calling thread.
+
+    Serial, like every loop here: cdl.kernels.im2col hands slices of the batch
+    (x[n0:n1] and their rows of col, both contiguous) to cdl's worker threads.
+    """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t n, c, i, j, oh, ow, y, xx, row, k
     with nogil:
-        for n in prange(N, schedule="static"):
+        for n in range(N):
             for oh in range(oh_n):
                 for ow in range(ow_n):
                     row = (n * oh_n + oh) * ow_n + ow
@@ -59,13 +62,13 @@ def col2im_rows(const real[:, ::1] col, real[:, :, :, ::1] dx,
                 int oh_n, int ow_n):
     """Adjoint of im2col_rows: adds every column entry back onto its pixel.
 
-    dx must be zeroed by the caller. Each thread owns whole samples, so the
-    overlapping windows of one sample add up without write conflicts.
+    dx must be zeroed by the caller. Serial: a thread given a slice of the
+    batch owns whole samples, so overlapping windows add up without write conflicts.
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t n, c, i, j, oh, ow, y, xx, row, k
     with nogil:
-        for n in prange(N, schedule="static"):
+        for n in range(N):
             for oh in range(oh_n):
                 for ow in range(ow_n):
                     row = (n * oh_n + oh) * ow_n + ow

@@ -2,9 +2,14 @@
 
 The wrappers check dtype, contiguity and shapes of the arrays they are given
 (outputs included: the caller allocates them); the compiled loops trust
-them. When the extension is missing (a source checkout that was never
-built), cdl says so once and uses the Numba twins below, which compute the
-same thing.
+them. When the extension is missing or does not load (a source checkout that
+was never built, a build for another Python), cdl says so once, with the
+reason, and uses the Numba twins below, which compute the same thing.
+
+Every loop here is serial (no OpenMP in the extension): the batch is cut into
+slices on cdl's worker threads (cdl.kernels.parallel.run_slices), by the
+convolution kernels for im2col_t/col2im_t and by im2col_rows/col2im_rows
+themselves, so a process holds no OpenMP runtime on cdl's behalf.
 
 Layouts (index mappings in ``csrc/im2col.pyx``): the book's ``util.im2col``,
 col of shape (N*OH*OW, C*KH*KW), behind ``cdl.ops`` (the kernels ``im2col_rows``
@@ -15,42 +20,44 @@ kernels feed to BLAS (``im2col_t`` / ``col2im_t``).
 """
 import warnings
 
-from numba import njit, prange
+from numba import njit
 
 from cdl._checks import INT32_MAX, check_int
+from cdl.kernels.parallel import run_slices
 
 _im2col = None
 _loaded = _warned = False
+_why = ""  # why the import failed, for the warning
 
 
 def _compiled():
     """The Cython module, or None after warning once that it is missing.
 
-    Imported on first use, not with cdl: the extension links OpenMP, and
-    loading libgomp only when a kernel needs it lets a program import torch
-    after cdl and still get torch's own OpenMP runtime (see cdl/__init__.py).
+    Imported on first use, not with cdl, so that importing cdl stays cheap.
+    Any ImportError counts as missing: not built, or built for another
+    Python or platform (the dynamic loader's message says which).
     """
-    global _im2col, _loaded, _warned
+    global _im2col, _loaded, _warned, _why
     if not _loaded:
         try:
             from cdl import _im2col as ext
             _im2col = ext
-        except ImportError:  # pragma: no cover - exercised only on unbuilt checkouts
-            _im2col = None
+        except ImportError as e:  # tests/kernels/test_im2col.py blocks the import
+            _im2col, _why = None, str(e)
         _loaded = True
     if _im2col is None and not _warned:
         warnings.warn(
-            "cdl's Cython extension cdl._im2col is not built; using the slower Numba "
-            "im2col. Build it with `pip install .` (or `python setup.py build_ext --inplace`).",
-            RuntimeWarning, stacklevel=3)
+            f"cdl's Cython extension cdl._im2col could not be loaded ({_why}); using the "
+            "slower Numba im2col. Build it with `pip install .` (or `python setup.py "
+            "build_ext --inplace` in a source checkout).", RuntimeWarning, stacklevel=3)
         _warned = True
     return _im2col
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _im2col_rows_nb(x, col, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     N, C, H, W = x.shape
-    for n in prange(N):
+    for n in range(N):
         for oh in range(oh_n):
             for ow in range(ow_n):
                 row = (n * oh_n + oh) * ow_n + ow
@@ -67,10 +74,10 @@ def _im2col_rows_nb(x, col, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
                         k += kw
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _col2im_rows_nb(col, dx, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     N, C, H, W = dx.shape
-    for n in prange(N):
+    for n in range(N):
         for oh in range(oh_n):
             for ow in range(ow_n):
                 row = (n * oh_n + oh) * ow_n + ow
@@ -188,7 +195,9 @@ def im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out):
     _check_out("im2col", x, out, (N * oh * ow, C * kh * kw))
     ext = _compiled()
     fn = ext.im2col_rows if ext is not None else _im2col_rows_nb
-    fn(x, out, kh, kw, sh, sw, ph, pw, oh, ow)
+    P = oh * ow  # rows of out per sample: a slice of samples is a block of rows
+    run_slices(lambda a, z: fn(x[a:z], out[a * P:z * P], kh, kw, sh, sw, ph, pw, oh, ow),
+               N, work=out.size)
     return out
 
 
@@ -204,10 +213,15 @@ def col2im_rows(col, kh, kw, sh, sw, ph, pw, oh, ow, out):
     if col.shape != (N * oh * ow, C * kh * kw):
         raise ValueError(f"col2im: col of shape {col.shape} does not match out {out.shape}: "
                          f"expected {(N * oh * ow, C * kh * kw)}")
-    out.fill(0)  # the compiled loops add onto out
     ext = _compiled()
     fn = ext.col2im_rows if ext is not None else _col2im_rows_nb
-    fn(col, out, kh, kw, sh, sw, ph, pw, oh, ow)
+    P = oh * ow
+
+    def fold(a, z):  # each slice owns whole samples: no two threads add onto one pixel
+        out[a:z].fill(0)  # the compiled loops add onto out
+        fn(col[a * P:z * P], out[a:z], kh, kw, sh, sw, ph, pw, oh, ow)
+
+    run_slices(fold, N, work=col.size)
     return out
 
 
