@@ -1,4 +1,7 @@
-"""Command line: ``cdl train`` (the main job) and friends.
+"""Command line: ``cdl train`` (the main job) and friends; also ``python -m cdl``.
+
+    cdl                 prints the usage and the commands
+    cdl --version       prints ``cdl X.Y.Z`` (cdl.__version__)
 
     cdl train [--model cnn] [--epochs 15] [--batch-size 32] [--lr 0.001]
               [--optimizer adam] [--seed 0] [--save model.npz]
@@ -32,6 +35,8 @@ import importlib.util
 import os
 import sys
 import time
+
+from cdl import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -260,7 +265,9 @@ def _tune(args):
 
 def main(argv=None):
     parser = _Parser(prog="cdl", description="cdl: deep learning from scratch, fast")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"cdl {__version__}")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                parser_class=_Parser)
     from cdl.models import MODELS
     p = sub.add_parser("train", help="train a model on the digits shipped with cdl")
     p.add_argument("--model", choices=sorted(MODELS), default="cnn", metavar="NAME",
@@ -318,6 +325,9 @@ def main(argv=None):
     p.add_argument("--jobs", type=_positive(int), default=1,
                    help="trials run at once, each in its own process")
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `cdl`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return {"train": _train, "bench": _bench, "tune": _tune}[args.command](args)
     except (ValueError, FloatingPointError, OSError) as e:
