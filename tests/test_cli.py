@@ -31,8 +31,7 @@ def test_optimizer_choices_are_the_first_order_optimizers():
                                      "rmsprop", "sgd"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(_optimizers()))
+@pytest.mark.parametrize("name", sorted(_optimizers()))  # 0.1 s each once compiled
 def test_train_with_every_first_order_optimizer(name, capsys):
     assert main(["train", "--epochs", "1", "--model", "mlp", "--optimizer", name]) == 0
     acc = float(re.search(r"test accuracy ([0-9.]+)", capsys.readouterr().out).group(1))
