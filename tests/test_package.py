@@ -1,0 +1,169 @@
+"""cdl/__init__.py: a lazy top level (PEP 562), and kernels that load however cdl is installed.
+
+The subprocess tests start Python afresh (what `import cdl` loads, caches on disk), so they
+are marked slow. The read-only install is simulated by a regular file named __pycache__ in
+every folder of a copy of the package and a user cache path below a regular file: creating
+a directory there fails with the OSError a read-only folder gives, for root too (as root,
+chmod does not stop writes). Tests pass the copy on PYTHONPATH, ahead of the installed cdl.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import cdl
+
+# Subpackages DESIGN.md's contract reaches as attributes of a plain `import cdl`.
+CONTRACT = ("layers", "ops", "optim", "data", "models", "binary", "cuda", "distributed", "tune",
+            "viz", "init", "kernels", "gradcheck")
+NAMES = {"Sequential": "cdl.model", "load": "cdl.model", "Trainer": "cdl.train",
+         "Callback": "cdl.train", "seed": "cdl.init", "set_blas_policy": "cdl.kernels.parallel",
+         "export_onnx": "cdl.onnx"}
+
+
+def _run(code, env=None, cwd=None):
+    """stdout of `python -c code` (raises with its stderr when it fails)."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=cwd, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return res.stdout
+
+
+def test_top_level_names_are_the_defining_modules_objects():
+    for name, module in NAMES.items():
+        assert getattr(cdl, name) is getattr(sys.modules[module], name), name
+    from cdl import Sequential, Trainer, export_onnx, seed  # PEP 562: from-import works too
+    assert (Sequential, Trainer, export_onnx, seed) == (cdl.Sequential, cdl.Trainer,
+                                                       cdl.export_onnx, cdl.seed)
+    assert cdl.__version__ == "0.1.0"
+
+
+def test_star_import_and_dir_cover_all():
+    namespace = {}
+    exec("from cdl import *", namespace)
+    assert set(cdl.__all__) <= set(namespace)
+    assert set(cdl.__all__) | {"model", "train"} <= set(dir(cdl))
+
+
+def test_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="module 'cdl' has no attribute 'no_such_thing'"):
+        cdl.no_such_thing  # noqa: B018
+    with pytest.raises(ImportError, match="no_such_thing"):
+        exec("from cdl import no_such_thing", {})
+    assert not hasattr(cdl, "__wrapped__")  # dunders never try an import
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_import_cdl_loads_nothing_and_everything_on_first_access():
+    code = f"""
+import json, sys
+before = set(sys.modules)
+import cdl
+out = {{"new": sorted(set(sys.modules) - before)}}
+for name in {CONTRACT!r}:
+    module = getattr(cdl, name)
+    assert module is sys.modules["cdl." + name], name
+out["mpi4py"] = "mpi4py" in sys.modules
+out["heavy"] = sorted(m for m in ("matplotlib", "onnx", "optuna", "torch") if m in sys.modules)
+from cdl import Sequential, set_blas_policy
+print(json.dumps(out))
+"""
+    out = json.loads(_run(code))
+    assert out["new"] == ["cdl"]  # no NumPy, no Numba, no cdl submodule
+    assert not out["mpi4py"]  # cdl.distributed imports mpi4py in init(), not at access
+    assert out["heavy"] == []
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_missing_dependency_of_a_submodule_is_not_hidden():
+    """A submodule that exists but cannot import says what is missing (not "no attribute")."""
+    code = ("import sys; sys.modules['numba'] = None; import cdl\n"
+            "try:\n    cdl.kernels\n"
+            "except ModuleNotFoundError as e:\n    print(e.name.split('.')[0])")
+    assert _run(code).strip() == "numba"
+
+
+def _copy_package(root):
+    """A copy of the cdl package (compiled extension included, no caches) under root/site."""
+    site = os.path.join(root, "site")
+    shutil.copytree(os.path.dirname(cdl.__file__), os.path.join(site, "cdl"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def _block_pycache(site):
+    for folder, dirs, _ in os.walk(os.path.join(site, "cdl")):
+        open(os.path.join(folder, "__pycache__"), "w").close()
+
+
+def _env(site, tmp, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+    env.update(PYTHONPATH=site, TMPDIR=str(tmp), **extra)
+    return env
+
+
+# A conv layer's forward against the NumPy reference; where Numba keeps the kernels' cache.
+_CONV = """
+import json, numpy as np, cdl
+from cdl.kernels import conv, reference
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+layer = cdl.layers.Conv2D(3, 4, 3, pad=1, rng=0)
+y = layer.forward(x)
+want = reference.conv2d_forward(x, layer.params["W"], layer.params["b"], 1, 1, 1, 1)
+d = conv._rows_to_nchw
+print(json.dumps({"file": cdl.__file__, "ok": bool(np.allclose(y, want, atol=1e-5)),
+                  "locator": type(d._cache._impl._locator).__name__, "path": d.stats.cache_path,
+                  "hits": sum(d.stats.cache_hits.values()),
+                  "misses": sum(d.stats.cache_misses.values())}))
+"""
+
+
+@pytest.mark.slow  # fresh interpreters compiling kernels
+@pytest.mark.parametrize("user_cache", ["writable", "unwritable"])
+def test_read_only_install(tmp_path, user_cache):
+    """Kernels next to an unwritable __pycache__ cache in Numba's user-wide directory, or,
+    with that unwritable too, in cdl's private fallback; a second process loads them."""
+    site = _copy_package(tmp_path)
+    _block_pycache(site)
+    open(tmp_path / "file", "w").close()
+    cache_home = tmp_path / ("xdg" if user_cache == "writable" else "file/xdg")
+    env = _env(site, tmp_path, XDG_CACHE_HOME=str(cache_home), HOME=str(tmp_path / "file/home"))
+    first, second = (json.loads(_run(_CONV, env, cwd=tmp_path)) for _ in range(2))
+    assert first["file"].startswith(site)
+    assert first["ok"] and second["ok"]
+    if user_cache == "writable":
+        assert first["locator"] == "UserWideCacheLocator"
+        assert first["path"].startswith(str(cache_home / "numba"))
+    else:
+        assert first["locator"] == "_PrivateCacheLocator"
+        assert first["path"].startswith(str(tmp_path / f"cdl-numba-{os.getuid()}"))
+    assert os.listdir(first["path"])
+    assert (first["misses"], second["misses"], second["hits"]) == (1, 0, 1)
+
+
+@pytest.mark.slow  # fresh interpreters compiling kernels
+def test_stale_cache_recompiles(tmp_path):
+    """A cache written for other source code is not loaded: the kernel recompiles from the
+    source at hand and gives its results (here, a ReLU edited to add 1)."""
+    site = _copy_package(tmp_path)
+    env = _env(site, tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    code = ("import json, numpy as np, cdl\n"
+            "y = cdl.layers.ReLU().forward(np.array([-1, 2, 3], np.float32))\n"
+            "d = cdl.kernels.activation._relu_forward\n"
+            "print(json.dumps([y.tolist(), sum(d.stats.cache_hits.values())]))")
+    assert json.loads(_run(code, env, cwd=tmp_path)) == [[0, 2, 3], 0]
+    assert json.loads(_run(code, env, cwd=tmp_path)) == [[0, 2, 3], 1]
+    source = os.path.join(site, "cdl", "kernels", "activation.py")
+    with open(source) as f:
+        text = f.read()
+    old = "ys[i] = v if v > 0 else v - v"
+    assert text.count(old) == 1
+    with open(source, "w") as f:
+        f.write(text.replace(old, "ys[i] = v + 1 if v > 0 else v - v"))
+    stat = os.stat(source)
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))  # older, not newer
+    assert json.loads(_run(code, env, cwd=tmp_path)) == [[0, 3, 4], 0]
