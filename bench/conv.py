@@ -5,7 +5,7 @@
 
 Three contenders, timed interleaved in one process with the same thread
 count: cdl's Conv2D layer, the book's Convolution layer (im2col with a
-Python loop over kernel positions, one GEMM, col2im; cdl.benchmarks has it
+Python loop over kernel positions, one GEMM, col2im; bench/_twins.py has it
 as the book writes it) and torch.nn.functional.conv2d with autograd when
 torch is installed. Each call is one forward and one backward with a fixed
 dout. GFLOP/s counts 3 * 2*N*OH*OW*F*C*KH*KW (forward, dx and dW).
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
-from cdl import benchmarks as B  # noqa: E402
+import _tables as B  # noqa: E402
 from cdl.kernels.conv import ALGORITHMS  # noqa: E402
 
 SHAPES = B.CONV_SHAPES  # the five shapes of issue 6

@@ -33,7 +33,7 @@ import _common  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cdl  # noqa: E402
-from cdl import benchmarks as B  # noqa: E402
+import _tables as B  # noqa: E402
 
 
 def _device_line():

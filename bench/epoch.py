@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
-from cdl import benchmarks as B  # noqa: E402
+import _tables as B  # noqa: E402
 
 EPOCH_STEPS = 600
 

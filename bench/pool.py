@@ -5,7 +5,7 @@
 Contenders, interleaved in one process with the same thread count: cdl's
 pooling layers, the book's Pooling layer (im2col, max/argmax over each
 window row, col2im for backward; average pooling the same way with mean;
-in cdl.benchmarks) and torch.nn.functional.max_pool2d / avg_pool2d with
+in bench/_twins.py) and torch.nn.functional.max_pool2d / avg_pool2d with
 autograd. One call is a forward and a backward with a fixed dout.
 """
 import os
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402  (imports torch, if present, before cdl: see _common)
 
-from cdl import benchmarks as B  # noqa: E402
+import _tables as B  # noqa: E402
 
 
 def main(argv=None):

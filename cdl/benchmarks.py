@@ -1,26 +1,24 @@
-"""The speed report of ``cdl bench``, and the pieces the bench/ scripts share.
+"""The speed report of ``cdl bench``: what cdl's own layers cost on this machine, and why.
 
     cdl bench [--threads N] [--full]
 
-Three contenders, timed interleaved in one process (round-robin, so a noisy
-neighbour hits all of them alike, with a short untimed busy pause before
-each call so that no contender's idle threads bill the next one) with the same
-thread count: cdl, the book's NumPy code (written out below as the book has
-it) and PyTorch when it is installed. Reported: median times, ratios, and the machine (CPU and
-SIMD flags, threads, library versions, BLAS). The tables:
+Three tables, cdl alone (no other framework is needed):
 
-    conv       Conv2D forward + backward (dx, dW, db) on five shapes
-    pool       max and average pooling, forward + backward
-    train      DeepConvNet training steps on 28x28 images, batch 100, Adam
+    conv       Conv2D forward + backward (dx, dW, db) on five shapes: ms, GFLOP/s, and
+               the algorithm each direction got, and why (cdl.kernels.tuner: measured
+               on this machine, cached from an earlier run, or a heuristic)
+    layers     one DeepConvNet training step, layer by layer: forward and backward ms
+               and each layer's share of the step, then the algorithm of each conv layer
     inference  images/s of DeepConvNet and ResNet
 
-Below the conv and train tables: the algorithm each convolution got, per
-direction, and why ("measured: winograd 0.62 ms vs gemm 0.91 ms", "heuristic:
-tiny layer (0.9 MFLOP)"; see cdl.kernels.tuner). The first call of a shape
-includes its tuning ("cdl first s").
+Calls are timed round-robin with a short untimed busy pause before each
+(``interleaved``), and the machine line names the CPU and SIMD flags,
+threads, library versions and BLAS, so that reports compare across
+machines. The first call of a conv shape includes its tuning ("cdl first s").
 
-The quick default takes well under two minutes on 2 cores; bench/conv.py,
-bench/pool.py and bench/epoch.py run the long versions and write JSON.
+Comparisons against the book's NumPy code and PyTorch live in the source
+checkout's bench/ scripts (bench/conv.py, bench/pool.py, bench/epoch.py),
+which reuse this module's machine line, threads, timing and tables.
 """
 import os
 import platform
@@ -36,13 +34,8 @@ CONV_SHAPES = [  # N, C, H, W, F, K, stride, pad
     (32, 3, 32, 32, 64, 5, 2, 2),
     (128, 128, 8, 8, 256, 1, 1, 0),     # pointwise (Inception, ResNet bottlenecks)
 ]
-POOL_CASES = [  # op, (N, C, H, W), kernel, stride
-    ("max", (100, 32, 28, 28), 2, 2),
-    ("max", (64, 64, 33, 33), 3, 2),
-    ("avg", (100, 32, 28, 28), 2, 2),
-    ("avg", (64, 64, 33, 33), 3, 2),
-]
-BATCH = 100
+BATCH = 100  # DeepConvNet's training batch in the layers table
+INFERENCE_BATCH = 500
 
 
 # -- machine, threads, timing, tables ------------------------------------------------
@@ -187,169 +180,12 @@ def table(rows, columns, out=print):
         out("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
-# -- the book's code (common/util.py, common/layers.py), float32 throughout ------------
-
-def book_im2col(x, kh, kw, stride, pad):
-    N, C, H, W = x.shape
-    oh, ow = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, kh, kw, oh, ow), dtype=x.dtype)
-    for y in range(kh):
-        y_max = y + stride * oh
-        for x_ in range(kw):
-            x_max = x_ + stride * ow
-            col[:, :, y, x_, :, :] = img[:, :, y:y_max:stride, x_:x_max:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * oh * ow, -1)
-
-
-def book_col2im(col, x_shape, kh, kw, stride, pad):
-    N, C, H, W = x_shape
-    oh, ow = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    col = col.reshape(N, oh, ow, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(kh):
-        y_max = y + stride * oh
-        for x_ in range(kw):
-            x_max = x_ + stride * ow
-            img[:, :, y:y_max:stride, x_:x_max:stride] += col[:, :, y, x_, :, :]
-    return img[:, :, pad:H + pad, pad:W + pad]
-
-
-def book_conv(x, W, b, dout, stride, pad):
-    """Forward then backward of the book's Convolution layer; returns (y, dx, dW, db)."""
-    FN, C, FH, FW = W.shape
-    N, _, H, Wd = x.shape
-    oh, ow = (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1
-    col = book_im2col(x, FH, FW, stride, pad)
-    col_W = W.reshape(FN, -1).T
-    y = (col @ col_W + b).reshape(N, oh, ow, -1).transpose(0, 3, 1, 2)
-    d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
-    db = d.sum(axis=0)
-    dW = (col.T @ d).transpose(1, 0).reshape(FN, C, FH, FW)
-    dx = book_col2im(d @ col_W.T, x.shape, FH, FW, stride, pad)
-    return y, dx, dW, db
-
-
-def book_pool(op, x, dout, k, s):
-    """The book's Pooling forward + backward (max; average the same way with mean)."""
-    N, C, H, W = x.shape
-    oh, ow = (H - k) // s + 1, (W - k) // s + 1
-    col = book_im2col(x, k, k, s, 0).reshape(-1, k * k)
-    if op == "max":
-        arg = np.argmax(col, axis=1)
-        y = np.max(col, axis=1).reshape(N, oh, ow, C).transpose(0, 3, 1, 2)
-    else:
-        y = np.mean(col, axis=1).reshape(N, oh, ow, C).transpose(0, 3, 1, 2)
-    d = dout.transpose(0, 2, 3, 1)
-    if op == "max":
-        dmax = np.zeros((d.size, k * k), dtype=x.dtype)
-        dmax[np.arange(arg.size), arg.flatten()] = d.flatten()
-    else:
-        dmax = np.repeat(d.reshape(-1, 1) / (k * k), k * k, axis=1)
-    dx = book_col2im(dmax.reshape(N * oh * ow, -1), x.shape, k, k, s, 0)
-    return y, dx
-
-
-# -- the same networks in torch.nn ----------------------------------------------------
-
-def torch_deep_convnet(torch, in_channels=1):
-    """cdl.models.DeepConvNet on 28x28 in torch.nn, layer for layer, He init."""
-    nn = torch.nn
-    layers, cin = [], in_channels
-    for stage, cout in enumerate((16, 32, 64)):
-        for pad in (1, 2 if stage == 1 else 1):
-            layers += [nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU()]
-            cin = cout
-        layers.append(nn.MaxPool2d(2))
-    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
-               nn.Linear(50, 10), nn.Dropout(0.5)]
-    net = nn.Sequential(*layers)
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-    return net
-
-
-def torch_resnet(torch, in_channels=1, channels=(16, 32, 64), blocks=1):
-    """cdl.models.ResNet in torch.nn (basic blocks, 1x1 projection shortcuts)."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.path = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-            self.short = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            return torch.relu(self.path(x) + self.short(x))
-
-    layers = [nn.Conv2d(in_channels, channels[0], 3, 1, 1, bias=False),
-              nn.BatchNorm2d(channels[0]), nn.ReLU()]
-    cin = channels[0]
-    for stage, cout in enumerate(channels):
-        for b in range(blocks):
-            layers.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10)]
-    return nn.Sequential(*layers)
-
-
-class CdlTrainer:
-    """One DeepConvNet training step per call, the book's way (loss, backward, update)."""
-
-    def __init__(self, seed=0):
-        import cdl
-        from cdl import optim
-        from cdl.models import DeepConvNet
-        cdl.seed(seed)
-        self.net = DeepConvNet(rng=seed)
-        self.opt = optim.Adam(lr=1e-3)
-
-    def step(self, x, t):
-        loss = self.net.loss(x, t)
-        self.net.backward(input_grad=False)  # as torch: the images do not require grad
-        self.opt.update(self.net.params, self.net.grads)
-        return loss
-
-
-class TorchTrainer:
-    """The same step in PyTorch: DeepConvNet twin, CrossEntropyLoss, Adam(lr=1e-3)."""
-
-    def __init__(self, torch, seed=0):
-        torch.manual_seed(seed)
-        self.torch = torch
-        self.net = torch_deep_convnet(torch).train()
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
-        self.loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step(self, x, t):
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.net(self.torch.from_numpy(x)), self.torch.from_numpy(t))
-        loss.backward()
-        self.opt.step()
-        return loss.item()
-
-
-# -- the four tables ----------------------------------------------------------------
+# -- the three tables ----------------------------------------------------------------
 
 def conv_gflop(N, C, H, W, F, K, s, p):
     """GFLOP of forward + dx + dW: 3 * 2*N*OH*OW*F*C*KH*KW."""
     oh, ow = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
     return 3 * 2 * N * oh * ow * F * C * K * K / 1e9
-
-
-def _forced_conv(ck, algo, x, W, b, dout, s, p):
-    """Forward and backward of cdl.kernels.conv with algo forced, outputs allocated as a
-    layer does."""
-    with ck.forced_algorithm(algo):
-        y = ck.conv2d_forward(x, W, b, (s, s), (p, p), np.empty(dout.shape, dtype=x.dtype))
-        grads = ck.conv2d_backward(dout, x, W, (s, s), (p, p), np.empty_like(x),
-                                   np.empty_like(W), np.empty_like(b))
-    return y, grads
 
 
 # How a conv call's direction is named in cdl.kernels.conv (the tuner's keys) and here.
@@ -393,235 +229,129 @@ def decision_lines(name, whys):
     return [name] + [f"  {direction}: {why}" for direction, why in whys.items()]
 
 
-def conv_rows(shapes, repeat, warmup, torch=None, algos=False, with_dx=False):
-    """One row per (N, C, H, W, F, K, stride, pad): cdl, book, torch ms, ratios, GFLOP/s;
-    "algo" the algorithms cdl's forward and backward got (one name when they agree) and
-    "decisions" why. with_dx adds cdl's forward ("fwd ms"), backward without the input
-    gradient (a first layer's, "bwd ms") and with it ("bwd+dx ms", as inside a network),
-    timed apart."""
+def conv_times(shapes, repeat, warmup):
+    """One row per (N, C, H, W, F, K, stride, pad): cdl's Conv2D forward + backward ms,
+    GFLOP/s, first-call seconds (tuning included), "algo" the algorithms its forward and
+    backward got (one name when they agree) and "decisions" why."""
     from cdl import layers as L
-    # STYLE 4 exception: timing each CPU conv algorithm forced, and the tuner's choice
-    from cdl.kernels import conv as ck
     rows = []
     for (N, C, H, W, F, K, s, p) in shapes:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
         layer = L.Conv2D(C, F, K, stride=s, pad=p, rng=rng)
-        layer.params["b"][:] = rng.standard_normal(F)
-        Wt, b = layer.params["W"], layer.params["b"]
         oh, ow = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
         dout = rng.standard_normal((N, F, oh, ow)).astype(np.float32)
 
-        def run_cdl():
+        def run():
             layer.forward(x)
             return layer.backward(dout)
 
-        contenders = {"cdl": run_cdl, "book": lambda: book_conv(x, Wt, b, dout, s, p)}
-        if with_dx:
-            contenders.update({"cdl fwd": lambda: layer.forward(x),
-                               "cdl bwd": lambda: layer.backward_params(dout),
-                               "cdl bwd+dx": lambda: layer.backward(dout)})
-        applicable = ck.applicable(x.shape, Wt.shape, (s, s), (p, p))
-        for algo in applicable if algos else ():
-            contenders[algo] = (lambda a: lambda: _forced_conv(ck, a, x, Wt, b, dout, s, p))(algo)
-        if torch is not None:
-            tx = torch.from_numpy(x.copy()).requires_grad_()
-            tw = torch.from_numpy(Wt.copy()).requires_grad_()
-            tb = torch.from_numpy(b.copy()).requires_grad_()
-            tdout = torch.from_numpy(dout.copy())
-
-            def run_torch():
-                tx.grad = tw.grad = tb.grad = None
-                torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p).backward(tdout)
-
-            contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup)
-        g = conv_gflop(N, C, H, W, F, K, s, p)
-        ops = ("conv2d_forward", "conv2d_backward") + (
-            ("conv2d_backward_params",) if with_dx else ())
-        decisions = conv_decisions(x.shape, Wt.shape, (s, s), (p, p), ops)
+        med, first = interleaved({"cdl": run}, repeat, warmup)
+        decisions = conv_decisions(x.shape, layer.params["W"].shape, (s, s), (p, p),
+                                   ("conv2d_forward", "conv2d_backward"))
         picks = [d.choice for d in decisions.values()]
-        row = {"shape": f"N{N} {C}->{F} {H}x{W} k{K} s{s} p{p}",
-               "algo": picks[0] if len(set(picks)) == 1 else "/".join(picks),
-               "cdl ms": med["cdl"] * 1e3, "book ms": med["book"] * 1e3,
-               "book/cdl": med["book"] / med["cdl"], "cdl GFLOP/s": g / med["cdl"],
-               "cdl first s": first["cdl"],
-               "decisions": {k: d.why for k, d in decisions.items()}}
-        if with_dx:
-            row.update({"fwd ms": med["cdl fwd"] * 1e3, "bwd ms": med["cdl bwd"] * 1e3,
-                        "bwd+dx ms": med["cdl bwd+dx"] * 1e3})
-        for algo in applicable if algos else ():
-            row[f"{algo} ms"] = med[algo] * 1e3
-        if "torch" in med:
-            row.update({"torch ms": med["torch"] * 1e3, "cdl/torch": med["cdl"] / med["torch"],
-                        "torch GFLOP/s": g / med["torch"]})
-        rows.append(row)
+        rows.append({"shape": f"N{N} {C}->{F} {H}x{W} k{K} s{s} p{p}",
+                     "algo": picks[0] if len(set(picks)) == 1 else "/".join(picks),
+                     "cdl ms": med["cdl"] * 1e3,
+                     "cdl GFLOP/s": conv_gflop(N, C, H, W, F, K, s, p) / med["cdl"],
+                     "cdl first s": first["cdl"],
+                     "decisions": {k: d.why for k, d in decisions.items()}})
     return rows
 
 
-def pool_rows(cases, repeat, warmup, torch=None):
-    """One row per (op, shape, kernel, stride): cdl, book, torch ms and ratios."""
-    from cdl import layers as L
-    rows = []
-    for op, shape, k, s in cases:
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal(shape).astype(np.float32)
-        layer = (L.MaxPool2D if op == "max" else L.AvgPool2D)(k, stride=s)
-        y = layer.forward(x)
-        dout = rng.standard_normal(y.shape).astype(np.float32)
+def layer_times(net, x, t, repeat, warmup):
+    """One row per top-level layer of net (a Sequential with a loss): median forward and
+    backward ms of a training step on (x, t), and the layer's share of the step.
 
-        def run_cdl():
-            layer.forward(x)
-            return layer.backward(dout)
-
-        contenders = {"cdl": run_cdl, "book": lambda: book_pool(op, x, dout, k, s)}
-        if torch is not None:
-            fn = torch.nn.functional.max_pool2d if op == "max" else torch.nn.functional.avg_pool2d
-            tx = torch.from_numpy(x.copy()).requires_grad_()
-            tdout = torch.from_numpy(dout.copy())
-
-            def run_torch():
-                tx.grad = None
-                fn(tx, k, s).backward(tdout)
-
-            contenders["torch"] = run_torch
-        med, first = interleaved(contenders, repeat, warmup)
-        mb = (x.nbytes + y.nbytes) * 2 / 1e6  # x, y, dout, dx once each
-        row = {"op": f"{op}pool {k}x{k} s{s}", "shape": "x".join(map(str, shape)),
-               "cdl ms": med["cdl"] * 1e3, "book ms": med["book"] * 1e3,
-               "book/cdl": med["book"] / med["cdl"], "cdl GB/s": mb / 1e3 / med["cdl"],
-               "cdl first s": first["cdl"]}
-        if "torch" in med:
-            row.update({"torch ms": med["torch"] * 1e3, "cdl/torch": med["cdl"] / med["torch"]})
-        rows.append(row)
-    return rows
-
-
-def training_data(n=60000, seed=0):
-    """(x, t, name): Fashion-MNIST's training images, or random ones of that shape."""
-    try:
-        from cdl.data import load_fashion_mnist
-        (x, t), _ = load_fashion_mnist()
-        return x[:n], t[:n].astype(np.int64), "Fashion-MNIST"
-    except (ImportError, OSError, ValueError):
-        rng = np.random.default_rng(seed)
-        return (rng.random((n, 1, 28, 28), dtype=np.float32),
-                rng.integers(0, 10, n).astype(np.int64), "random 28x28")
-
-
-def batch_order(n, steps, seed=0):
-    """Index arrays of ``steps`` batches of BATCH from one shuffle of range(n)."""
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[(i * BATCH) % n:(i * BATCH) % n + BATCH] for i in range(steps)]
-
-
-def training_row(steps, torch=None, epoch_steps=600):
-    """DeepConvNet steps, one cdl step then one torch step, each timed; epoch = sum scaled."""
-    x, t, data = training_data()
-    trainers = {"cdl": CdlTrainer()}
-    if torch is not None:
-        trainers["torch"] = TorchTrainer(torch)
-    batches = batch_order(len(x), steps + 2)
-    first = {}
-    for name, tr in trainers.items():  # warm-up; the first step is reported apart
-        t0 = time.perf_counter()
-        tr.step(x[batches[0]], t[batches[0]])
-        first[name] = time.perf_counter() - t0
-        tr.step(x[batches[1]], t[batches[1]])
-    times = {name: [] for name in trainers}
-    for idx in batches[2:]:
-        xb, tb = x[idx], t[idx]
-        for name, tr in trainers.items():
-            pause()  # untimed: the other framework's idle threads settle (see interleaved)
+    The step runs layer by layer as ``Sequential.loss`` and ``backward(input_grad=False)``
+    do (the first layer computes no dx); the loss and the optimizer are left out.
+    """
+    n = len(net.layers)
+    fwd, bwd = [[] for _ in range(n)], [[] for _ in range(n)]
+    shapes = [None] * n
+    for rep in range(warmup + repeat):
+        keep = rep >= warmup
+        pause()
+        h = x
+        for i, layer in enumerate(net.layers):
             t0 = time.perf_counter()
-            tr.step(xb, tb)
-            times[name].append(time.perf_counter() - t0)
-    scale = epoch_steps / steps
-    row = {"model": "DeepConvNet", "data": data, "steps": steps,
-           "cdl epoch s": sum(times["cdl"]) * scale,
-           "cdl step ms": statistics.median(times["cdl"]) * 1e3, "cdl first s": first["cdl"],
-           "decisions": {layer: {k: d.why for k, d in ds.items()} for layer, ds in
-                         model_decisions(trainers["cdl"].net).items()}}
-    if "torch" in times:
-        row.update({"torch epoch s": sum(times["torch"]) * scale,
-                    "torch step ms": statistics.median(times["torch"]) * 1e3,
-                    "cdl/torch": sum(times["cdl"]) / sum(times["torch"])})
-    return row
+            h = layer.forward(h, train=True)
+            if keep:
+                fwd[i].append(time.perf_counter() - t0)
+            shapes[i] = tuple(h.shape[1:])
+        net.loss_layer.forward(h, t)
+        d = net.loss_layer.backward()
+        for i in range(n - 1, -1, -1):
+            layer = net.layers[i]
+            t0 = time.perf_counter()
+            d = layer.backward_params(d) if i == 0 else layer.backward(d)
+            if keep:
+                bwd[i].append(time.perf_counter() - t0)
+    f = [statistics.median(v) for v in fwd]
+    b = [statistics.median(v) for v in bwd]
+    total = sum(f) + sum(b)
+    return [{"layer": f"{i} {layer.name}", "output": "x".join(map(str, shapes[i])),
+             "fwd ms": f[i] * 1e3, "bwd ms": b[i] * 1e3,
+             "share %": 100 * (f[i] + b[i]) / total}
+            for i, layer in enumerate(net.layers)]
 
 
-def inference_rows(torch, repeat, warmup, batch=500):
-    """images/s of DeepConvNet and ResNet in inference mode, cdl vs torch, interleaved."""
+def inference_times(repeat, warmup, batch=INFERENCE_BATCH):
+    """images/s of DeepConvNet and ResNet in inference mode (``predict``) on 28x28 images."""
     from cdl.models import DeepConvNet, ResNet
     x = np.random.default_rng(1).random((batch, 1, 28, 28), dtype=np.float32)
     rows = []
-    for name, make, twin in [("DeepConvNet", DeepConvNet, torch_deep_convnet),
-                             ("ResNet", ResNet, torch_resnet)]:
+    for name, make in (("DeepConvNet", DeepConvNet), ("ResNet", ResNet)):
         net = make(rng=0)
-        contenders = {"cdl": lambda: net.predict(x)}
-        if torch is not None:
-            tnet, tx = twin(torch).eval(), torch.from_numpy(x)
-
-            def run_torch():
-                with torch.no_grad():
-                    tnet(tx)
-
-            contenders["torch"] = run_torch
-        med, _ = interleaved(contenders, repeat, warmup)
-        row = {"model": name, "batch": batch, "cdl img/s": batch / med["cdl"]}
-        if "torch" in med:
-            row.update({"torch img/s": batch / med["torch"],
-                        "cdl/torch time": med["cdl"] / med["torch"]})
-        rows.append(row)
+        med, _ = interleaved({"cdl": lambda: net.predict(x)}, repeat, warmup)
+        rows.append({"model": name, "batch": batch, "cdl img/s": batch / med["cdl"]})
     return rows
 
 
 WHY_HEADER = ("algorithm per shape and direction, and why (cdl.kernels.conv; "
               "\"measured\": timed on the first call, \"cached\": by an earlier run):")
-CONV_COLUMNS = ["shape", "algo", "cdl ms", "torch ms", "book ms", "cdl/torch", "book/cdl",
-                "cdl GFLOP/s", "torch GFLOP/s"]
-POOL_COLUMNS = ["op", "shape", "cdl ms", "torch ms", "book ms", "cdl/torch", "book/cdl", "cdl GB/s"]
-TRAIN_COLUMNS = ["model", "data", "steps", "cdl step ms", "torch step ms", "cdl epoch s",
-                 "torch epoch s", "cdl/torch"]
-INFERENCE_COLUMNS = ["model", "batch", "cdl img/s", "torch img/s", "cdl/torch time"]
-
-
-def summary(rows, key="shape"):
-    """The geometric-mean row of a table (cdl/torch, book/cdl, worst cdl/torch)."""
-    out = {key: "geomean"}
-    for ratio in ("cdl/torch", "book/cdl"):
-        if all(ratio in r for r in rows):
-            out[ratio] = geomean([r[ratio] for r in rows])
-    if "cdl/torch" in out:
-        out["worst cdl/torch"] = max(r["cdl/torch"] for r in rows)
-    return out
+CONV_COLUMNS = ["shape", "algo", "cdl ms", "cdl GFLOP/s", "cdl first s"]
+LAYER_COLUMNS = ["layer", "output", "fwd ms", "bwd ms", "share %"]
+INFERENCE_COLUMNS = ["model", "batch", "cdl img/s"]
 
 
 def report(threads=None, full=False, torch=None, out=print):
-    """Run the four tables (quick unless full) and print them; returns them as a dict."""
+    """Run the three tables (quick unless full) and print them; returns them as a dict.
+
+    torch: the comparison with PyTorch runs in bench/ (see the module doc); given here,
+    the report only says where (cdl's tables never need it).
+    """
+    from cdl.models import DeepConvNet
     threads = set_threads(threads)
-    repeat, warmup, steps = (10, 2, 100) if full else (3, 1, 15)
+    repeat, warmup = (10, 2) if full else (3, 1)
     out("machine: " + ", ".join(f"{k}={v}" for k, v in machine().items()))
-    out(f"threads={threads}; median of {repeat} interleaved runs; ratios < 1: cdl is faster "
-        f"than the other contender" + ("" if torch else " (torch not installed)"))
+    out(f"threads={threads}; median of {repeat} interleaved runs")
+    if torch is not None:
+        out("comparisons with PyTorch and the book's NumPy code: bench/conv.py, bench/pool.py "
+            "and bench/epoch.py in a source checkout")
     res = {}
     out("\nConv2D forward + backward (dx, dW, db), float32")
-    res["conv"] = conv_rows(CONV_SHAPES, repeat, warmup, torch)
-    table(res["conv"] + [summary(res["conv"])], CONV_COLUMNS, out)
+    res["conv"] = conv_times(CONV_SHAPES, repeat, warmup)
+    table(res["conv"], CONV_COLUMNS, out)
     out(WHY_HEADER)
     for row in res["conv"]:
         for line in decision_lines(row["shape"], row["decisions"]):
             out("  " + line)
-    out("\npooling forward + backward, float32")
-    res["pool"] = pool_rows(POOL_CASES, repeat, warmup, torch)
-    table(res["pool"] + [summary(res["pool"], "op")], POOL_COLUMNS, out)
-    out(f"\nDeepConvNet training, batch {BATCH}, Adam (epoch = 600 steps, from {steps} timed)")
-    res["train"] = training_row(steps, torch)
-    table([res["train"]], TRAIN_COLUMNS, out)
+    out(f"\nDeepConvNet training step, batch {BATCH}, layer by layer (loss and update "
+        f"left out)")
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, BATCH)
+    net = DeepConvNet(rng=0)
+    res["layers"] = layer_times(net, x, t, repeat, warmup)
+    table(res["layers"], LAYER_COLUMNS, out)
     out(WHY_HEADER.replace("per shape", "per conv layer of DeepConvNet"))
-    for layer, whys in res["train"]["decisions"].items():
+    res["decisions"] = {layer: {k: d.why for k, d in ds.items()}
+                        for layer, ds in model_decisions(net).items()}
+    for layer, whys in res["decisions"].items():
         for line in decision_lines(layer, whys):
             out("  " + line)
-    out("\ninference (cdl predict / torch eval + no_grad)")
-    res["inference"] = inference_rows(torch, repeat, warmup)
+    out("\ninference (predict)")
+    res["inference"] = inference_times(repeat, warmup, INFERENCE_BATCH)
     table(res["inference"], INFERENCE_COLUMNS, out)
     return res
