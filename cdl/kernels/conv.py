@@ -4,44 +4,50 @@ Four algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
 
 "gemm"       im2col + BLAS, a chunk of samples at a time. For samples n0..n1
              col_t = im2col_t(x[n0:n1])                 (C*KH*KW, nb*OH*OW)
-             forward:  y   = col_t.T @ Wm.T (+ b), reordered to NCHW
+             forward:  y   = Wm @ col_t (+ b), or (col_t.T @ Wm.T) for few
+                       filters, reordered to NCHW (see _gemm_forward_slice)
              backward: dy  = dout[n0:n1] as (F, nb*OH*OW)
                        dW += (col_t @ dy.T).T,  dx[n0:n1] = col2im_t(Wm.T @ dy)
              with Wm = W.reshape(F, C*KH*KW). col_t is the transpose of the
              book's col (index map in csrc/im2col.pyx): each of its rows is a
              run of whole output rows, so im2col is mostly a copy, and col2im
              gathers per (sample, channel) plane. A chunk's col_t is about
-             _CHUNK_BYTES, so it is still in cache (L2 or L3) when the GEMM reads it, and
-             the workspace stays small whatever the batch. The GEMM
-             orientations are the fastest measured with OpenBLAS when F is small.
+             _CHUNK_BYTES, so it is still in cache when the GEMM reads it, and
+             the workspace stays small whatever the batch.
 
 "pointwise"  1x1 kernel, stride 1, no padding: x[n] (C, H*W) already is col_t,
              so no im2col and no reordering: y[n] = Wm @ x[n] + b,
              dx[n] = Wm.T @ dy[n], dW = sum_n dy[n] @ x[n].T.
 
-"direct"     few input channels (first layers): no im2col and no BLAS; each
+"direct"     any kernel, stride and padding, no im2col and no BLAS: each
              kernel tap is one pass of a vectorized loop over whole output
-             planes laid out as "wide rows" (cdl/kernels/conv_direct.py).
+             planes laid out as "wide rows" (cdl/kernels/conv_direct.py). It
+             pays off on wide output rows, and on first layers (few input
+             channels), where im2col's copy outweighs the few multiply-adds.
 
-"winograd"   3x3 kernel, stride 1: F(2x2, 3x3) Winograd, 16 batched GEMMs on
-             transformed 4x4 tiles, 2.25x fewer multiply-adds than "gemm"
-             (cdl/kernels/conv_winograd.py).
+"winograd"   3x3 kernel, stride 1, any padding: F(2x2, 3x3) Winograd, 16
+             batched GEMMs on transformed 4x4 tiles, 2.25x fewer multiply-adds
+             than "gemm" (cdl/kernels/conv_winograd.py); the transforms cost
+             more than they save with few input channels.
 
-Which one runs is chosen per call geometry (input and weight shapes, stride,
-padding, dtype, thread count) and direction (forward; backward with or without
-dx), by measurement: with the policy "measure" (the default, see
-cdl.kernels.tuner) the first call of a geometry times the applicable
-algorithms whose kernels are compiled on the caller's arrays (backward into
-scratch outputs) and keeps the fastest, cached in memory and on disk.
-choose_algorithm() is the documented heuristic behind it: it stays the
-choice under set_policy("heuristic"), for tiny calls (under _TINY_FLOP, where
-timing costs more than it can save), and while the other algorithms are not
-compiled yet (tuning never compiles what the heuristic would not run).
-decision() says what a geometry got and why; bench/conv.py --algos times every
-algorithm wherever it applies. The choice is CPU-only, so it is no argument of
-the kernels (their signatures are shared with the CUDA twins): tests and
-benchmarks force one with ``with forced_algorithm("winograd"): ...``, which
-holds for conv2d_forward/backward called from that thread inside the block.
+applicable() lists which of them can compute a geometry. Which one runs is
+chosen per call geometry (input and weight shapes, stride, padding, dtype,
+thread count) and direction (forward; backward with or without dx), by
+measurement: with the policy "measure" (the default, see cdl.kernels.tuner)
+the first call of a geometry times the applicable algorithms whose kernels
+are compiled on the caller's arrays (backward into scratch outputs) and
+keeps the fastest, cached in memory and on disk. choose_algorithm() is the
+heuristic behind it, its thresholds defaults rather than truths: it stays
+the choice under set_policy("heuristic"), for tiny calls (under _TINY_FLOP,
+where timing costs more than it can save), and while the other algorithms
+are not compiled yet (tuning never compiles what the heuristic would not
+run). decision() says what a geometry got and why; bench/conv.py --algos
+times every algorithm wherever it applies, which is where the evidence for
+the heuristic's thresholds is kept. The choice is CPU-only, so it is no
+argument of the kernels (their signatures are shared with the CUDA twins):
+tests and benchmarks force one with ``with forced_algorithm("winograd"):
+...``, which holds for conv2d_forward/backward called from that thread
+inside the block.
 
 All four run on cdl.kernels.parallel: the batch is cut into one slice per
 thread, each slice computed by serial code in its own thread with BLAS on
@@ -67,33 +73,24 @@ set_policy, get_policy = tuner.set_policy, tuner.get_policy
 # timing them would cost more than a better pick could save.
 _TINY_FLOP = 2e6
 
-# Bytes of col_t per chunk of a thread's slice of the batch (at least one sample). 1 MiB:
-# DeepConvNet training steps on 2 Zen cores (512 KiB L2 each) took 148, 145, 129, 130 and
-# 146 ms with 256 KiB, 512 KiB, 1, 2 and 4 MiB (larger GEMMs, fewer of them).
+# Bytes of col_t per chunk of a thread's slice of the batch (at least one sample): large
+# enough for long GEMMs, small enough to stay in L2/L3 between im2col and the GEMM.
 _CHUNK_BYTES = 1 << 20
 
-# Bytes of V plus M (or Z) per chunk of "winograd" (256 KiB to 2 MiB measured alike).
+# Bytes of V plus M (or Z) per chunk of "winograd", for the same reason.
 _WINOGRAD_CHUNK_BYTES = 1 << 20
 
-# When "winograd" is chosen: a 3x3 kernel with stride 1 and at least _WINOGRAD_MIN_C input
-# channels (the inner dimension of its forward GEMMs). Its time over gemm's, forward +
-# backward, float32, 2 threads on 2 Zen cores: 0.60-0.85 with 32 or 64 channels (32->32
-# 16x16 0.77-0.84, 32->64 8x8 0.90, 64->64 8x8 0.85, 64->64 16x16 and 32x32 0.66, 32->64
-# 32x32 0.60); with 16 channels 0.88-1.08, with 8 1.41.
+# The heuristic's thresholds (choose_algorithm); defaults measured on one CPU with
+# bench/conv.py --algos, which the tuner replaces by measurement on the user's.
+# "winograd" needs at least _WINOGRAD_MIN_C input channels, the inner dimension of its
+# forward GEMMs: with fewer, the tile transforms cost more than the multiply-adds saved.
 _WINOGRAD_MIN_C = 32
 
-# When "direct" replaces "gemm": output rows of at least _DIRECT_MIN_OW pixels, or of at
+# "direct" replaces "gemm" for output rows of at least _DIRECT_MIN_OW pixels, or of at
 # least _DIRECT_FEW_MIN_OW with at most _DIRECT_MAX_C input channels (first layers).
-# Forward + backward, float32, 2 threads on 2 Zen cores, direct's time over gemm's
-# (bench/conv.py --algos and the DeepConvNet layers):
-#   1 to 3 channels: 0.54 (1->16 28x28), 0.6-0.8 (3->16, 3->32 32x32; 3->32 64x64 7x7 s2),
-#     0.82 (1->16 14x14, 3->16 16x16), 1.02 (3->64 32x32 5x5 s2); rows of 12: 1.25,
-#     of 8: 0.96-1.06
-#   more channels, rows of 28 to 56: 0.80-0.98 (16->16 ... 64->64 at 28x28 to 56x56);
-#     rows of 24: 1.00; of 14 and 16: 1.05-1.17; of 8: 1.4-1.8
 # Direct computes (KW - 1) // SW wasted columns per row and makes one short pass per
 # plane: both cost more on small planes, where the GEMMs are long enough. (Small planes
-# also spare cdl train on 8x8 digits the direct kernels' first compilation, about 14 s.)
+# also spare cdl train on 8x8 digits the direct kernels' first compilation.)
 _DIRECT_MAX_C = 3
 _DIRECT_FEW_MIN_OW = 14
 _DIRECT_MIN_OW = 28
@@ -260,7 +257,7 @@ def _buffer(flat, rows, cols):
 
 
 # The three reorders loop over row views with 0-based indexes, which LLVM vectorizes;
-# slice assignments and array expressions here ran 1.1-6x slower (temporaries, strides).
+# slice assignments and array expressions here make temporaries and strided copies.
 @njit(nogil=True, cache=True)
 def _rows_to_nchw(yt, b, n0, y):
     """y[n0 + m, f, p] = yt[m*P + p, f] + b[f]: GEMM rows (nb*P, F) to NCHW (N, F, P)."""
@@ -298,9 +295,9 @@ def _nchw_to_cols(dout, n0, n1, dy):
 def _gemm_forward_slice(x, Wm, bias, g, y, a, z):
     """y[a:z] for samples a..z-1, chunk by chunk, in the calling thread.
 
-    With few output channels OpenBLAS is faster computing y as rows
-    (col_t.T @ Wm.T, up to 1.4x for F = 32); from _FORWARD_COLUMNS_MIN_F on
-    the two orientations run alike and the columns (Wm @ col_t) win because
+    With few output channels the BLAS GEMM is faster computing y as rows
+    (col_t.T @ Wm.T: a long, thin product); from _FORWARD_COLUMNS_MIN_F on the
+    two orientations run alike and the columns (Wm @ col_t) win because
     reordering them to NCHW is a block copy rather than a transpose.
     """
     K, F, P = Wm.shape[1], Wm.shape[0], y.shape[2]

@@ -4,9 +4,9 @@ A first layer (1 to 3 input channels) gives im2col + GEMM a tiny inner
 dimension C*KH*KW (9 for one channel and a 3x3 kernel): the GEMMs run far
 below peak and the time goes to writing, reordering and reading copies of
 the data. Here each tap of the kernel is one pass of a long, contiguous,
-vectorized loop instead, at about the FMA rate of the core, which on planes
-with rows of 28 pixels or more also beats im2col + GEMM for 16 to 64
-channels (cdl.kernels.conv.choose_algorithm has the figures).
+vectorized loop instead, at about the FMA rate of the core, which on wide
+output rows can beat im2col + GEMM with more channels too (the thresholds
+of cdl.kernels.conv.choose_algorithm; bench/conv.py --algos measures them).
 
 Wide rows. For stride 1, output pixel (r, c) reads the padded input at
 (r + i, c + j). Lay the padded input plane out flat with row length Wp: then
@@ -44,8 +44,8 @@ from numba import njit
 _FAST = {"reassoc", "contract"}
 
 # Vectorized loops run over whole multiples of _VEC elements (two AVX2 vectors of float32):
-# buffers are padded so that no scalar remainder loop runs, which on a 16x16 output plane
-# (wide length 286) cost 30 % of the time.
+# buffers are padded so that no scalar remainder loop runs (on small output planes, such
+# a remainder is a large share of each pass).
 _VEC = 16
 
 
@@ -122,8 +122,8 @@ def taps(C, kh, kw, sh, sw, wq):
 # The passes. Y[r] += sum_t W[r, t] * src[planes[t], offs[t]:][:n] for a block of 4, 2 or 1
 # output rows r (_gather4/2/1), taps four at a time; and G[r, t] += D[r] . src[planes[t],
 # offs[t]:][:n] for 2 or 1 rows (_dots2/1), taps four at a time. Each source element loaded
-# feeds one FMA per row, so wider blocks do more FMAs per load and store: _gather4 ran at
-# 0.36 ns per 8-wide FMA on a Zen core, _gather2 at 0.54 (tap-at-a-time axpy: about 1.1).
+# feeds one FMA per row, so wider blocks do more FMAs per load and store (a tap-at-a-time
+# axpy does one; bench/conv.py --algos times the result).
 
 @njit(nogil=True, cache=True, inline="always")
 def _tap(src, planes, offs, t, n):
@@ -139,9 +139,9 @@ def _taps4(src, planes, offs, t, n):
 
 
 # The pass functions are compiled once each and shared by forward and backward (inlined
-# into both, the float32 kernels took 18 s to compile on first use instead of 14). Their
-# arrays are C-contiguous, whole rows with an offset saying where to start: on a strided
-# view LLVM cannot vectorize the inner loops (dW ran 3.5x slower).
+# into both, they would be compiled twice on first use). Their arrays are C-contiguous,
+# whole rows with an offset saying where to start: on a strided view LLVM cannot
+# vectorize the inner loops.
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def _gather4(W, e0, planes, offs, src, Y, i):

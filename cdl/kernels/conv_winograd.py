@@ -24,8 +24,9 @@ last row or column of an odd output):
 
 The transforms run in Numba on whole planes (see the note above
 _row_phases), a chunk of samples at a time (so that V and M or Z stay in
-cache for the GEMMs); the GEMMs are BLAS calls, batched over xi by np.matmul. F(2x2, 3x3) keeps float32 errors at the size
-of the direct sum's (its transforms only add, subtract and halve).
+cache for the GEMMs); the GEMMs are BLAS calls, batched over xi by
+np.matmul. F(2x2, 3x3) keeps float32 errors at the size of the direct sum's
+(its transforms only add, subtract and halve).
 """
 import numpy as np
 from numba import njit
