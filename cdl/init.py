@@ -153,6 +153,7 @@ class uniform(_scaled_uniform):
     """U(-sqrt(1/m), sqrt(1/m))."""
 
     def limit_for(self, m, n):
+        """The bound sqrt(1/m) for fan-in m (fan-out n unused)."""
         return math.sqrt(1.0 / m)
 
 
@@ -160,6 +161,7 @@ class xavier_normal(_scaled_normal):
     """N(0, 2/(m+n))."""
 
     def std_for(self, m, n):
+        """The std sqrt(2/(m+n)) for fan-in m and fan-out n."""
         return math.sqrt(2.0 / (m + n))
 
 
@@ -167,6 +169,7 @@ class xavier_book(_scaled_normal):
     """N(0, 1/m): the book's Xavier variant, std 1/sqrt(fan-in)."""
 
     def std_for(self, m, n):
+        """The std sqrt(1/m) for fan-in m (fan-out n unused)."""
         return math.sqrt(1.0 / m)
 
 
@@ -174,6 +177,7 @@ class xavier_uniform(_scaled_uniform):
     """U(-sqrt(6/(m+n)), sqrt(6/(m+n)))."""
 
     def limit_for(self, m, n):
+        """The bound sqrt(6/(m+n)) for fan-in m and fan-out n."""
         return math.sqrt(6.0 / (m + n))
 
 
@@ -181,6 +185,7 @@ class he_normal(_scaled_normal):
     """N(0, 2/m)."""
 
     def std_for(self, m, n):
+        """The std sqrt(2/m) for fan-in m (fan-out n unused)."""
         return math.sqrt(2.0 / m)
 
 
@@ -188,6 +193,7 @@ class he_uniform(_scaled_uniform):
     """U(-sqrt(6/m), sqrt(6/m))."""
 
     def limit_for(self, m, n):
+        """The bound sqrt(6/m) for fan-in m (fan-out n unused)."""
         return math.sqrt(6.0 / m)
 
 
