@@ -135,6 +135,7 @@ class Layer(abc.ABC):
 
     @property
     def name(self):
+        """The class name, used in error messages and in repr."""
         return type(self).__name__
 
     def __repr__(self):
