@@ -11,8 +11,12 @@ class Affine(Layer):
     """Fully connected layer. x (N, ...) -> y (N, out): y = x W + b, W (in, out).
 
     Input of any shape is flattened per sample, as the book's Affine does.
-    ``init`` names an initializer of ``cdl.init`` (He normal by default, right
-    for ReLU stacks) or is a callable ``f(shape, rng, dtype)``.
+    in_features and out_features are the sizes in and out of W. ``init``
+    names an initializer of ``cdl.init`` (He normal by default, right for
+    ReLU stacks) or is a callable ``f(shape, rng, dtype)``. bias=False drops
+    b (y = x W). dtype is the parameters' dtype; rng draws the initial W (a
+    numpy Generator, an int seed, or None for the package generator that
+    ``cdl.seed`` resets).
     """
 
     def __init__(self, in_features, out_features, init="he_normal", bias=True,
