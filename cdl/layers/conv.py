@@ -26,7 +26,12 @@ class Conv2D(Layer):
 
     y[n, f] = sum_c x[n, c] * W[f, c] + b[f] over KH x KW windows, with
     OH = (H + 2*PH - KH) // SH + 1 (likewise OW). W (F, C, KH, KW), b (F,).
-    kernel_size, stride and pad take an int or an (h, w) pair.
+    in_channels is C and out_channels F; kernel_size, stride and pad (zero
+    padding on each side) take an int or an (h, w) pair. ``init`` names an
+    initializer of ``cdl.init`` (He normal by default) or is a callable
+    ``f(shape, rng, dtype)``; bias=False drops b. dtype is the parameters'
+    dtype; rng draws the initial W (a numpy Generator, an int seed, or None
+    for the package generator that ``cdl.seed`` resets).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0,
