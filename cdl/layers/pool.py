@@ -35,7 +35,12 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """Max pooling. x (N, C, H, W) -> y (N, C, OH, OW); padding acts as -inf."""
+    """Max pooling. x (N, C, H, W) -> y (N, C, OH, OW); padding acts as -inf.
+
+    pool_size is the window (KH, KW), stride its step (default pool_size:
+    windows that do not overlap) and pad the padding on each side (at most
+    half the window); each takes an int or an (h, w) pair.
+    """
 
     def __init__(self, pool_size, stride=None, pad=0):
         super().__init__(pool_size, stride, pad)
@@ -57,7 +62,13 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Average pooling. x (N, C, H, W) -> y (N, C, OH, OW); divides by the full window."""
+    """Average pooling. x (N, C, H, W) -> y (N, C, OH, OW); divides by the full window.
+
+    pool_size is the window (KH, KW), stride its step (default pool_size) and
+    pad the zero padding on each side (at most half the window), which counts
+    in the average as PyTorch's default does; each takes an int or an (h, w)
+    pair.
+    """
 
     def forward(self, x, train=True):
         K, x, y = self._prepare(x)
