@@ -9,6 +9,9 @@ from cdl.layers.base import Layer, cast, compute_dtype
 class BatchNorm(Layer):
     """Batch normalization. x (N, D) per feature, or (N, C, H, W) per channel -> y, same shape.
 
+    num_features is D (or C); momentum and eps are those of the formulas
+    below; dtype is the dtype of gamma, beta and the running statistics.
+
     Training (``train=True``): with the batch's per-feature mean and biased
     variance over the m = N (or N*H*W) values of each feature,
 
@@ -70,6 +73,8 @@ class BatchNorm(Layer):
 
     @property
     def running_mean(self):
+        """Running per-feature mean (D,), ``buffers["running_mean"]``; assigning copies
+        into that buffer (same shape, on its device)."""
         return self.buffers["running_mean"]
 
     @running_mean.setter
@@ -78,6 +83,8 @@ class BatchNorm(Layer):
 
     @property
     def running_var(self):
+        """Running per-feature variance (D,), ``buffers["running_var"]``; assigning copies
+        into that buffer (same shape, on its device)."""
         return self.buffers["running_var"]
 
     @running_var.setter
