@@ -67,9 +67,12 @@ def needs(code):
     return [n.strip() for n in match.group(1).split(",") if n.strip()] if match else []
 
 
+_TRAINS = ("Trainer(", "search(", "greedy_pretrain(", "bagging(", "stacking(")
+
+
 def _slow(code):
-    return any(s in code for s in ("Trainer(", "search(", "greedy_pretrain(", "bagging(",
-                                   "stacking(")) or bool({"mpiexec", "cuda", "gpu"} & set(needs(code)))
+    """A snippet that trains, or needs a GPU (the simulator) or other processes."""
+    return any(s in code for s in _TRAINS) or bool({"mpiexec", "cuda", "gpu"} & set(needs(code)))
 
 
 SNIPPETS = snippets(README.read_text())
@@ -137,7 +140,8 @@ def _run_ranks(code, folder, timeout=300):
         os.killpg(proc.pid, signal.SIGKILL)  # mpiexec and its ranks: their own group
         stdout, stderr = proc.communicate()
         pytest.fail(f"{' '.join(cmd)} hung (killed after {timeout} s)\n{stdout}\n{stderr}")
-    assert proc.returncode == 0, f"{' '.join(cmd)} exited with {proc.returncode}\n{stdout}\n{stderr}"
+    assert proc.returncode == 0, (f"{' '.join(cmd)} exited with {proc.returncode}\n{stdout}\n"
+                                  f"{stderr}")
     return stdout
 
 
