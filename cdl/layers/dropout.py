@@ -45,7 +45,7 @@ class Dropout(_Stochastic):
     Training: each activation is kept with probability 1 - ratio and scaled
     by 1/(1 - ratio), so y = x * mask with E[y] = x; inference is the
     identity (no rescaling needed). Backward multiplies dout by the same
-    mask. ratio in [0, 1).
+    mask. ratio in [0, 1). rng draws the masks (see the module docstring).
     """
 
     def __init__(self, ratio=0.5, rng=None):
@@ -75,7 +75,8 @@ class GaussianNoise(_Stochastic):
 
     Inference is the identity; dL/dx = dL/dy (the noise does not depend on
     x). A regularizer for hidden activations or inputs (Bishop 1995 shows
-    input noise acts like Tikhonov regularization). std >= 0.
+    input noise acts like Tikhonov regularization). std >= 0. rng draws the
+    noise (see the module docstring).
     """
 
     def __init__(self, std=0.1, rng=None):
@@ -120,7 +121,8 @@ class DropConnect(_Stochastic):
     ("3.W", "3.b" for a DropConnect at index 3) and optimizers and
     save/load see them as they would the bare layer. ``config()`` nests the
     wrapped layer's spec; ``from_config`` rebuilds it. ``DropConnect(layer,
-    ratio)`` and ``DropConnect(ratio, layer)`` are the same.
+    ratio)`` and ``DropConnect(ratio, layer)`` are the same. rng draws the
+    masks (see the module docstring).
     """
 
     def __init__(self, layer, ratio=0.5, rng=None):
@@ -141,6 +143,8 @@ class DropConnect(_Stochastic):
 
     @classmethod
     def from_config(cls, config, build):
+        """The layer that ``config()`` describes; build(spec, where) makes the wrapped layer
+        from its nested spec (the model loader passes its own builder)."""
         if set(config) != {"layer", "ratio"}:
             raise ValueError("DropConnect config must be {'layer': {...}, 'ratio': r}")
         return cls(build(config["layer"], "DropConnect layer"), ratio=config["ratio"])
