@@ -66,6 +66,8 @@ class Chain(_Container):
 
     @classmethod
     def from_config(cls, config, build):
+        """The Chain that ``config()`` describes; build(spec, where) makes each child from
+        its nested spec (the model loader passes its own builder)."""
         if set(config) != {"layers"} or not isinstance(config["layers"], list):
             raise ValueError("Chain config must be {'layers': [...]}")
         return cls(*[build(s, f"Chain layer {i}") for i, s in enumerate(config["layers"])])
@@ -104,6 +106,8 @@ class Residual(_Container):
 
     @classmethod
     def from_config(cls, config, build):
+        """The Residual that ``config()`` describes; build(spec, where) makes each layer
+        and the shortcut from their nested specs."""
         if set(config) != {"layers", "shortcut"} or not isinstance(config["layers"], list):
             raise ValueError("Residual config must be {'layers': [...], 'shortcut': ...}")
         layers = [build(s, f"Residual layer {i}") for i, s in enumerate(config["layers"])]
@@ -145,6 +149,8 @@ class Concat(_Container):
 
     @classmethod
     def from_config(cls, config, build):
+        """The Concat that ``config()`` describes; build(spec, where) makes each branch
+        from its nested spec."""
         if set(config) != {"branches"} or not isinstance(config["branches"], list):
             raise ValueError("Concat config must be {'branches': [...]}")
         return cls(*[build(s, f"Concat branch {i}") for i, s in enumerate(config["branches"])])
