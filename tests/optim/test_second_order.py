@@ -6,7 +6,6 @@ import pytest
 
 from cdl import Sequential, optim
 from cdl import layers as L
-from cdl.optim.linesearch import Point, strong_wolfe
 
 so = pytest.importorskip("scipy.optimize")
 
@@ -205,35 +204,3 @@ def test_full_batch_optimizers_are_not_cli_choices():
                                                 optim.CoordinateDescent))
 
 
-def _line(f, df):
-    def phi(alpha):
-        return Point(alpha, f(alpha), df(alpha), None)
-    return phi
-
-
-def test_line_search_exact_on_a_quadratic():
-    # phi(a) = (a - 3)^2: from a1 = 1 it extrapolates, brackets, and interpolates exactly
-    phi = _line(lambda a: (a - 3) ** 2, lambda a: 2 * (a - 3))
-    p = strong_wolfe(phi, phi(0.0), alpha1=1.0, c2=0.01)
-    assert p.alpha == pytest.approx(3.0, rel=1e-12)
-    p = strong_wolfe(phi, phi(0.0), alpha1=10.0, c2=0.01)
-    assert p.alpha == pytest.approx(3.0, rel=1e-12)
-
-
-def test_line_search_backs_off_from_overflow_and_satisfies_wolfe():
-    def f(a):
-        return math.inf if a > 0.5 else -a + a * a
-
-    def df(a):
-        return math.nan if a > 0.5 else -1 + 2 * a
-
-    start = Point(0.0, 0.0, -1.0, None)
-    p = strong_wolfe(_line(f, df), start, alpha1=4.0, c1=1e-4, c2=0.9)
-    assert 0 < p.alpha <= 0.5
-    assert p.f <= 1e-4 * p.alpha * -1.0 and abs(p.slope) <= 0.9
-
-
-def test_line_search_refuses_an_ascent_direction():
-    phi = _line(lambda a: a, lambda a: 1.0)
-    with pytest.raises(ValueError, match="descent"):
-        strong_wolfe(phi, phi(0.0))
