@@ -78,7 +78,9 @@ class Binarize(_Stochastic):
     inference (train=False) uses the deterministic sign, as the paper's
     test-time networks do. Inside ``hold_noise()`` a stochastic forward
     replays the generator state of the last draw, so it repeats its signs.
-    Backward (both modes): dx = dout * 1{|x| <= 1}, the STE.
+    Backward (both modes): dx = dout * 1{|x| <= 1}, the STE. rng draws the
+    stochastic signs: a numpy Generator, an int seed, or None for the
+    package generator that ``cdl.seed`` resets.
     """
 
     MODES = ("deterministic", "stochastic")
@@ -226,7 +228,10 @@ class BinaryAffine(_BinaryLinear):
     binarize_input=False for a first layer fed real data (y = x @ sign(W) ...).
     scale=True multiplies output unit j by alpha_j = mean_i |W_ij| (XNOR-Net).
     Backward: the STE for both signs (see the module doc); the bias and the
-    alpha path are exact. ``init`` as for Affine; values are clipped to [-1, 1].
+    alpha path are exact. in_features and out_features are the sizes of W;
+    bias=False drops b. ``init`` as for Affine; values are clipped to
+    [-1, 1]. dtype is the latent weights' dtype; rng draws them (a numpy
+    Generator, an int seed, or None for the package generator).
     """
 
     def __init__(self, in_features, out_features, scale=False, bias=True, binarize_input=True,
@@ -278,8 +283,12 @@ class BinaryConv2D(_BinaryLinear):
     Zero padding, as Conv2D: padded positions contribute 0 to the +-1 sums
     (the packed kernel, which cannot store a 0, adds a correction term: see
     ``cdl.binary.binary_conv2d``). alpha_f = mean |W[f]| when scale=True;
-    binarize_input=False for a first layer fed real images. kernel_size,
-    stride and pad take an int or an (h, w) pair.
+    binarize_input=False for a first layer fed real images. in_channels is C
+    and out_channels F; kernel_size, stride and pad take an int or an (h, w)
+    pair. bias=False drops b. ``init`` as for Conv2D (Xavier uniform by
+    default); values are clipped to [-1, 1]. dtype is the latent weights'
+    dtype; rng draws them (a numpy Generator, an int seed, or None for the
+    package generator).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, scale=False,
