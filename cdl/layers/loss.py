@@ -34,6 +34,7 @@ class Loss:
         return self._y
 
     def config(self):
+        """Constructor keyword arguments, JSON-serialisable (none for the losses)."""
         return {}
 
     def __repr__(self):
@@ -105,10 +106,12 @@ class SoftmaxCrossEntropy(_Probabilities):
     """
 
     def forward(self, y, t):
+        """The loss (a float) of scores y (N, K) for labels (N,) or targets (N, K) t."""
         y = check_float("SoftmaxCrossEntropy", y, ndim=2, layout="(N, classes)", what="scores")
         return self._forward(y, self._targets(y, t, _ce_targets), "softmax_cross_entropy")
 
     def backward(self, dout=1.0):
+        """dL/dy = dout * (softmax(y) - t) / N, of y's shape, for the last forward."""
         return self._backward(dout, "softmax_cross_entropy")
 
 
@@ -147,10 +150,12 @@ class SigmoidCrossEntropy(_Probabilities):
     """
 
     def forward(self, y, t):
+        """The loss (a float) of scores y for targets t in [0, 1] of y's shape."""
         y = check_float("SigmoidCrossEntropy", y, ndim=range(1, 8), what="scores")
         return self._forward(y, self._targets(y, t, _bce_targets), "sigmoid_cross_entropy")
 
     def backward(self, dout=1.0):
+        """dL/dy = dout * (sigmoid(y) - t) / N, of y's shape, for the last forward."""
         return self._backward(dout, "sigmoid_cross_entropy")
 
 
@@ -167,6 +172,7 @@ class MeanSquaredError(Loss):
     """L = 1/2 * mean over the batch of sum (y - t)^2. dL/dy = (y - t) / N."""
 
     def forward(self, y, t):
+        """The loss (a float) of predictions y (N, ...) for targets t of y's shape."""
         y = check_float("MeanSquaredError", y, ndim=range(1, 8), what="predictions")
         t = self._targets(y, t, _mse_targets)
         K = kernels_for(y, t)
@@ -174,6 +180,7 @@ class MeanSquaredError(Loss):
         return K.mean_squared_error_forward(y, t)
 
     def backward(self, dout=1.0):
+        """dL/dy = dout * (y - t) / N, of y's shape, for the last forward."""
         y, t = self._cached(), self._t
         K = kernels_for(y, t)
         return _scaled(K, K.mean_squared_error_backward(y, t, K.empty_like(y)), dout)
