@@ -172,10 +172,14 @@ class Sequential(Predictor):
     # -- parameters ----------------------------------------------------------
     @property
     def params(self):
+        """{flat name ("0.W", "3.gamma"): array} of the trainable layers' parameters; the
+        arrays are the layers' own, so an optimizer updates them in place."""
         return flat(self.layers, "params", trainable_only=True)
 
     @property
     def grads(self):
+        """{flat name: array} of the trainable layers' gradients, ``params``' keys and
+        shapes; ``backward`` fills them."""
         return flat(self.layers, "grads", trainable_only=True)
 
     @property
@@ -233,6 +237,7 @@ class Sequential(Predictor):
         return self
 
     def num_params(self):
+        """Number of parameter values in every layer, frozen ones included."""
         return int(sum(v.size for v in flat(self.layers, "params").values()))
 
     def replace_head(self, layers, n=1):
