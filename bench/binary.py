@@ -5,12 +5,11 @@
 1. GEMM: cdl.binary.binary_matmul on packed rows (M, K/64 words) x (N, K/64)
    against NumPy's float32 matmul (M, K) @ (K, N) (OpenBLAS/MKL sgemm) and
    torch.matmul when torch is installed, timed interleaved. Every GEMM variant
-   of cdl.kernels.binary runs too ("hybrid": half of each panel on scalar
-   popcnt, half on an AVX2 nibble lookup, the default on AVX2 without a vector
-   popcount; "scalar": register-blocked popcnt; "vector": the word loop left
-   to LLVM's vectorizer, the default with AVX-512 VPOPCNTDQ); "cdl" is
-   binary_matmul with the variant gemm_variant() picks, validation included. GOPS counts 2*M*N*K (one multiply and one add per +-1 element
-   pair, as sgemm's GFLOP/s does), and "x sgemm" is sgemm time / cdl time.
+   this CPU runs is timed too, forced (``cdl.kernels._binary_gemm`` describes
+   them: "tiled", "vector", "hybrid", "scalar"); "cdl" is binary_matmul with
+   the variant the tuner picks, validation included. GOPS counts 2*M*N*K (one
+   multiply and one add per +-1 element pair, as sgemm's GFLOP/s does), and
+   "x sgemm" is sgemm time / cdl time.
    After the NumPy sgemm, the next contender waits (untimed) until OpenBLAS's
    threads stop spinning (see ``let_blas_threads_rest``).
 2. Inference: BinaryMLP (3 x 2048, 28x28 input) and BinaryConvNet, packed
@@ -98,9 +97,8 @@ def bench_gemm(args, rng):
         corner = np.where(A[:8] >= 0, 1, -1) @ np.where(B[:, :8] >= 0, 1, -1)
         assert np.array_equal(binary.binary_matmul(a, b, Kbits)[:8, :8], corner)
         contenders = {"cdl": lambda: binary.binary_matmul(a, b, Kbits)}
-        for v in K.VARIANTS:
-            if v != "hybrid" or "+avx2" in K._target_features():
-                contenders[f"cdl {v}"] = (lambda v=v: _forced(K, v, a, b, Kbits, out))
+        for v in K.applicable_variants():
+            contenders[f"cdl {v}"] = (lambda v=v: _forced(K, v, a, b, Kbits, out))
         contenders["numpy sgemm"] = after_blas(lambda: A @ B)
         if torch is not None:
             tA, tB = torch.from_numpy(A), torch.from_numpy(B)
@@ -160,17 +158,17 @@ def inner_loops():
     import llvmlite.binding as llvm
     from numba import types
     from numba.core import config
-    from cdl.kernels import binary as K
+    from cdl.kernels import _binary_hybrid as H
+    from cdl.kernels import _binary_tiles as T
     u2 = types.Array(types.uint64, 2, "C")
     i32 = types.Array(types.int32, 2, "C")
     u3 = types.Array(types.uint64, 3, "C")
     i1 = types.Array(types.int64, 1, "C")
-    sigs = {"_gemm_hybrid (hybrid)": (K._gemm_hybrid, (u2, u3, i1, types.int64, i32,
-                                                       types.int64, types.int64, types.int64)),
-            "_gemm_panels (scalar)": (K._gemm_panels, (u2, u3, types.int64, i32, types.int64,
-                                                       types.int64)),
-            "_gemm_rows (vector)": (K._gemm_rows, (u2, u2, types.int64, i32, types.int64,
-                                                   types.int64))}
+    i64 = types.int64
+    sigs = {"_gemm_tiled (tiled)": (T._gemm_tiled, (u2, u3, i64, i32, i64, i64, i64, i64)),
+            "_gemm_hybrid (hybrid)": (H._gemm_hybrid, (u2, u3, i1, i64, i32, i64, i64, i64)),
+            "_gemm_panels (scalar)": (T._gemm_panels, (u2, u3, i64, i32, i64, i64)),
+            "_gemm_rows (vector)": (T._gemm_rows, (u2, u2, i64, i32, i64, i64))}
     cpu = config.CPU_NAME or llvm.get_host_cpu_name()
     for name, (fn, sig) in sigs.items():
         fn.compile(sig)
@@ -186,7 +184,7 @@ def inner_loops():
         loop = lines[start:end + 1]
         count = {op: sum(l.split()[0].startswith(op) for l in loop if l.strip() and not l.startswith("."))
                  for op in ("popcnt", "vpopcnt", "vpshufb", "vpsadbw", "xor", "andn", "vpxor", "vpaddb",
-                            "vpbroadcastq", "mov")}
+                            "vpaddq", "vpbroadcastq", "mov")}
         print(f"--- {name} on {cpu}: {len(loop) - 1} instructions in the inner loop; "
               + ", ".join(f"{k} {v}" for k, v in count.items() if v))
         print("\n".join(loop))

@@ -1,4 +1,7 @@
-"""Bit-packed kernels (cdl.binary / cdl.kernels.binary) against the NumPy oracles."""
+"""Bit-packed kernels (cdl.binary / cdl.kernels.binary) against the NumPy oracles.
+
+xnor_gemm's variants are tested in test_binary_gemm, test_binary_tiles and test_binary_hybrid.
+"""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,12 +10,6 @@ from hypothesis import strategies as st
 from cdl import binary
 from cdl.kernels import binary as K
 from cdl.kernels import reference as ref
-
-
-def gemm(a, b, n, out, variant):
-    """xnor_gemm with its CPU variant forced."""
-    with K.forced_variant(variant):
-        return K.xnor_gemm(a, b, n, out)
 
 
 def random_packed(rng, rows, n):
@@ -87,88 +84,12 @@ def test_binary_matmul_matches_float_dot_product(shape, seed):
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
 
 
-HAS_AVX2 = "+avx2" in K._target_features()
-# every GEMM kernel this CPU can run ("hybrid" calls AVX2 instructions)
-RUNNABLE = [v for v in K.VARIANTS if v != "hybrid" or HAS_AVX2]
-
-
-@pytest.mark.parametrize("variant", RUNNABLE)
-@pytest.mark.parametrize("M, N, n", [(1, 1, 1), (1, 9, 64), (17, 8, 65), (16, 15, 127),
-                                     (33, 70, 300), (3, 130, 4096), (40, 17, 5000)])
-def test_every_gemm_variant_agrees_with_reference(variant, M, N, n):
-    rng = np.random.default_rng(M * 1000 + N)
-    a, b = random_packed(rng, M, n), random_packed(rng, N, n)
-    out = np.full((M, N), -7, dtype=np.int32)
-    gemm(a, b, n, out, variant)
-    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.sampled_from(RUNNABLE), st.integers(1, 21), st.integers(1, 21),
-       st.integers(1, 64 * 70), st.integers(0, 2**31))
-def test_gemm_variants_match_the_float_dot_product(variant, M, N, n, seed):
-    # n up to 70 words: the hybrid kernel's byte counters restart every 31 words
-    rng = np.random.default_rng(seed)
-    a, b = random_packed(rng, M, n), random_packed(rng, N, n)
-    out = np.full((M, N), -7, dtype=np.int32)
-    gemm(a, b, n, out, variant)
-    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
-
-
-@pytest.mark.parametrize("variant", RUNNABLE)
-@pytest.mark.parametrize("words", [1, 31, 32, 64, 93])
-def test_gemm_variants_count_every_bit_differing(variant, words):
-    # every byte of every word differs: the most any byte counter of the hybrid kernel holds
-    n = 64 * words
-    ones = np.full((3, words), ~np.uint64(0))
-    zeros = np.zeros((9, words), np.uint64)
-    out = np.empty((3, 9), np.int32)
-    gemm(ones, zeros, n, out, variant)
-    assert (out == -n).all()
-    out = np.empty((3, 3), np.int32)
-    gemm(ones, ones, n, out, variant)
-    assert (out == n).all()
-
-
 def test_binary_matmul_extremes():
     n = 100
     ones = binary.pack_bits(np.ones((2, n)))
     minus = binary.pack_bits(-np.ones((3, n)))
     assert (binary.binary_matmul(ones, ones, n) == n).all()
     assert (binary.binary_matmul(ones, minus, n) == -n).all()
-
-
-def test_gemm_variant_follows_the_cpu(monkeypatch):
-    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt,-avx512vpopcntdq")
-    assert K.gemm_variant() == "hybrid"
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,-avx2,+popcnt")
-    assert K.gemm_variant() == "scalar"
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+avx512f,+avx512vpopcntdq")
-    assert K.gemm_variant() == "vector"
-    monkeypatch.setattr(K, "_target_features", lambda: "+neon,+v8a")
-    assert K.gemm_variant() == "vector"
-    monkeypatch.setenv("CDL_BINARY_GEMM", "vector")
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt")
-    assert K.gemm_variant() == "vector"
-    monkeypatch.setenv("CDL_BINARY_GEMM", "scalar")
-    assert K.gemm_variant() == "scalar"
-    monkeypatch.setenv("CDL_BINARY_GEMM", "fast")
-    with pytest.raises(ValueError, match="CDL_BINARY_GEMM"):
-        K.gemm_variant()
-    with pytest.raises(ValueError, match="variant"):
-        gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
-             np.zeros((1, 1), np.int32), "avx9000")
-
-
-def test_hybrid_gemm_refuses_cpus_without_avx2(monkeypatch):
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,-avx2,+popcnt")
-    monkeypatch.setenv("CDL_BINARY_GEMM", "hybrid")
-    with pytest.raises(ValueError, match="AVX2"):
-        K.gemm_variant()
-    with pytest.raises(ValueError, match="AVX2"):
-        gemm(np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 64,
-             np.zeros((1, 1), np.int32), "hybrid")
 
 
 def test_binary_matmul_bad_input():
@@ -194,15 +115,6 @@ def test_binary_matmul_bad_input():
         binary.binary_matmul(bad_tail, b, 100)
     with pytest.raises(ValueError, match="beyond the n = 64"):
         binary.binary_matmul(a, b + np.uint64(1), 64)  # a whole word past n
-
-
-def test_xnor_gemm_guards_direct_callers():
-    a, b = np.zeros((3, 2), np.uint64), np.zeros((4, 2), np.uint64)
-    for bad in [(a, b, 100, np.zeros((4, 3), np.int32)), (a, b, 200, np.zeros((3, 4), np.int32)),
-                (a, b[:, :1].copy(), 64, np.zeros((3, 4), np.int32)),
-                (a, b, 100, np.zeros((3, 4), np.int64))]:
-        with pytest.raises(ValueError, match="xnor_gemm"):
-            K.xnor_gemm(*bad)
 
 
 def test_binary_matmul_allows_a_shorter_n_with_zero_words():
@@ -311,39 +223,6 @@ def test_threshold_pack():
     K.threshold_pack(z, thr, up, out)
     want = np.where(up, z >= thr, z <= thr)
     np.testing.assert_array_equal(out, ref.pack_bits(np.where(want, 1.0, -1.0)))
-
-
-def test_hybrid_tasks_share_rows_evenly_and_split_panels_for_few_rows():
-    assert K._hybrid_tasks(1024, 128, 2) == (32, 1)   # 32-row blocks, 16 a thread
-    assert K._hybrid_tasks(600, 75, 2) == (20, 1)     # 30 rows a block, 10 blocks a thread
-    assert K._hybrid_tasks(40, 100, 2) == (2, 2)      # too few rows: the panels split too
-    assert K._hybrid_tasks(1, 3, 4) == (1, 3)         # no more splits than panels
-    assert K._hybrid_tasks(5, 1, 1) == (1, 1)
-
-
-@pytest.mark.skipif(not HAS_AVX2, reason="the hybrid kernel calls AVX2 instructions")
-@pytest.mark.parametrize("blocks, splits, per_block", [(1, 1, 1), (3, 2, 2), (11, 7, 1), (4, 3, 8)])
-def test_hybrid_gemm_any_task_grid(blocks, splits, per_block):
-    # every (row block, panel range, panel block) tiling covers out exactly once
-    M, N, n = 11, 53, 300
-    rng = np.random.default_rng(blocks * 100 + splits)
-    a, b = random_packed(rng, M, n), random_packed(rng, N, n)
-    W = a.shape[1]
-    P, G = -(-N // K.NR), -(-W // K._KG)
-    bs, pop_b = np.empty((P, G, K._B_GROUP), np.uint64), np.empty(P * K.NR, np.int64)
-    K._pack_hybrid_b(b, bs, pop_b)
-    out = np.full((M, N), -7, np.int32)
-    K._gemm_hybrid(a, bs, pop_b, n, out, blocks, splits, per_block)
-    np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
-
-
-def test_hybrid_size_rule(monkeypatch):
-    monkeypatch.delenv("CDL_BINARY_GEMM", raising=False)
-    monkeypatch.setattr(K, "_target_features", lambda: "+sse2,+avx2,+popcnt")
-    assert K.gemm_variant((1024, 1024, 64)) == "hybrid"
-    assert K.gemm_variant((100, 300, 32)) == "hybrid"
-    assert K.gemm_variant((128, 128, 18)) == "scalar"    # too small a product
-    assert K.gemm_variant((6272, 32, 5)) == "scalar"     # rows too short for groups of 4 words
 
 
 def test_binary_matmul_refuses_n_beyond_int32():
