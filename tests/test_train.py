@@ -214,3 +214,20 @@ def test_ctrl_c_stops_cleanly_runs_end_hooks_and_returns_the_history():
     tr.callbacks = []
     tr.fit(x, t)  # a later fit starts again with the unfinished epoch, uninterrupted
     assert not tr.interrupted and tr.history["epoch"][2:] == list(range(3, 13))
+
+
+def test_step_is_one_update():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    L = cdl.layers
+    nets = [cdl.Sequential([L.Affine(4, 5, rng=np.random.default_rng(1)), L.ReLU(),
+                            L.Affine(5, 3, rng=np.random.default_rng(2))],
+                           loss=L.SoftmaxCrossEntropy()).astype(np.float64) for _ in range(2)]
+    trainer = cdl.Trainer(nets[0], cdl.optim.SGD(lr=0.1), verbose=False)
+    loss = trainer.step(x, t)
+    ref = cdl.optim.SGD(lr=0.1)
+    assert loss == nets[1].loss(x, t)
+    nets[1].backward()
+    ref.update(nets[1].params, nets[1].grads)
+    for k, p in nets[1].params.items():
+        np.testing.assert_array_equal(nets[0].params[k], p)
