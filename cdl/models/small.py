@@ -7,7 +7,12 @@ from cdl.model import Sequential
 
 
 def small_cnn(input_shape=(1, 8, 8), num_classes=10, channels=32, hidden=64, rng=None):
-    """conv3x3-relu-conv3x3-relu-maxpool2-affine-relu-affine: the default of ``cdl train``."""
+    """conv3x3-relu-conv3x3-relu-maxpool2-affine-relu-affine: the default of ``cdl train``.
+
+    input_shape is the per-sample (C, H, W), num_classes the size of the
+    output; channels is the width of both convolutions and hidden that of the
+    hidden Affine; rng (seed or Generator) draws the initial weights.
+    """
     rng = get_rng(rng)
     C, H, W = input_shape
     flat = channels * (H // 2) * (W // 2)
@@ -22,7 +27,12 @@ def small_cnn(input_shape=(1, 8, 8), num_classes=10, channels=32, hidden=64, rng
 
 
 def mlp(input_shape=(1, 8, 8), num_classes=10, hidden=(100, 100), rng=None):
-    """Affine-ReLU stack (the book's MultiLayerNet) on flattened input."""
+    """Affine-ReLU stack (the book's MultiLayerNet) on flattened input.
+
+    input_shape is the per-sample (C, H, W), num_classes the size of the
+    output, hidden the sizes of the hidden layers in order; rng (seed or
+    Generator) draws the initial weights.
+    """
     rng = get_rng(rng)
     sizes = [math.prod(input_shape), *hidden]
     layers = [L.Flatten()]
