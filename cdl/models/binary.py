@@ -38,9 +38,12 @@ def _mlp_layers(input_shape, num_classes, hidden, dropout, scale, binary, rng):
 class BinaryMLP(Sequential):
     """Binarized MLP: [BinaryAffine -> BatchNorm] per layer, signs between them.
 
-    x (N, C, H, W) or (N, D) -> scores (N, num_classes). Three hidden layers
-    of 2048 units by default (the BNN paper's MNIST net has 3 x 4096);
-    dropout (after each hidden BatchNorm) and XNOR-Net scaling optional.
+    x (N, C, H, W) or (N, D) -> scores (N, num_classes). input_shape is the
+    per-sample (C, H, W); hidden the hidden layers' sizes, three of 2048 units
+    by default (the BNN paper's MNIST net has 3 x 4096); dropout is the ratio
+    of a Dropout after each hidden BatchNorm (0: none); scale=True turns on
+    the XNOR-Net scaling of every BinaryAffine; rng (seed or Generator) draws
+    the initial weights.
     """
 
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, hidden=(2048, 2048, 2048),
@@ -99,7 +102,10 @@ class BinaryConvNet(Sequential):
     2 x [conv3x3(c1)] with a 2x2 max pool, 2 x [conv3x3(c2)] with a pool,
     then a hidden BinaryAffine and the output layer; BatchNorm after every
     product (after the pool where there is one, as in the paper). H and W
-    should be multiples of 4.
+    should be multiples of 4. input_shape is the per-sample (C, H, W);
+    channels the pair (c1, c2); hidden the hidden layer's size; scale=True
+    turns on XNOR-Net scaling in every binary layer; rng (seed or Generator)
+    draws the initial weights.
     """
 
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=(64, 128), hidden=512,
