@@ -20,7 +20,9 @@ class SimpleConvNet(Sequential):
     """The book's SimpleConvNet (ch. 7): conv - ReLU - pool - affine - ReLU - affine.
 
     x (N, C, H, W) -> scores (N, num_classes): filters 5x5 convolutions
-    (stride 1, no padding), 2x2 max pooling, ``hidden`` units.
+    (stride 1, no padding), 2x2 max pooling, ``hidden`` units. input_shape
+    is the per-sample (C, H, W); kernel_size the convolution's window;
+    rng (seed or Generator) draws the initial weights.
     """
 
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, filters=30, kernel_size=5,
@@ -48,6 +50,10 @@ class DeepConvNet(Sequential):
         affine(50) ReLU dropout(0.5) affine(num_classes) dropout(0.5)
     Every convolution has padding 1 except the fourth (padding 2, as in the
     book), which takes 28x28 input to 4x4 before the affine layers.
+    input_shape is the per-sample (C, H, W); channels has one width per
+    stage of two convolutions and a pool; hidden is the size of the hidden
+    affine layer and dropout the ratio of both Dropouts; rng (seed or
+    Generator) draws the initial weights.
     """
 
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=(16, 32, 64),
@@ -95,7 +101,8 @@ class ResNet(Sequential):
     blocks each (the first block of every later stage halves H and W), global
     average pooling and an affine layer: 6n + 2 weight layers. blocks=3, 5, 9
     are ResNet-20, -32, -56 (``resnet20`` etc.); the default blocks=1 is the
-    small ResNet-8 that ``cdl bench`` times.
+    small ResNet-8 that ``cdl bench`` times. input_shape is the per-sample
+    (C, H, W); rng (seed or Generator) draws the initial weights.
 
     Shortcuts: identity inside a stage; where a stage starts, a 1x1 stride-2
     convolution with BatchNorm (projection, the paper's option B; its CIFAR
@@ -122,15 +129,18 @@ class ResNet(Sequential):
 
 
 def resnet20(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
-    """ResNet(blocks=3): ResNet-20 (He et al. 2016, table 6)."""
+    """ResNet(blocks=3): ResNet-20 (He et al. 2016, table 6).
+
+    input_shape, num_classes, rng and the **options (channels) go to ResNet.
+    """
     return ResNet(input_shape, num_classes, blocks=3, rng=rng, **options)
 
 
 def resnet32(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
-    """ResNet(blocks=5): ResNet-32."""
+    """ResNet(blocks=5): ResNet-32; input_shape, num_classes, rng, **options as resnet20."""
     return ResNet(input_shape, num_classes, blocks=5, rng=rng, **options)
 
 
 def resnet56(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
-    """ResNet(blocks=9): ResNet-56."""
+    """ResNet(blocks=9): ResNet-56; input_shape, num_classes, rng, **options as resnet20."""
     return ResNet(input_shape, num_classes, blocks=9, rng=rng, **options)
