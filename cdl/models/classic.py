@@ -37,7 +37,10 @@ class VGG(Sequential):
     Small images: a pooling is left out once the plane is below 2x2, so the
     five poolings take 32x32 to 1x1 and 28x28 to 14, 7, 3, 1 (the fifth is
     dropped; 8x8 keeps three). ``batch_norm=True`` puts BatchNorm between
-    each convolution and its ReLU (the paper has none).
+    each convolution and its ReLU (the paper has none). input_shape is the
+    per-sample (C, H, W); depth picks the configuration (11, 13, 16 or 19
+    weight layers); dropout is the ratio of both Dropouts; rng (seed or
+    Generator) draws the initial weights.
     """
 
     def __init__(self, input_shape=(3, 32, 32), num_classes=10, depth=11, width=0.125,
@@ -67,12 +70,19 @@ class VGG(Sequential):
 
 
 def vgg11(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
-    """VGG(depth=11): 8 convolutions and 3 affine layers (configuration A)."""
+    """VGG(depth=11): 8 convolutions and 3 affine layers (configuration A).
+
+    input_shape, num_classes, rng and the **options (width, hidden, dropout,
+    batch_norm) go to VGG.
+    """
     return VGG(input_shape, num_classes, depth=11, rng=rng, **options)
 
 
 def vgg16(input_shape=(3, 32, 32), num_classes=10, rng=None, **options):
-    """VGG(depth=16): 13 convolutions and 3 affine layers (configuration D)."""
+    """VGG(depth=16): 13 convolutions and 3 affine layers (configuration D).
+
+    input_shape, num_classes, rng and **options as for vgg11.
+    """
     return VGG(input_shape, num_classes, depth=16, rng=rng, **options)
 
 
@@ -90,6 +100,8 @@ class AlexNet(Sequential):
     images are 7x smaller), no local response normalisation, one group
     instead of two GPUs' halves, and channels (96, 256, 384, 384, 256) and
     4096 hidden units scaled down to ``channels`` and ``hidden``.
+    input_shape is the per-sample (C, H, W); dropout is the ratio of both
+    Dropouts; rng (seed or Generator) draws the initial weights.
     """
 
     def __init__(self, input_shape=(3, 32, 32), num_classes=10, channels=(16, 48, 64, 64, 48),
