@@ -19,8 +19,11 @@ def Inception(in_channels, c1, c3r, c3, c5r, c5, pool_proj, batch_norm=False,  #
         conv1x1(c3r) -> conv3x3(c3, pad 1)
         conv1x1(c5r) -> conv5x5(c5, pad 2)
         maxpool3x3(stride 1, pad 1) -> conv1x1(pool_proj)
-    with out = c1 + c3 + c5 + pool_proj. The 1x1 "reductions" c3r and c5r cut
-    the channels that the costly 3x3 and 5x5 convolutions see. Returns an
+    with out = c1 + c3 + c5 + pool_proj and in = in_channels. The 1x1
+    "reductions" c3r and c5r cut the channels that the costly 3x3 and 5x5
+    convolutions see. batch_norm=True puts BatchNorm between each
+    convolution and its ReLU; rng (seed or Generator) draws the initial
+    weights. Returns an
     ``L.Concat`` (a function named like a layer class because it is used as
     one; what it builds is a plain Concat).
     """
@@ -61,7 +64,9 @@ class GoogLeNet(Sequential):
     convolution (the images are 7x smaller), no local response
     normalisation, and no auxiliary classifiers (a Sequential has one
     output). ``batch_norm=True`` puts BatchNorm before every ReLU, as
-    Inception-v2 does.
+    Inception-v2 does. input_shape is the per-sample (C, H, W); dropout is
+    the ratio of the Dropout before the classifier; rng (seed or Generator)
+    draws the initial weights.
     """
 
     def __init__(self, input_shape=(3, 32, 32), num_classes=10, width=0.125, dropout=0.4,
