@@ -63,7 +63,11 @@ def check_count(who, name, value, minimum=1):
 
 
 class Optimizer(abc.ABC):
-    """Base: validates the dicts, counts steps (t), hands each array to ``_step``."""
+    """Base: validates the dicts, counts steps (t), hands each array to ``_step``.
+
+    lr is the learning rate (> 0); lr_multipliers maps layer or parameter
+    names to factors of it (see the module docstring).
+    """
 
     SLOTS = ()         # names of the per-parameter state arrays, in _slots order
     NONNEGATIVE = ()   # the slots that accumulate squares (a negative one is corrupt)
@@ -76,6 +80,7 @@ class Optimizer(abc.ABC):
 
     @property
     def name(self):
+        """The class name, used in error messages."""
         return type(self).__name__
 
     def update(self, params, grads):

@@ -8,7 +8,7 @@ from cdl.optim.base import Optimizer, check_hyper
 
 
 class SGD(Optimizer):
-    """theta <- theta - lr * g."""
+    """theta <- theta - lr * g. lr_multipliers: per-parameter factors of lr (cdl.optim.base)."""
 
     def __init__(self, lr=0.01, lr_multipliers=None):
         super().__init__(lr, lr_multipliers)
@@ -18,7 +18,10 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Momentum SGD: v <- momentum * v - lr * g;  theta <- theta + v  (v starts at 0)."""
+    """Momentum SGD: v <- momentum * v - lr * g;  theta <- theta + v  (v starts at 0).
+
+    lr_multipliers: per-parameter factors of lr (see cdl.optim.base).
+    """
 
     SLOTS = ("v",)
 
@@ -41,6 +44,7 @@ class Nesterov(Optimizer):
     v_new = a v - lr g;  Theta <- Theta + a v_new - lr g
     (Bengio, Boulanger-Lewandowski & Pascanu 2012, arXiv:1212.0901, eq. 7; as
     Keras and Chainer do). With v_0 = 0, Theta_0 = theta_0.
+    lr_multipliers: per-parameter factors of lr (see cdl.optim.base).
     """
 
     SLOTS = ("v",)
@@ -55,7 +59,10 @@ class Nesterov(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad (Duchi, Hazan & Singer 2011): h <- h + g*g;  theta <- theta - lr g / (eps + sqrt(h))."""
+    """AdaGrad (Duchi, Hazan & Singer 2011): h <- h + g*g;  theta <- theta - lr g / (eps + sqrt(h)).
+
+    lr_multipliers: per-parameter factors of lr (see cdl.optim.base).
+    """
 
     SLOTS = ("h",)
     NONNEGATIVE = ("h",)
@@ -75,7 +82,8 @@ class AdaDelta(Optimizer):
     h <- rho h + (1-rho) g*g;  d = -(sqrt(eps + r) / sqrt(eps + h)) g;
     theta <- theta + lr * d;  r <- rho r + (1-rho) d*d.
     lr = 1 is the paper's rule; other values scale the step as PyTorch and
-    Keras do (r still accumulates the unscaled d).
+    Keras do (r still accumulates the unscaled d). lr_multipliers:
+    per-parameter factors of lr (see cdl.optim.base).
     """
 
     SLOTS = ("h", "r")
@@ -97,7 +105,8 @@ class RMSProp(Optimizer):
 
     The book's sample code names rho ``decay_rate`` (default 0.99 there, and
     its eps is added outside the square root); either keyword is accepted,
-    not both. Default rho = 0.9 as in Hinton's lecture.
+    not both. Default rho = 0.9 as in Hinton's lecture. lr_multipliers:
+    per-parameter factors of lr (see cdl.optim.base).
     """
 
     SLOTS = ("h",)
@@ -126,8 +135,10 @@ class RMSProp(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015): m, v moving averages of g and g*g, bias-corrected.
 
-    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  m_hat = m / (1-b1^t);
-    v_hat = v / (1-b2^t);  theta <- theta - lr * m_hat / (sqrt(v_hat) + eps).
+    m <- beta1 m + (1-beta1) g;  v <- beta2 v + (1-beta2) g^2;
+    m_hat = m / (1-beta1^t);  v_hat = v / (1-beta2^t);
+    theta <- theta - lr * m_hat / (sqrt(v_hat) + eps).
+    lr_multipliers: per-parameter factors of lr (see cdl.optim.base).
     """
 
     SLOTS = ("m", "v")
