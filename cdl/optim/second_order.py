@@ -68,7 +68,10 @@ class _Objective:
 
 
 class FullBatchOptimizer(abc.ABC):
-    """Base: ``minimize(fun, x0)`` and ``fit(net, x, t)``; subclasses write ``_iterate``."""
+    """Base: ``minimize(fun, x0)`` and ``fit(net, x, t)``; subclasses write ``_iterate``.
+
+    Iterations stop once max(|g|) <= gtol or after max_iter iterations.
+    """
 
     first_order = False  # needs a closure over the whole data set, not update(params, grads)
 
@@ -78,6 +81,7 @@ class FullBatchOptimizer(abc.ABC):
 
     @property
     def name(self):
+        """The class name, used in error messages and in repr."""
         return type(self).__name__
 
     def minimize(self, fun, x0, callback=None):
@@ -154,7 +158,9 @@ class Newton(FullBatchOptimizer):
     tau is 0 when H is positive definite, else grown until the Cholesky
     factorisation succeeds (N&W Algorithm 3.3). H is ``hess(x)`` when given,
     else central differences of the gradient, column by column (2n closure
-    calls per iteration; refused beyond max_params parameters).
+    calls per iteration; refused beyond max_params parameters), with step
+    h = fd_step * max(1, |x_i|) for coordinate i. Stops once max(|g|) <= gtol
+    or after max_iter iterations.
     """
 
     def __init__(self, max_iter=100, gtol=1e-5, hess=None, fd_step=1e-5, max_params=2000):
@@ -212,7 +218,8 @@ class ConjugateGradient(FullBatchOptimizer):
     d <- -g + beta d with beta = max(0, g_new.(g_new - g) / g.g), restarted
     as steepest descent when d stops being a descent direction or when
     |g_new.g| >= 0.2 g_new.g_new (N&W eq. 5.52); each step a strong Wolfe
-    line search with c2 = 0.1 (nearly exact, as CG needs).
+    line search with c2 = 0.1 (nearly exact, as CG needs). Stops once
+    max(|g|) <= gtol or after max_iter iterations.
     """
 
     def __init__(self, max_iter=500, gtol=1e-5, c2=0.1):
@@ -250,7 +257,8 @@ class BFGS(FullBatchOptimizer):
 
     Hk+1 = (I - rho s y^T) Hk (I - rho y s^T) + rho s s^T, rho = 1 / y.s,
     with H0 = (y.s / y.y) I set after the first step (N&W eq. 6.20); pairs
-    with y.s <= 0 are skipped.
+    with y.s <= 0 are skipped. Stops once max(|g|) <= gtol or after max_iter
+    iterations.
     """
 
     def __init__(self, max_iter=500, gtol=1e-5):
@@ -282,7 +290,10 @@ class BFGS(FullBatchOptimizer):
 
 class LBFGS(FullBatchOptimizer):
     """Limited-memory BFGS: the last ``memory`` pairs (s, y) and the two-loop recursion
-    for d = -Hk g, H0 = (s.y / y.y) I from the newest pair (N&W Algorithm 7.4)."""
+    for d = -Hk g, H0 = (s.y / y.y) I from the newest pair (N&W Algorithm 7.4).
+
+    Stops once max(|g|) <= gtol or after max_iter iterations.
+    """
 
     def __init__(self, max_iter=500, gtol=1e-5, memory=10):
         super().__init__(max_iter, gtol)
@@ -327,6 +338,7 @@ class CoordinateDescent(FullBatchOptimizer):
     one coordinate a sweep is then a Gauss-Seidel sweep). blocks is a block
     size or a list of index arrays covering the coordinates. Each block costs
     a few closure calls of the whole gradient: meant for tiny problems.
+    Stops once max(|g|) <= gtol or after max_iter sweeps.
     """
 
     def __init__(self, max_iter=1000, gtol=1e-5, blocks=1, c2=0.01):
