@@ -29,7 +29,12 @@ from cdl.optim.base import check_hyper
 
 
 class WeightDecay:
-    """L2 and/or L1 penalty on the weights of a model's layers (see the module docstring)."""
+    """L2 and/or L1 penalty on the weights of a model's layers (see the module docstring).
+
+    l2 and l1 are the penalties' coefficients (>= 0); names the parameter
+    names that decay in every layer; layers maps flat layer names or layer
+    objects to None (no decay) or a dict of l2, l1, names overriding them.
+    """
 
     def __init__(self, l2=0.0, l1=0.0, names=("W",), layers=None):
         self.l2 = check_hyper("WeightDecay", "l2", l2, 0)
