@@ -33,7 +33,7 @@ def _check_grads(who, grads):
 
 
 def global_norm(grads):
-    """sqrt(sum of g*g over every array of the dict): each array's sum of squares
+    """sqrt(sum of g*g over every array of the dict grads): each array's sum of squares
     (a kernel on the array's device), added up in Python floats."""
     total = 0.0
     for g in grads.values():
@@ -42,8 +42,8 @@ def global_norm(grads):
 
 
 def clip_grad_norm(grads, max_norm):
-    """Scale every array by max_norm / ||g|| when the global norm ||g|| exceeds max_norm;
-    returns ||g|| before clipping."""
+    """Scale every array of the dict grads by max_norm / ||g|| when their global norm
+    ||g|| exceeds max_norm, in place; returns ||g|| before clipping."""
     max_norm = check_hyper("clip_grad_norm", "max_norm", max_norm, 0, low_open=True)
     _check_grads("clip_grad_norm", grads)
     norm = global_norm(grads)
@@ -58,7 +58,8 @@ def clip_grad_norm(grads, max_norm):
 
 
 def clip_grad_value(grads, max_value):
-    """Clip every gradient entry to [-max_value, max_value], in place."""
+    """Clip every entry of the arrays of the dict grads to [-max_value, max_value], in
+    place."""
     v = check_hyper("clip_grad_value", "max_value", max_value, 0, low_open=True)
     _check_grads("clip_grad_value", grads)
     for g in grads.values():
@@ -68,7 +69,12 @@ def clip_grad_value(grads, max_value):
 class GradClip:
     """An optimizer that clips the gradients (by value, then by global norm) before
     handing them to the optimizer it wraps. ``lr`` and every other attribute are the
-    wrapped optimizer's, so schedules work through it."""
+    wrapped optimizer's, so schedules work through it.
+
+    max_norm bounds the global norm (``clip_grad_norm``), max_value every entry
+    (``clip_grad_value``); give either or both. ``last_norm`` is the norm
+    before the last clipping.
+    """
 
     def __init__(self, optimizer, max_norm=None, max_value=None):
         if not callable(getattr(optimizer, "update", None)):
@@ -93,6 +99,7 @@ class GradClip:
 
     @property
     def lr(self):
+        """The wrapped optimizer's learning rate (setting it sets theirs)."""
         return self.optimizer.lr
 
     @lr.setter
