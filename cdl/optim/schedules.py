@@ -36,7 +36,12 @@ from cdl.train import Callback
 
 
 class LRSchedule(Callback, abc.ABC):
-    """Base: subclasses define ``lr_at(step, lr0)``."""
+    """Base: subclasses define ``lr_at(step, lr0)``.
+
+    per="epoch": the step s counts epochs and the rate is set as each epoch
+    begins; per="batch": s counts updates and the rate is set after each
+    batch.
+    """
 
     def __init__(self, per="epoch"):
         if per not in ("epoch", "batch"):
@@ -95,7 +100,10 @@ class LRSchedule(Callback, abc.ABC):
 
 
 class StepLR(LRSchedule):
-    """lr0 * gamma^floor(s / step): divide by 1/gamma every ``step`` epochs (or batches)."""
+    """lr0 * gamma^floor(s / step): divide by 1/gamma every ``step`` epochs (or batches).
+
+    per: "epoch" or "batch", what s counts (see LRSchedule).
+    """
 
     def __init__(self, step, gamma=0.1, per="epoch"):
         super().__init__(per)
@@ -108,7 +116,7 @@ class StepLR(LRSchedule):
 
 
 class ExponentialLR(LRSchedule):
-    """lr0 * gamma^s."""
+    """lr0 * gamma^s; per: "epoch" or "batch", what s counts (see LRSchedule)."""
 
     def __init__(self, gamma, per="epoch"):
         super().__init__(per)
@@ -120,7 +128,10 @@ class ExponentialLR(LRSchedule):
 
 
 class CosineLR(LRSchedule):
-    """lr_min + (lr0 - lr_min) (1 + cos(pi s / total)) / 2, then lr_min after ``total`` steps."""
+    """lr_min + (lr0 - lr_min) (1 + cos(pi s / total)) / 2, then lr_min after ``total`` steps.
+
+    per: "epoch" or "batch", what s counts (see LRSchedule).
+    """
 
     def __init__(self, total, lr_min=0.0, per="epoch"):
         super().__init__(per)
@@ -135,7 +146,10 @@ class CosineLR(LRSchedule):
 class LinearWarmup(LRSchedule):
     """Linear ramp from start * lr to lr over ``warmup`` steps, then ``after`` (a schedule
     evaluated from 0 at the end of the warm-up, from lr) or a constant lr, where lr is
-    ``scale`` * lr0: the linear scaling rule for a batch ``scale`` times larger."""
+    ``scale`` * lr0: the linear scaling rule for a batch ``scale`` times larger.
+
+    per: "batch" (default) or "epoch", what the steps count (see LRSchedule).
+    """
 
     def __init__(self, warmup, start=0.1, after=None, per="batch", scale=1.0):
         super().__init__(per)
