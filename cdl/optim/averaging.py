@@ -147,7 +147,11 @@ def _assign(p, value):
 
 
 class EMA(_ParameterAverage):
-    """Exponential moving average of the parameters (see the module docstring)."""
+    """Exponential moving average of the parameters (see the module docstring).
+
+    decay is the weight of the old average once warmed up, in [0, 1);
+    finalize=False leaves the live parameters in the model when training ends.
+    """
 
     def __init__(self, decay=0.999, finalize=True):
         super().__init__(finalize)
@@ -161,7 +165,10 @@ class EMA(_ParameterAverage):
 
 
 class PolyakAverage(_ParameterAverage):
-    """Polyak-Ruppert average: the running mean of every iterate from epoch ``start`` on."""
+    """Polyak-Ruppert average: the running mean of every iterate from epoch ``start`` on.
+
+    finalize=False leaves the live parameters in the model when training ends.
+    """
 
     def __init__(self, start=1, finalize=True):
         super().__init__(finalize)
