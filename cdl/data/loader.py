@@ -145,6 +145,7 @@ class DataLoader:
     # -- sizes -----------------------------------------------------------------
     @property
     def num_samples(self):
+        """Number of samples in the data set (len(self) counts batches)."""
         return len(self.x)
 
     def __len__(self):
