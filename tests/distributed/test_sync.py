@@ -1,4 +1,5 @@
-"""cdl.distributed on one rank (no MPI needed): the single-process path, unchanged."""
+"""cdl.distributed.sync: AllReduceOptimizer, GradSync's buckets and sync_batchnorm; on one
+rank (no MPI needed, the single-process path unchanged) and on two under mpiexec."""
 import types
 
 import numpy as np
@@ -6,12 +7,13 @@ import pytest
 
 from cdl import optim
 from cdl.distributed import AllReduceOptimizer
-from cdl.distributed.comm import default_threads
 from cdl.distributed.sync import _views_of_one_buffer, buckets
 from cdl import _flatgrad
 from cdl.layers import Affine, ReLU, SoftmaxCrossEntropy
 from cdl.model import Sequential
 from cdl.train import Trainer
+
+from ._mpi import compare, keys, needs_mpi, run
 
 ONE = types.SimpleNamespace(rank=0, size=1, mpi=None)  # a communicator of one rank
 
@@ -77,6 +79,27 @@ def test_buckets_cover_the_buffer_from_the_last_layer_down():
         assert b.first == min(tops)
 
 
-def test_threads_per_rank():
-    assert default_threads(1, cores=None) >= 1
-    assert default_threads(64) == 1
+@needs_mpi
+def test_sync_batchnorm_equals_one_process_batchnorm(tmp_path):
+    out = tmp_path / "bn.npz"
+    run("equivalence", out, 31, 4, 2, 1)
+    res = np.load(out)
+    compare(res, keys(res), rtol=1e-9, atol=1e-11)
+    for k in (f[len("buf/"):] for f in res.files if f.startswith("buf/")):
+        np.testing.assert_allclose(res[f"buf/{k}"], res[f"refbuf/{k}"], rtol=1e-9, err_msg=k)
+
+
+@needs_mpi
+def test_float16_compression_stays_close(tmp_path):
+    out = tmp_path / "f16.npz"
+    run("equivalence", out, 32, 4, 1, 0, "float16", 1 << 20)
+    res = np.load(out)
+    compare(res, keys(res), rtol=2e-2, atol=2e-3)
+
+
+@needs_mpi
+def test_allreduce_optimizer_in_a_loop_of_ones_own(tmp_path):
+    out = tmp_path / "manual.npz"
+    run("manual", out, 3)
+    res = np.load(out)
+    compare(res, keys(res), rtol=1e-10, atol=1e-12)
