@@ -45,6 +45,7 @@ class Communicator:
 
     # -- collectives -------------------------------------------------------------
     def barrier(self):
+        """Wait until every rank has called barrier."""
         self.mpi.Barrier()
 
     def bcast(self, obj, root=0):

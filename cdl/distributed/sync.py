@@ -86,10 +86,13 @@ class GradSync:
         self.wait_seconds, self.steps = 0.0, 0
 
     def attach(self, model):
+        """Hang this sync on ``model.grad_hook``, so model's backward averages its gradients;
+        returns self."""
         model.grad_hook = self
         return self
 
     def detach(self, model):
+        """Take this sync off ``model.grad_hook`` (no change when another hook is there)."""
         if model.grad_hook is self:
             model.grad_hook = None
 

@@ -35,6 +35,7 @@ def start(trainer):
 
 
 def stop(trainer):
+    """Take the gradient sync that ``start`` put on the trainer's model off again."""
     if trainer._sync is not None:
         trainer._sync.detach(trainer.model)
         trainer._sync = None
