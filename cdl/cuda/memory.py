@@ -30,10 +30,12 @@ def zeros(shape, dtype):
 
 
 def empty_like(a):
+    """An uninitialised C-contiguous device array of a's shape and dtype."""
     return empty(a.shape, a.dtype)
 
 
 def zeros_like(a):
+    """A C-contiguous device array of zeros of a's shape and dtype."""
     return zeros(a.shape, a.dtype)
 
 
