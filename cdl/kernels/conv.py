@@ -5,15 +5,15 @@ Four algorithms compute the same thing (x (N, C, H, W), W (F, C, KH, KW)):
 "gemm"       im2col + BLAS, a chunk of samples at a time. For samples n0..n1
              col_t = im2col_t(x[n0:n1])                 (C*KH*KW, nb*OH*OW)
              forward:  y   = Wm @ col_t (+ b), or (col_t.T @ Wm.T) for few
-                       filters, reordered to NCHW (see _gemm_forward_slice)
+                       filters, reordered to NCHW (cdl/kernels/conv_gemm.py)
              backward: dy  = dout[n0:n1] as (F, nb*OH*OW)
                        dW += (col_t @ dy.T).T,  dx[n0:n1] = col2im_t(Wm.T @ dy)
              with Wm = W.reshape(F, C*KH*KW). col_t is the transpose of the
              book's col (index map in csrc/im2col.pyx): each of its rows is a
              run of whole output rows, so im2col is mostly a copy, and col2im
              gathers per (sample, channel) plane. A chunk's col_t is about
-             _CHUNK_BYTES, so it is still in cache when the GEMM reads it, and
-             the workspace stays small whatever the batch.
+             conv_gemm.CHUNK_BYTES, so it is still in cache when the GEMM reads
+             it, and the workspace stays small whatever the batch.
 
 "pointwise"  1x1 kernel, stride 1, no padding: x[n] (C, H*W) already is col_t,
              so no im2col and no reordering: y[n] = Wm @ x[n] + b,
@@ -54,11 +54,9 @@ thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
 import numpy as np
-from numba import njit
-
 from cdl.kernels import conv_direct as _direct
+from cdl.kernels import conv_gemm as _gemm
 from cdl.kernels import conv_winograd as _wino
-from cdl.kernels import im2col as _cols
 from cdl.kernels import tuner
 from cdl.kernels.parallel import num_threads, run_slices
 
@@ -73,11 +71,8 @@ set_policy, get_policy = tuner.set_policy, tuner.get_policy
 # timing them would cost more than a better pick could save.
 _TINY_FLOP = 2e6
 
-# Bytes of col_t per chunk of a thread's slice of the batch (at least one sample): large
-# enough for long GEMMs, small enough to stay in L2/L3 between im2col and the GEMM.
-_CHUNK_BYTES = 1 << 20
-
-# Bytes of V plus M (or Z) per chunk of "winograd", for the same reason.
+# Bytes of V plus M (or Z) per chunk of "winograd": small enough to stay in cache between
+# the transforms and the GEMMs (see cdl.kernels.conv_gemm.sample_chunks).
 _WINOGRAD_CHUNK_BYTES = 1 << 20
 
 # The heuristic's thresholds (choose_algorithm); defaults measured on one CPU with
@@ -94,10 +89,6 @@ _WINOGRAD_MIN_C = 32
 _DIRECT_MAX_C = 3
 _DIRECT_FEW_MIN_OW = 14
 _DIRECT_MIN_OW = 28
-
-# Output channels from which the forward GEMM produces columns (see _gemm_forward_slice).
-_FORWARD_COLUMNS_MIN_F = 64
-
 
 def _pointwise_applies(w_shape, stride, pad):
     """A 1x1 kernel, stride 1, no padding: the input is its own im2col."""
@@ -185,8 +176,9 @@ def _key(op, x_shape, w_shape, stride, pad, dtype, threads=None):
 def _kernels(algo, op, F):
     """The Numba dispatchers that algo calls from Python in op (none for pointwise)."""
     if algo == "gemm":
-        return ([_nchw_to_cols] if op != "conv2d_forward" else
-                [_cols_to_nchw if F >= _FORWARD_COLUMNS_MIN_F else _rows_to_nchw])
+        if op != "conv2d_forward":
+            return [_gemm.nchw_to_cols]
+        return [_gemm.cols_to_nchw if F >= _gemm.FORWARD_COLUMNS_MIN_F else _gemm.rows_to_nchw]
     if algo == "direct":
         return [_direct.forward_slice if op == "conv2d_forward" else _direct.backward_slice]
     if algo == "winograd":
@@ -244,102 +236,11 @@ def _direct_geometry(w_shape, stride, pad, out_hw):
     return planes, offs, *stride, *pad, hq, wq
 
 
-def _chunks(a, z, sample_bytes, budget):
-    """(nb, sample ranges [n0, n1) of nb samples covering [a, z)): the workspace of a chunk,
-    sample_bytes per sample, stays near budget bytes (at least one sample)."""
-    nb = max(1, min(z - a, budget // max(1, sample_bytes)))
-    return nb, [(n0, min(z, n0 + nb)) for n0 in range(a, z, nb)]
-
-
-def _buffer(flat, rows, cols):
-    """A C-contiguous (rows, cols) view of the front of a flat scratch array."""
-    return flat[:rows * cols].reshape(rows, cols)
-
-
-# The three reorders loop over row views with 0-based indexes, which LLVM vectorizes;
-# slice assignments and array expressions here make temporaries and strided copies.
-@njit(nogil=True, cache=True)
-def _rows_to_nchw(yt, b, n0, y):
-    """y[n0 + m, f, p] = yt[m*P + p, f] + b[f]: GEMM rows (nb*P, F) to NCHW (N, F, P)."""
-    F, P = y.shape[1], y.shape[2]
-    for m in range(yt.shape[0] // P):
-        block = yt[m * P:(m + 1) * P]
-        for f in range(F):
-            dst, bf = y[n0 + m, f], b[f]
-            for p in range(P):
-                dst[p] = block[p, f] + bf
-
-
-@njit(nogil=True, cache=True)
-def _cols_to_nchw(Y, b, n0, y):
-    """y[n0 + m, f, :] = Y[f, m*P:(m+1)*P] + b[f]: GEMM columns (F, nb*P) to NCHW (N, F, P)."""
-    F, P = y.shape[1], y.shape[2]
-    for m in range(Y.shape[1] // P):
-        for f in range(F):
-            src, dst, bf = Y[f, m * P:(m + 1) * P], y[n0 + m, f], b[f]
-            for p in range(P):
-                dst[p] = src[p] + bf
-
-
-@njit(nogil=True, cache=True)
-def _nchw_to_cols(dout, n0, n1, dy):
-    """dy[f, m*P + p] = dout[n0 + m, f, p]: NCHW (N, F, P) to GEMM columns (F, nb*P)."""
-    F, P = dout.shape[1], dout.shape[2]
-    for m in range(n1 - n0):
-        for f in range(F):
-            src, dst = dout[n0 + m, f], dy[f, m * P:(m + 1) * P]
-            for p in range(P):
-                dst[p] = src[p]
-
-
-def _gemm_forward_slice(x, Wm, bias, g, y, a, z):
-    """y[a:z] for samples a..z-1, chunk by chunk, in the calling thread.
-
-    With few output channels the BLAS GEMM is faster computing y as rows
-    (col_t.T @ Wm.T: a long, thin product); from _FORWARD_COLUMNS_MIN_F on the
-    two orientations run alike and the columns (Wm @ col_t) win because
-    reordering them to NCHW is a block copy rather than a transpose.
-    """
-    K, F, P = Wm.shape[1], Wm.shape[0], y.shape[2]
-    nb, chunks = _chunks(a, z, K * P * x.itemsize, _CHUNK_BYTES)
-    col_buf = np.empty(K * nb * P, dtype=x.dtype)
-    y_buf = np.empty(nb * P * F, dtype=x.dtype)
-    for n0, n1 in chunks:
-        cols = (n1 - n0) * P
-        col = _cols.im2col_t(x, _buffer(col_buf, K, cols), n0, n1, *g)
-        if F >= _FORWARD_COLUMNS_MIN_F:
-            _cols_to_nchw(np.matmul(Wm, col, out=_buffer(y_buf, F, cols)), bias, n0, y)
-        else:
-            _rows_to_nchw(np.matmul(col.T, Wm.T, out=_buffer(y_buf, cols, F)), bias, n0, y)
-
-
-def _gemm_backward_slice(d3, x, Wm, g, dx, a, z):
-    """dx[a:z] (unless dx is None); returns this slice's dW.T (C*KH*KW, F) and db (F,),
-    chunk by chunk."""
-    K, F, P = Wm.shape[1], Wm.shape[0], d3.shape[2]
-    nb, chunks = _chunks(a, z, K * P * x.itemsize, _CHUNK_BYTES)
-    col_buf = np.empty(K * nb * P, dtype=x.dtype)
-    dcol_buf = np.empty(K * nb * P if dx is not None else 0, dtype=x.dtype)
-    dy_buf = np.empty(F * nb * P, dtype=x.dtype)
-    dWt, part = np.zeros((K, F), dtype=x.dtype), np.empty((K, F), dtype=x.dtype)
-    db = np.zeros(F, dtype=x.dtype)
-    for n0, n1 in chunks:
-        cols = (n1 - n0) * P
-        col = _cols.im2col_t(x, _buffer(col_buf, K, cols), n0, n1, *g)
-        dy = _buffer(dy_buf, F, cols)
-        _nchw_to_cols(d3, n0, n1, dy)
-        db += dy.sum(axis=1)  # contiguous rows, still in cache
-        dWt += np.matmul(col, dy.T, out=part)
-        if dx is not None:
-            dcol = np.matmul(Wm.T, dy, out=_buffer(dcol_buf, K, cols))
-            _cols.col2im_t(dcol, dx, n0, n1, *g)
-    return dWt, db
-
-
 def _winograd_forward_slice(x, U, bias, pad, y, a, z):
     """y[a:z] by F(2x2, 3x3) Winograd, chunk by chunk, in the calling thread."""
     (C, F), (th, tw) = (x.shape[1], y.shape[1]), _wino.tiles_hw(y.shape[2:])
-    nb, chunks = _chunks(a, z, 16 * (C + F) * th * tw * x.itemsize, _WINOGRAD_CHUNK_BYTES)
+    nb, chunks = _gemm.sample_chunks(a, z, 16 * (C + F) * th * tw * x.itemsize,
+                                     _WINOGRAD_CHUNK_BYTES)
     v_buf = np.empty(16 * C * nb * th * tw, dtype=x.dtype)
     m_buf = np.empty(16 * F * nb * th * tw, dtype=x.dtype)
     for n0, n1 in chunks:
@@ -354,7 +255,8 @@ def _winograd_backward_slice(dout, x, Ut, pad, dx, a, z):
     """dx[a:z] (unless dx is None); returns this slice's dU (16, F, C) and db (F,).
     Ut (16, C, F): the transformed weights, transposed for dV = Ut @ Z (None without dx)."""
     (C, F), (th, tw) = (x.shape[1], dout.shape[1]), _wino.tiles_hw(dout.shape[2:])
-    nb, chunks = _chunks(a, z, 16 * (C + F) * th * tw * x.itemsize, _WINOGRAD_CHUNK_BYTES)
+    nb, chunks = _gemm.sample_chunks(a, z, 16 * (C + F) * th * tw * x.itemsize,
+                                     _WINOGRAD_CHUNK_BYTES)
     v_buf = np.empty(16 * C * nb * th * tw, dtype=x.dtype)
     z_buf = np.empty(16 * F * nb * th * tw, dtype=x.dtype)
     dv_buf = np.empty(16 * C * nb * th * tw if dx is not None else 0, dtype=x.dtype)
@@ -370,24 +272,6 @@ def _winograd_backward_slice(dout, x, Ut, pad, dx, a, z):
             dV = np.matmul(Ut, Z, out=dv_buf[:16 * C * T].reshape(16, C, T))
             _wino.input_grads(dV, n0, n1, *pad, th, tw, dx)
     return dU, dout[a:z].sum(axis=(0, 2, 3))
-
-
-def _pointwise_forward_slice(x3, Wm, b, y3, a, z):
-    """y[a:z] = Wm @ x[a:z] + b, one GEMM per sample (NCHW in, NCHW out)."""
-    np.matmul(Wm, x3[a:z], out=y3[a:z])
-    if b is not None:
-        y3[a:z] += b[:, None]
-
-
-def _pointwise_backward_slice(d3, x3, Wm, dx3, a, z):
-    """dx[a:z] = Wm.T @ dy[a:z] (unless dx3 is None); returns this slice's
-    dW = sum_n dy[n] @ x[n].T and db."""
-    if dx3 is not None:
-        np.matmul(Wm.T, d3[a:z], out=dx3[a:z])
-    dW, part = np.zeros(Wm.shape, dtype=Wm.dtype), np.empty(Wm.shape, dtype=Wm.dtype)
-    for n in range(a, z):
-        dW += np.matmul(d3[n], x3[n].T, out=part)
-    return dW, d3[a:z].sum(axis=2).sum(axis=0)
 
 
 def conv2d_forward(x, W, b, stride, pad, y):
@@ -410,7 +294,7 @@ def _forward(algo, x, W, b, stride, pad, y):
     y3 = y.reshape(N, F, oh * ow)
     if algo == "pointwise":
         x3 = x.reshape(N, -1, oh * ow)
-        run_slices(lambda a, z: _pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
+        run_slices(lambda a, z: _gemm.pointwise_forward_slice(x3, Wm, b, y3, a, z), N)
     elif algo == "direct":
         bias = b if b is not None else np.zeros(F, dtype=x.dtype)
         d = _direct_geometry(W.shape, stride, pad, (oh, ow))
@@ -421,7 +305,7 @@ def _forward(algo, x, W, b, stride, pad, y):
         run_slices(lambda a, z: _winograd_forward_slice(x, U, bias, pad, y, a, z), N)
     else:
         bias = b if b is not None else np.zeros(F, dtype=x.dtype)
-        run_slices(lambda a, z: _gemm_forward_slice(x, Wm, bias, g, y3, a, z), N)
+        run_slices(lambda a, z: _gemm.forward_slice(x, Wm, bias, g, y3, a, z), N)
     return y
 
 
@@ -448,7 +332,7 @@ def _backward(algo, dout, x, W, stride, pad, dx, dW, db):
     with_dx = dx is not None
     if algo == "pointwise":
         x3, dx3 = x.reshape(N, -1, oh * ow), dx.reshape(N, -1, oh * ow) if with_dx else None
-        parts = run_slices(lambda a, z: _pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
+        parts = run_slices(lambda a, z: _gemm.pointwise_backward_slice(d3, x3, Wm, dx3, a, z), N)
         np.sum([p[0] for p in parts], axis=0, dtype=x.dtype, out=dWm)
     elif algo == "direct":
         d = _direct_geometry(W.shape, stride, pad, (oh, ow))
@@ -467,7 +351,7 @@ def _backward(algo, dout, x, W, stride, pad, dx, dW, db):
         parts = run_slices(lambda a, z: _winograd_backward_slice(dout, x, Ut, pad, dx, a, z), N)
         dW[...] = _wino.weight_grads(np.sum([p[0] for p in parts], axis=0, dtype=x.dtype))
     else:
-        parts = run_slices(lambda a, z: _gemm_backward_slice(d3, x, Wm, g, dx, a, z), N)
+        parts = run_slices(lambda a, z: _gemm.backward_slice(d3, x, Wm, g, dx, a, z), N)
         dWm[...] = np.sum([p[0] for p in parts], axis=0, dtype=x.dtype).T
     if db is not None:
         np.sum([p[1] for p in parts], axis=0, dtype=x.dtype, out=db)

@@ -114,41 +114,6 @@ def test_winograd_chunks(monkeypatch, chunk_bytes):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-@st.composite
-def pointwise_cases(draw):
-    N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
-    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    return (N, C, H, W), (F, C, 1, 1), (1, 1), (0, 0)
-
-
-@settings(max_examples=30, deadline=None)
-@given(pointwise_cases(), st.sampled_from([np.float32, np.float64]), st.booleans())
-def test_pointwise_and_gemm_agree_with_reference(case, dtype, bias):
-    """Both algorithms on the shapes where the heuristic picks "pointwise"."""
-    assert kconv.choose_algorithm(*case) == "pointwise"
-    tol = 2e-4 if dtype == np.float32 else 1e-10
-    for algo in _algorithms(case):
-        for got, want in _run(case, dtype, algo=algo, bias=bias):
-            assert got.dtype == dtype and got.shape == want.shape
-            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
-
-
-@pytest.mark.parametrize("columns_min_f", [1, 1 << 30])  # the two forward GEMM orientations
-@pytest.mark.parametrize("chunk_bytes", [1, 300, 1 << 20])
-@pytest.mark.parametrize("case", [
-    ((7, 3, 6, 5), (4, 3, 3, 3), (1, 1), (1, 1)),
-    ((5, 2, 9, 8), (3, 2, 3, 2), (2, 3), (1, 0)),
-    ((6, 4, 4, 4), (5, 4, 1, 1), (1, 1), (0, 0)),
-])
-def test_chunks_and_slices(monkeypatch, chunk_bytes, columns_min_f, case):
-    """One sample per chunk, a few, or the whole slice, y as GEMM rows or columns: same numbers."""
-    monkeypatch.setattr(kconv, "_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(kconv, "_FORWARD_COLUMNS_MIN_F", columns_min_f)
-    for algo in _algorithms(case):
-        for got, want in _run(case, np.float64, algo=algo):
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-
-
 @pytest.mark.parametrize("case", [
     ((3, 2, 6, 5), (5, 2, 3, 3), (1, 1), (1, 1)),
     ((2, 5, 7, 7), (3, 5, 3, 2), (2, 1), (1, 0)),

@@ -9,6 +9,7 @@ import pytest
 
 from cdl.kernels import binary as kbin
 from cdl.kernels import conv as kconv
+from cdl.kernels import conv_gemm
 from cdl.kernels import reference as ref
 from cdl.kernels import tuner
 
@@ -222,8 +223,8 @@ def test_compiled_looks_at_the_process_and_numbas_disk_cache(tmp_path):
     assert tuner.compiled([first], np.float32) and not tuner.compiled([first], np.float64)
     assert tuner.compiled([], np.float64)
     # a kernel of cdl compiled in this process for float64 (cache=True: also on disk)
-    kconv._rows_to_nchw(np.zeros((4, 2)), np.zeros(2), 0, np.empty((1, 2, 4)))
-    assert tuner.compiled([kconv._rows_to_nchw], np.float64)
+    conv_gemm.rows_to_nchw(np.zeros((4, 2)), np.zeros(2), 0, np.empty((1, 2, 4)))
+    assert tuner.compiled([conv_gemm.rows_to_nchw], np.float64)
 
 
 def test_budget_caps_the_timing(cache, monkeypatch):
