@@ -2,7 +2,8 @@
 
 cdl/<dir>/<mod>.py is tested in tests/<dir>/test_<mod>.py, with a leading underscore
 dropped (cdl/_serial.py -> tests/test_serial.py, cdl/cuda/_launch.py ->
-tests/cuda/test_launch.py); a package's __init__.py in tests/<dir>/test_package.py.
+tests/cuda/test_launch.py, cdl/__main__.py -> tests/test_main.py); a package's
+__init__.py in tests/<dir>/test_package.py.
 Both lists are computed from the tree, so a new, renamed or split module fails here
 until its test file exists.
 
@@ -26,6 +27,7 @@ CROSS_CUTTING = {
     "test_embedding.py": "cdl inside another program: threads, process-wide state",
     "test_examples.py": "the scripts of examples/ and their README",
     "test_readme.py": "README's commands are what CI runs",
+    "test_docs.py": "the API reference: docstrings of every public module, pdoc builds it",
     "test_bad_input.py": "bad input through every public entry point",
     "test_memory.py": "peak memory of whole training steps",
     "test_finetune.py": "fine-tuning across layers, optimizers, Sequential and Trainer",
@@ -37,7 +39,13 @@ CROSS_CUTTING = {
 
 def _mirror(module):
     """The test file (relative to tests/) of a module (relative to cdl/)."""
-    name = "package" if module.stem == "__init__" else module.stem.lstrip("_")
+    stem = module.stem
+    if stem == "__init__":
+        name = "package"
+    elif stem.startswith("__") and stem.endswith("__"):  # __main__.py -> test_main.py
+        name = stem[2:-2]
+    else:
+        name = stem.lstrip("_")
     return (module.parent / f"test_{name}.py").as_posix()
 
 
@@ -102,4 +110,5 @@ def test_the_mirror_rule():
     assert _mirror(pathlib.Path("cuda/_launch.py")) == "cuda/test_launch.py"
     assert _mirror(pathlib.Path("layers/conv.py")) == "layers/test_conv.py"
     assert _mirror(pathlib.Path("__init__.py")) == "test_package.py"
+    assert _mirror(pathlib.Path("__main__.py")) == "test_main.py"
     assert _mirror(pathlib.Path("tune/__init__.py")) == "tune/test_package.py"
