@@ -68,15 +68,12 @@ import numpy as np
 
 from cdl import _serial
 from cdl._atomic import atomic_savez, check_save_path
+from cdl.rngstate import generator, rng_state, set_generator
 
 FORMAT = "cdl-checkpoint"
 VERSION = 1
 META = "__checkpoint__"
 _KEYS = {"format", "version", "epoch", "history", "optimizer", "rng", "callbacks"}
-# the bit generators numpy ships; a state names one of them
-_BIT_GENERATORS = {name: getattr(np.random, name)
-                   for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
-
 
 # -- writing ----------------------------------------------------------------------------
 
@@ -165,60 +162,6 @@ def _rng_states(trainer):
             "loader": None if loader is None else rng_state(loader.rng)}
 
 
-def rng_state(rng):
-    """The JSON form of a Generator's ``bit_generator.state`` (arrays as lists)."""
-    def plain(v):
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        return v.item() if isinstance(v, np.generic) else v
-    return plain(rng.bit_generator.state)
-
-
-def generator(state):
-    """A new Generator in the state ``rng_state`` gave, checked against the layout of its
-    bit generator (ValueError for anything else)."""
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    cls = _BIT_GENERATORS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(f"generator state of unknown bit generator {name!r:.40}")
-    bit = cls()
-    value = _like(bit.state, state, "state")
-    try:
-        bit.state = value
-    except Exception as e:  # numpy's own checks: ValueError, TypeError, KeyError, ...
-        raise ValueError(f"{name} refuses the state ({type(e).__name__}: {e})") from None
-    return np.random.Generator(bit)
-
-
-def _like(template, value, where):
-    """value with template's structure: the same keys, ints in range, arrays' lengths."""
-    if isinstance(template, dict):
-        if not isinstance(value, dict) or set(value) != set(template):
-            raise ValueError(f"generator {where}: expected keys {sorted(template)}")
-        return {k: _like(t, value[k], f"{where}.{k}") for k, t in template.items()}
-    if isinstance(template, np.ndarray):
-        bound = 1 << (8 * template.dtype.itemsize)
-        if not isinstance(value, list) or len(value) != template.size or \
-                not all(_int_below(v, bound) for v in value):
-            raise ValueError(f"generator {where}: expected {template.size} ints in "
-                             f"[0, 2^{8 * template.dtype.itemsize})")
-        return np.array(value, dtype=template.dtype).reshape(template.shape)
-    if isinstance(template, str):
-        if value != template:
-            raise ValueError(f"generator {where}: expected {template!r}")
-        return value
-    if not _int_below(value, 1 << 128):
-        raise ValueError(f"generator {where}: expected an int in [0, 2^128), got "
-                         f"{value!r:.40}")
-    return value
-
-
-def _int_below(v, bound):
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < bound
-
-
 # -- reading ----------------------------------------------------------------------------
 
 def load(trainer, path, who="Trainer.load_checkpoint"):
@@ -301,7 +244,7 @@ def _read(mf, trainer):
         if k.endswith("running_var") and (v < 0).any():
             raise ValueError(f"{k} holds negative variances")
     epoch = tree["epoch"]
-    if not _int_below(epoch, 1 << 62):
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < 1 << 62:
         raise ValueError(f"epoch must be an int >= 0, got {epoch!r:.40}")
     return {"state": state, "epoch": epoch, "history": _history(tree["history"]),
             "optimizer": _optimizer(trainer.optimizer, tree["optimizer"], model.params),
@@ -417,12 +360,3 @@ def _apply(trainer, parts, where):
             cb.load_state_dict(state, model)
         except ValueError as e:
             raise ValueError(f"{where}: callback {type(cb).__name__}: {e}") from None
-
-
-def set_generator(current, new):
-    """The generator to use from now on: current, given new's state in place (so that
-    holders of current follow), when their bit generators are of one type; else new."""
-    if current is None or type(current.bit_generator) is not type(new.bit_generator):
-        return new
-    current.bit_generator.state = new.bit_generator.state
-    return current

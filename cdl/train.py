@@ -204,7 +204,7 @@ class Trainer:
         self.stop_training = self.interrupted = False
         self._loader = x if t is None and x.seed is not None else None
         if self._loader is not None and self._loader_rng is not None:
-            from cdl.checkpoint import set_generator
+            from cdl.rngstate import set_generator
             self._loader.rng = set_generator(self._loader.rng, self._loader_rng)
             self._loader_rng = None
         dist = None
