@@ -9,7 +9,8 @@ reason, and uses the Numba twins below, which compute the same thing.
 Every loop here is serial (no OpenMP in the extension): the batch is cut into
 slices on cdl's worker threads (cdl.kernels.parallel.run_slices), by the
 convolution kernels for im2col_t/col2im_t and by im2col_rows/col2im_rows
-themselves, so a process holds no OpenMP runtime on cdl's behalf.
+themselves. So the extension brings no OpenMP runtime of its own into the
+process (a repaired wheel bundles none beside the one Numba may load).
 
 Layouts (index mappings in ``csrc/im2col.pyx``): the book's ``util.im2col``,
 col of shape (N*OH*OW, C*KH*KW), behind ``cdl.ops`` (the kernels ``im2col_rows``
