@@ -66,7 +66,8 @@ class FrequencyMasking(_Masking):
     """Mask up to ``max_width`` consecutive frequency bins (axis 2) of x (N, C, F, T).
 
     SpecAugment's F (27 in its LibriSpeech policies, for 80 mel bins) and m_F
-    (``num_masks``).
+    (``num_masks``). value is the fill, a number or "mean"; p the probability
+    that a sample is masked (see the module docstring).
     """
 
     axis = 2
@@ -80,7 +81,9 @@ class TimeMasking(_Masking):
 
     SpecAugment's T (100 in its LibriSpeech policies) and m_T (``num_masks``);
     ``max_fraction`` is its p, the largest fraction of the frames one mask may
-    cover (named so as not to clash with the probability ``p``).
+    cover (named so as not to clash with the probability ``p`` that a sample
+    is masked). value is the fill, a number or "mean" (see the module
+    docstring).
     """
 
     axis = 3
