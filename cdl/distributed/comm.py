@@ -26,7 +26,8 @@ def _mpi():
 
 class Communicator:
     """mpi4py's communicator for cdl: ``rank``, ``size``, ``local_rank``/``local_size``
-    (the ranks on this machine), and ``mpi``, the mpi4py communicator itself.
+    (the ranks on this machine), and ``mpi``, the mpi4py communicator itself (mpi_comm,
+    usually ``MPI.COMM_WORLD``; ``cdl.distributed.init()`` builds this object).
 
     The collectives cdl needs take host NumPy arrays (device arrays are staged through
     the host by their callers) and sum in the arrays' own dtype.

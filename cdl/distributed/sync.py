@@ -70,8 +70,9 @@ class GradSync:
     docstring). ``attach(model)`` hangs it on ``model.grad_hook``; ``weight`` is this rank's
     share of the global batch for the next backward (default 1 / size).
 
-    overlap=False starts every bucket only when backward has finished (to measure what
-    the overlap saves). ``wait_seconds`` and ``steps`` add up the time spent waiting for
+    bucket_bytes is the buckets' size and compression None or "float16" (see the module
+    docstring). overlap=False starts every bucket only when backward has finished (to
+    measure what the overlap saves). ``wait_seconds`` and ``steps`` add up the time spent waiting for
     the allreduces at the end of backward, and the steps.
     """
 
@@ -196,6 +197,8 @@ class AllReduceOptimizer:
 
     Everything else (lr, state_dict, ...) is the wrapped optimizer's, so schedules and
     checkpoints see the plain optimizer (a checkpoint resumes on any number of ranks).
+    compression (None or "float16") and bucket_bytes go to the GradSync (see the module
+    docstring).
     """
 
     def __init__(self, optimizer, comm, compression=None, bucket_bytes=DEFAULT_BUCKET_BYTES):
