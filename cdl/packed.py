@@ -313,7 +313,12 @@ def _binarizes_input(layer):
 
 
 class PackedModel(Predictor):
-    """Inference-only model of packed stages (see the module doc); built by ``pack_model``."""
+    """Inference-only model of packed stages (see the module doc); built by ``pack_model``.
+
+    stages run in order; float_bytes is the size of the float model's parameters (for
+    the comparison in repr); outputs is the float model's ``Sequential.outputs``
+    ("softmax", "sigmoid" or "regression"), which predict_proba follows.
+    """
 
     def __init__(self, stages, float_bytes, outputs="softmax"):
         self.stages = stages
