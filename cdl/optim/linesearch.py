@@ -15,7 +15,7 @@ import math
 
 
 class Point:
-    """A trial step: alpha, f(x + alpha d), its slope g.d, and the gradient g there."""
+    """A trial step: alpha, f(x + alpha d), its slope g.d, and grad, the gradient g there."""
 
     __slots__ = ("alpha", "f", "slope", "grad")
 
