@@ -19,6 +19,7 @@ def learning_curves(history, path=None, title=None, val_label="validation"):
     dicts by run name, drawn over each other with one colour per run. The loss
     axis is logarithmic when the loss spans two decades. val_label names the
     val_* curves ("test" when the test set was passed as validation data).
+    path: the PNG to write (none when None); title: the figure's title.
     """
     _require("learning_curves")
     runs = _runs(history)
@@ -82,7 +83,10 @@ def curves(series, path=None, xlabel=None, ylabel=None, title=None, logx=False, 
     series: {label: y or (x, y)} for one panel (x defaults to 1, 2, ...), or
     {panel title: {label: y or (x, y)}} for several, one colour per label
     across panels and one legend under them. smooth > 1 draws the moving
-    average over that many points. xlabel and logx may be one value or one per panel.
+    average over that many points. xlabel and logx may be one value or one per panel;
+    ylabel, logy (a log y axis) and ylim (bottom, top) apply to every panel, laid
+    out at most max_cols to a row. path: the PNG to write (none when None); title:
+    the figure's title.
     """
     _require("curves")
     panels = _runs(series)
@@ -143,9 +147,11 @@ def optimizer_paths(f, paths, path=None, xlim=None, ylim=None, levels=15, minimu
 
     f(X, Y) -> Z evaluates the function on arrays (NumPy broadcasting); paths:
     {name: array (steps + 1, 2)} of the points visited. Limits default to the
-    paths' extent (and the minimum, a marked (x, y)); contour levels are
-    spaced geometrically when f is positive. titles: {name: text} replaces
-    the default "name: k steps".
+    paths' extent (and the minimum, a marked (x, y)); xlim and ylim, pairs
+    (low, high), set them. levels contour levels, spaced geometrically when f
+    is positive. titles: {name: text} replaces the default "name: k steps".
+    Panels go at most max_cols to a row; path: the PNG to write (none when
+    None).
     """
     _require("optimizer_paths")
     if not paths:
@@ -213,7 +219,8 @@ def trials(trials, path=None, title=None):
     (or one without a score) a red cross on the bottom edge. Numeric
     parameters spanning two decades get a log axis, others (strings,
     booleans) one position per value. The best trial is a red star; the
-    title gives its score and parameters.
+    title (default) gives its score and parameters. path: the PNG to write
+    (none when None).
     """
     _require("trials")
     trials = list(trials)
