@@ -25,12 +25,22 @@ oracles; ``parallel.py`` is the CPU threading policy.
 Every kernel is ``@njit(cache=True)``: it compiles on first use, for the
 argument types it is called with, and later processes load it from Numba's
 disk cache (``__pycache__`` next to these files, or Numba's user-wide cache
-directory when the package is installed read-only, or NUMBA_CACHE_DIR). Where
-none of those is writable Numba refuses ``cache=True`` at import; for this
-folder's files only, ``_PrivateCacheLocator`` then keeps the cache in a
-directory of this user's own under the temporary directory, so cdl still
-imports, and still compiles each kernel once per machine rather than per process.
+directory when the package is installed read-only, or NUMBA_CACHE_DIR). Two
+locators, for this folder's files only, refine Numba's choice:
+
+- Numba reuses a cached kernel while its own file is unchanged, but compiled
+  into it are the functions and constants it uses from other files
+  (``_binary_tiles._popcount`` in ``_binary_hybrid``). ``_KernelsLocator`` keeps
+  Numba's cache folder and adds to the source stamp a hash of every cdl file the
+  kernel's file imports from, transitively: editing one recompiles the kernels
+  that import it, instead of loading stale machine code.
+- Where no cache folder is writable, Numba refuses ``cache=True`` at import;
+  ``_PrivateCacheLocator`` then keeps the cache in a directory of this user's
+  own under the temporary directory, so cdl still imports, and still compiles
+  each kernel once per machine rather than per process.
 """
+import ast
+import hashlib
 import importlib
 import os
 import stat
@@ -38,7 +48,10 @@ import tempfile
 import warnings
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE = os.path.dirname(_HERE)  # cdl/
 _private_dir = None
+_stamps = {}  # file -> hash of it and of the cdl files it imports from, transitively
+_imports = {}  # file -> the cdl files it imports from
 
 
 def _private_cache_dir():
@@ -70,10 +83,99 @@ def _private_cache_dir():
     return _private_dir
 
 
-def _fallback_locator():
-    """A Numba cache locator for the kernels of this folder, tried after Numba's own."""
+def _module_file(name):
+    """The source file of cdl module `name`; "" for an extension module; None if no module."""
+    base = os.path.join(_PACKAGE, *name.split(".")[1:])
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    folder, stem = os.path.split(base)
+    if os.path.isdir(folder) and any(f.startswith(stem + ".") for f in os.listdir(folder)):
+        return ""  # compiled (cdl._im2col): nothing Numba can compile into a kernel
+    return None
+
+
+def _cdl_imports(path):
+    """The cdl source files that the module at path imports from (at any indentation)."""
+    if path in _imports:
+        return _imports[path]
+    with open(path, encoding="utf-8") as f:
+        lines = iter(f.read().splitlines())
+    files = set()
+    for line in lines:
+        statement = line.strip()
+        if not statement.startswith(("from cdl", "import cdl")):
+            continue
+        while statement.endswith("\\") or statement.count("(") > statement.count(")"):
+            statement = statement.rstrip("\\") + " " + next(lines, ")").strip()
+        try:
+            node = ast.parse(statement).body[0]  # the import alone: parsing files is slow
+        except SyntaxError:
+            continue  # prose in a docstring
+        if isinstance(node, ast.ImportFrom):
+            # from cdl.kernels import tuner: the submodule; from cdl import __version__: cdl
+            found = [_module_file(f"{node.module}.{a.name}") for a in node.names]
+            if None in found:
+                found.append(_module_file(node.module))
+        else:
+            found = [_module_file(a.name) for a in node.names]
+        files.update(f for f in found if f)
+    _imports[path] = files
+    return files
+
+
+def _dependency_stamp(path):
+    """sha256 over path and the cdl files it imports from: transitively within this folder
+    (kernels compile in each other's functions), one step outside it (constants)."""
+    path = os.path.abspath(path)
+    if path not in _stamps:
+        seen, todo = set(), [path]
+        while todo:
+            f = todo.pop()
+            if f not in seen:
+                seen.add(f)
+                if os.path.dirname(f) == _HERE:
+                    todo += _cdl_imports(f)
+        h = hashlib.sha256()
+        for f in sorted(seen):
+            with open(f, "rb") as src:
+                h.update(os.path.relpath(f, _PACKAGE).encode() + b"\0" + src.read())
+        _stamps[path] = h.hexdigest()
+    return _stamps[path]
+
+
+class _Stamped:
+    """Numba's locator for a kernel, its source stamp extended by _dependency_stamp."""
+
+    def __init__(self, locator, py_file):
+        self._locator = locator
+        self._deps = _dependency_stamp(py_file)
+
+    def __getattr__(self, name):  # cache path, disambiguator, _py_file: Numba's locator's
+        return getattr(self._locator, name)
+
+    def get_source_stamp(self):
+        return self._locator.get_source_stamp(), self._deps
+
+
+def _install_locators():
+    """Put _KernelsLocator first and _PrivateCacheLocator last in Numba's locator list; both
+    answer None for any file outside this folder (other packages: Numba's behaviour)."""
     from numba.core import caching
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # _CacheImpl in older Numba
     base = (caching._SourceFileBackedLocatorMixin, caching._CacheLocator)
+
+    class _KernelsLocator:
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+                return None
+            for other in impl._locator_classes:
+                if other.__name__ != "_KernelsLocator":
+                    locator = other.from_function(py_func, py_file)
+                    if locator is not None:
+                        return _Stamped(locator, py_file)
+            return None
 
     class _PrivateCacheLocator(*base):
         def __init__(self, py_func, py_file):
@@ -88,18 +190,19 @@ def _fallback_locator():
         @classmethod
         def from_function(cls, py_func, py_file):
             if os.path.dirname(os.path.abspath(py_file)) != _HERE:
-                return None  # other packages' functions: Numba's behaviour, unchanged
+                return None
             try:
                 return super().from_function(py_func, py_file)
             except OSError:  # no writable temporary directory either: Numba's error
                 return None
 
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # _CacheImpl in older Numba
-    if not any(c.__name__ == "_PrivateCacheLocator" for c in impl._locator_classes):
+    names = [c.__name__ for c in impl._locator_classes]
+    if "_KernelsLocator" not in names:  # once per process (a reloaded module sees them)
+        impl._locator_classes.insert(0, _KernelsLocator)
         impl._locator_classes.append(_PrivateCacheLocator)
 
 
-_fallback_locator()
+_install_locators()
 
 KERNEL_MODULES = ("memory", "activation", "dense", "conv", "pool", "norm", "optim", "dropout",
                   "binarize", "binary", "elementwise", "loss", "im2col", "augment", "precision")
