@@ -23,7 +23,11 @@ def _predictions(model, x, t, batch_size):
 
 
 def confusion_counts(model, x, t, num_classes=None, batch_size=1000):
-    """(K, K) int64 counts: row = true class, column = predicted class (no matplotlib)."""
+    """(K, K) int64 counts: row = true class, column = predicted class (no matplotlib).
+
+    model's predictions on x, computed batch_size samples at a time, against the
+    labels t (or one-hot rows); K is num_classes, by default the largest class seen + 1.
+    """
     pred, true = _predictions(model, x, t, batch_size)
     k = num_classes or int(max(pred.max(initial=0), true.max(initial=0))) + 1
     counts = np.zeros((k, k), dtype=np.int64)
@@ -40,6 +44,8 @@ def confusion_matrix(model, x, t, path=None, labels=None, batch_size=1000):
 
     Rows are the true classes, columns the predicted ones; the title gives the
     accuracy of these same predictions. labels: class names (default 0..K-1).
+    Predictions run batch_size samples at a time; path: the PNG to write (none
+    when None).
     """
     _require("confusion_matrix")
     counts = confusion_counts(model, x, t, None if labels is None else len(labels), batch_size)
@@ -94,7 +100,12 @@ def _image(x, shape=None):
 def misclassified(model, x, t, path=None, labels=None, max_images=24, batch_size=1000,
                   max_cols=8):
     """A grid of the first max_images samples of x that model gets wrong, each titled with
-    the predicted label (red) over the true one; the title counts all mistakes."""
+    the predicted label (red) over the true one; the title counts all mistakes.
+
+    t: the labels (or one-hot rows); labels: class names (default 0..K-1).
+    Predictions run batch_size samples at a time; the grid has at most max_cols
+    columns. path: the PNG to write (none when None).
+    """
     _require("misclassified")
     pred, true = _predictions(model, x, t, batch_size)
     wrong = np.flatnonzero(pred != true)
@@ -187,7 +198,8 @@ def filters(layer, path=None, before=None, max_filters=64, title=None):
     its own largest magnitude. before: the same weight before training (an
     array copied then, or a layer or model): the two grids side by side.
     A single-channel filter is grey, a 3-channel one RGB; of more channels the
-    first is shown.
+    first is shown. At most max_filters are drawn; title: the figure's title;
+    path: the PNG to write (none when None).
     """
     _require("filters")
     import matplotlib
@@ -252,7 +264,8 @@ def activation_histograms(model, x, path=None, bins=30, range=None):
     value, so a collapse towards 0 or a blow-up shows against the other
     layers. Each panel gives its std; where more than a fifth of the values
     are exactly 0 (ReLU), the zeros are counted in the text, not drawn, so
-    their spike does not flatten the rest.
+    their spike does not flatten the rest. bins: the number of bins per
+    histogram; path: the PNG to write (none when None).
     """
     _require("activation_histograms")
     rows = {name: _activations(m, x) for name, m in _runs_of_models(model).items()}
