@@ -67,7 +67,8 @@ def bagging(build_model, make_optimizer, x, t, n_models=5, seed=None, validation
     i for reproducibility); make_optimizer() a fresh optimizer (optimizers
     keep per-parameter state). Member i trains with ``Trainer(...,
     seed=seed + i, **trainer_kwargs)`` (verbose off unless asked) on N
-    indices drawn with replacement from the N samples. Returns an Ensemble
+    indices drawn with replacement from the N samples, validation_data going
+    to each member's ``fit``. Returns an Ensemble
     with ``samples`` (the index arrays), ``histories`` and
     ``oob_accuracy``: the accuracy on each sample of the members that never
     saw it, over the samples at least one member left out (about e^-M of
@@ -177,7 +178,9 @@ def _stratified_folds(labels, folds, rng):
 
 def averaging_meta(n_members, n_classes, scale=10.0):
     """Softmax regression Sequential([Affine(M*K, K)]) starting as averaging: W = scale/M
-    times K x K identities stacked M times, b = 0, so its first arg-max is the Ensemble's."""
+    times K x K identities stacked M times, b = 0, so its first arg-max is the Ensemble's.
+
+    M is n_members and K n_classes."""
     from cdl.layers import Affine, SoftmaxCrossEntropy
     from cdl.model import Sequential
 
