@@ -176,7 +176,10 @@ def pack_conv_weights(w):
 
 
 def padding_correction(w_signs, in_hw, stride, pad):
-    """(OH*OW, F) int32 that turns -1 padding into zero padding (see binary_conv2d)."""
+    """(OH*OW, F) int32 that turns -1 padding into zero padding (see binary_conv2d).
+
+    w_signs (F, C, KH, KW) holds the +-1 weights, in_hw is the input's (H, W);
+    stride and pad are (h, w) pairs."""
     F = w_signs.shape[0]
     ones = np.ones((1, w_signs.shape[1], *in_hw), dtype=np.float64)
     oh, ow = conv_output_hw("padding_correction", in_hw, w_signs.shape[2:], stride, pad)
@@ -193,8 +196,9 @@ def conv_dots(px, C, w_packed, kernel, stride, pad, correction):
 
     px (N, H, W, ceil(C/64)) from ``cdl.kernels.binary.pack_channels`` (or a
     packed model's thresholds), w_packed from ``pack_conv_weights``,
-    correction from ``padding_correction`` (None without padding). Rows are
-    output pixels (n, oh, ow), columns filters. Validated by the callers.
+    correction from ``padding_correction`` (None without padding); kernel,
+    stride and pad are (h, w) pairs. Rows are output pixels (n, oh, ow),
+    columns filters. Validated by the callers.
     """
     N, H, Wd = px.shape[:3]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
@@ -237,7 +241,8 @@ def binary_conv2d(x, w, stride=1, pad=0):
     T_f the sum of all of sign(w)[f] and V = conv(ones, sign(w)) with zero
     padding the sum over the taps inside the image. The correction T - V
     depends only on the weights and the input size, so packed models compute
-    it once per input size; interior outputs get 0.
+    it once per input size; interior outputs get 0. stride and pad take an int
+    or an (h, w) pair, as for Conv2D.
     """
     x = check_float("binary_conv2d", x, ndim=4, layout="(N, C, H, W)")
     w = check_float("binary_conv2d", w, ndim=4, layout="(F, C, KH, KW)", what="w")
