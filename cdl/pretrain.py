@@ -44,7 +44,8 @@ def greedy_pretrain(hidden_builders, head_builder, make_optimizer, x, t, epochs_
     with ``Trainer(net, make_optimizer(), epochs=epochs_per_stage, seed=seed + k,
     **trainer_kwargs)`` (verbose off unless asked). freeze_lower=True keeps
     the lower blocks fixed during each stage (``trainable = False``), as
-    Bengio et al. do; False trains them too. loss: a Loss (default
+    Bengio et al. do; False trains them too. Every stage fits (x, t), with
+    validation_data passed to its ``fit``. loss: a Loss (default
     SoftmaxCrossEntropy). The returned net, ready for fine-tuning, has the
     layers' trainable flags as built and ``pretrain_histories``: one history
     dict per stage.
