@@ -27,7 +27,9 @@ def grid_space(n_trials):
 
 def train_model(params, report, data, *, model, epochs, batch_size=32, seed=0):
     """Validation accuracy of MODELS[model] trained with params["lr"] and
-    params["weight_decay"] on data = ((x, t), (x_val, t_val)); reports it each epoch."""
+    params["weight_decay"] on data = ((x, t), (x_val, t_val)); report(epoch, score) gets
+    it each epoch. Adam, a cosine schedule over epochs, batches of batch_size; seed
+    fixes the weights and the batch order."""
     from cdl import optim
     from cdl.models import MODELS
     from cdl.train import Callback, Trainer
@@ -51,7 +53,8 @@ def train_model(params, report, data, *, model, epochs, batch_size=32, seed=0):
 
 
 def objective(model, epochs, batch_size=32, seed=0):
-    """``train_model`` with the training settings bound: picklable, for n_jobs > 1."""
+    """``train_model`` with the training settings (model, epochs, batch_size, seed) bound:
+    picklable, for n_jobs > 1."""
     return functools.partial(train_model, model=model, epochs=epochs, batch_size=batch_size,
                              seed=seed)
 
@@ -65,7 +68,7 @@ def score_text(trial):
 
 def table(trials, score_name="val_acc"):
     """The trials as text lines, one per trial, in the order given (best first); a pruned
-    trial shows its last report in parentheses."""
+    trial shows its last report in parentheses. score_name heads the score column."""
     lines = [f"{'rank':>4}  {'trial':>5}  {'lr':>9}  {'weight_decay':>12}  {score_name:>8}  "
              f"{'epochs':>6}  {'seconds':>7}  state"]
     for rank, trial in enumerate(trials, 1):
