@@ -50,7 +50,7 @@ class Pruned(Exception):
 
 
 def split_validation(x, t, fraction=0.2, seed=None):
-    """((x_train, t_train), (x_val, t_val)): a validation split carved from training data.
+    """((x_train, t_train), (x_val, t_val)): a validation split carved from training data x, t.
 
     A random ``fraction`` of the samples (reproducible by seed) goes to
     validation, stratified by class when t holds integer labels (each class

@@ -103,7 +103,8 @@ def check_space(space):
 
 
 def grid_points(space):
-    """Every combination of the choices, the last name varying fastest (itertools.product)."""
+    """Every combination of the choices of space ({name: list}), as dicts, the last name
+    varying fastest (itertools.product)."""
     ranges = [name for name, dim in space.items() if isinstance(dim, Uniform)]
     if ranges:
         name = ranges[0]
