@@ -66,7 +66,8 @@ def get_rng(rng=None):
 
 
 def fans(shape):
-    """(fan_in, fan_out) of a weight: (in, out) for 2-D, (F, C, KH, KW) for 4-D."""
+    """(fan_in, fan_out) of a weight of the given shape: (in, out) for 2-D, (F, C, KH, KW)
+    for 4-D."""
     shape = tuple(shape)
     if len(shape) == 2:
         return shape[0], shape[1]
@@ -255,8 +256,8 @@ _BY_NAME = {
 
 
 def get(init):
-    """An initializer from a name, an Initializer (class or instance) or any callable
-    f(shape, rng, dtype)."""
+    """An initializer from init: a name, an Initializer (class or instance) or any
+    callable f(shape, rng, dtype)."""
     if isinstance(init, type) and issubclass(init, Initializer):
         return init()
     if isinstance(init, str):

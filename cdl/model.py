@@ -24,7 +24,8 @@ __all__ = ["Sequential", "walk", "flat", "load", "save", "architecture", "layer_
 
 
 def walk(layers, prefix="", trainable_only=False):
-    """Yield (flat prefix, layer) for layers and, depth first, their children."""
+    """Yield (flat prefix, layer) for layers and, depth first, their children; with
+    trainable_only, frozen layers (and their children) are skipped."""
     for i, layer in enumerate(layers):
         if trainable_only and not layer.trainable:
             continue
@@ -34,7 +35,8 @@ def walk(layers, prefix="", trainable_only=False):
 
 
 def flat(layers, store, trainable_only=False):
-    """{flat name: array} of the layers' params, grads or buffers (store names which)."""
+    """{flat name: array} of the layers' params, grads or buffers (store names which),
+    of the trainable layers only with trainable_only."""
     return {p + k: v for p, layer in walk(layers, trainable_only=trainable_only)
             for k, v in getattr(layer, store).items()}
 

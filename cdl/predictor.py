@@ -16,7 +16,7 @@ def in_batches(fn, x, batch_size):
 
 
 def labels(t):
-    """Integer labels (N,) from labels (N,) or one-hot/soft targets (N, K), as NumPy."""
+    """Integer labels (N,) from t, labels (N,) or one-hot/soft targets (N, K), as NumPy."""
     from cdl import cuda  # cdl.cuda is loaded with cdl; a local import keeps this module a leaf
     t = np.asarray(cuda.to_host(t))
     return t.argmax(axis=1) if t.ndim == 2 else t

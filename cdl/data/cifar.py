@@ -24,7 +24,8 @@ _SUBFOLDERS = ("", "cifar-10-batches-bin", "cifar10", "cifar-10")  # the tarball
 
 
 def read_cifar_batch(path):
-    """(images uint8 (N, 3, 32, 32), labels uint8 (N,)) of one CIFAR-10 binary batch file."""
+    """(images uint8 (N, 3, 32, 32), labels uint8 (N,)) of one CIFAR-10 binary batch file
+    at path."""
     try:
         size = os.path.getsize(path)
         if size == 0 or size % RECORD:

@@ -36,8 +36,9 @@ def channel_stats(x, chunk_values=_CHUNK_VALUES):
     """(mean, std), each (C,) float64, of x (N, C, ...) per channel (axis 1), read in chunks.
 
     uint8 x is measured on the [0, 1] scale the DataLoader converts it to.
-    Chunks combine exactly (Chan, Golub & LeVeque 1979), so a memory-mapped x
-    is read once, a few MB at a time. std is the population standard deviation.
+    Chunks of about chunk_values values combine exactly (Chan, Golub & LeVeque
+    1979), so a memory-mapped x is read once, a few MB at a time. std is the
+    population standard deviation.
     """
     C = x.shape[1]
     count, mean, m2 = 0, np.zeros(C), np.zeros(C)

@@ -380,7 +380,8 @@ class CoordinateDescent(FullBatchOptimizer):
 
 
 def get_flat(params):
-    """The parameters of a flat dict concatenated into one float64 vector (dict order)."""
+    """The arrays of the flat dict params concatenated into one float64 vector (dict
+    order)."""
     return np.concatenate([p.reshape(-1) for p in params.values()]).astype(np.float64)
 
 
