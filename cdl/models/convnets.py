@@ -80,7 +80,8 @@ def basic_block(cin, cout, stride=1, rng=None):
 
     The shortcut is the identity when the shape is kept, else a 1x1
     convolution with the block's stride followed by BatchNorm (projection,
-    option B of the paper). Returns [Residual, ReLU].
+    option B of the paper). Returns [Residual, ReLU], from cin to cout channels; rng
+    (seed or Generator) draws the initial weights.
     """
     rng = get_rng(rng)
     shortcut = None
