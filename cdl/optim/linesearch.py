@@ -46,7 +46,7 @@ def strong_wolfe(phi, start, alpha1=1.0, c1=1e-4, c2=0.9, alpha_max=1e10, max_ev
     phi(alpha) -> Point evaluates the function along the direction; start is the
     Point at alpha = 0 (its slope must be negative). alpha1 is the first trial
     step; c1 (sufficient decrease) and c2 (curvature) are the Wolfe constants,
-    0 < c1 < c2 < 1; steps stay below alpha_max, and the search gives up after
+    0 < c1 < c2 < 1; steps are at most alpha_max, and the search gives up after
     max_evals evaluations of phi (N&W Algorithms 3.5 and 3.6). Non-finite
     values count as +inf, so a step into overflow is simply too long.
     """
