@@ -149,8 +149,9 @@ def _abort_on_error(comm):
 
 
 def default_threads(local_size, cores=None):
-    """Threads per rank: the cores this process may run on, divided among the ranks on this
-    machine (at least 1); a rank that the launcher bound to its own cores keeps them all."""
+    """Threads per rank: the cores this process may run on, divided among the local_size
+    ranks on this machine (at least 1); a rank that the launcher bound to its own cores
+    keeps them all. cores: the machine's core count (default os.cpu_count())."""
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else (os.cpu_count() or 1)
     total = cores if cores is not None else (os.cpu_count() or allowed)

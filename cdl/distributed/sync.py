@@ -45,9 +45,10 @@ class _Bucket:
 
 
 def buckets(layout, bucket_bytes):
-    """The buckets of a GradBuffer: contiguous [start, stop) ranges of its buffers, cut at
-    gradient boundaries from the end, each with ``first``, the lowest top-level layer whose
-    gradients it holds (it is complete once backward has passed that layer)."""
+    """The buckets of a GradBuffer layout: contiguous [start, stop) ranges of its buffers,
+    cut at gradient boundaries from the end once they reach bucket_bytes, each with
+    ``first``, the lowest top-level layer whose gradients it holds (it is complete once
+    backward has passed that layer)."""
     out = []
     for b, buf in enumerate(layout.buffers):
         entries = [e for e in layout.entries if e.buffer == b]

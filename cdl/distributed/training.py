@@ -17,7 +17,8 @@ from cdl.model import walk
 
 
 def start(trainer):
-    """Rank 0's weights and generator states on every rank; the gradient sync on the model."""
+    """Rank 0's weights and generator states on every rank of trainer.comm; the gradient
+    sync on trainer.model."""
     from cdl.distributed.sync import AllReduceOptimizer, GradSync
     comm, model = trainer.comm, trainer.model
     if trainer.device == "cuda" and not model._on_device():
@@ -77,7 +78,8 @@ def rank_streams(trainer):
 
 def loader_batches(trainer, loader, sampler, rng):
     """One epoch of a DataLoader's batches for this rank: (idx, xb, tb, n_global), the order
-    drawn as the loader draws it (rng), augmented with a generator of this rank."""
+    drawn as the loader draws it (rng) and dealt by sampler (a BatchSampler of the
+    trainer's ranks), augmented with a generator of this rank."""
     n = loader.num_samples
     order = rng.permutation(n) if loader.shuffle else np.arange(n)
     aug = jumped(rng, trainer.comm.size + trainer.comm.rank + 1)  # not the trainer's augment stream
@@ -90,24 +92,28 @@ def loader_batches(trainer, loader, sampler, rng):
 
 
 def epoch_loss(trainer, total, seen):
-    """The mean training loss over every rank's samples."""
+    """The mean training loss over every rank's samples: the sum of the ranks' loss
+    totals over the sum of the numbers seen (trainer.comm's allreduce)."""
     comm = trainer.comm
     total, seen = comm.allreduce_scalar(float(total)), comm.allreduce_scalar(int(seen))
     return total / max(seen, 1)
 
 
 def agree(trainer, flag):
-    """True on every rank when it is on any (a stop asked for by one rank's callbacks)."""
+    """True on every rank of trainer.comm when flag is on any (a stop asked for by one
+    rank's callbacks)."""
     return trainer.comm.allreduce_scalar(int(bool(flag)), "max") > 0
 
 
 def shard(n, comm):
-    """This rank's contiguous [lo, hi) of n rows."""
+    """This rank's contiguous [lo, hi) of n rows, comm's ranks in order."""
     return n * comm.rank // comm.size, n * (comm.rank + 1) // comm.size
 
 
 def evaluate(trainer, x, t, validation_data, is_loader):
-    """Trainer.evaluate with every rank on its shard of the rows, the sums reduced."""
+    """Trainer.evaluate with every rank on its shard of the rows, the sums reduced: train
+    accuracy on (x, t) (t None when x is a DataLoader, as is_loader tells), and loss and
+    accuracy on validation_data when given."""
     comm = trainer.comm
     size = x.num_samples if is_loader(x) else len(x)
     n = size if trainer.eval_samples is None else min(size, trainer.eval_samples)
