@@ -45,7 +45,7 @@ def architecture(model):
 
 
 def layer_spec(layer):
-    """{"type": class name, "config": constructor kwargs} (containers nest specs)."""
+    """{"type": class name, "config": constructor kwargs} of layer (containers nest specs)."""
     return {"type": type(layer).__name__, "config": layer.config()}
 
 
@@ -69,7 +69,8 @@ def build_layer(spec, limit=None, where="layer", dtype=None, depth=1):
     limit (for the layer types of users, whose state ``_serial.declared_state``
     cannot foresee): every int in the config must be <= limit, the number of
     stored values, so that a forged config cannot ask a constructor for an
-    absurd allocation before the stored shapes are checked.
+    absurd allocation before the stored shapes are checked. where names the layer in
+    error messages; depth is its nesting level (refused beyond MAX_LAYER_DEPTH).
     """
     if depth > _serial.MAX_LAYER_DEPTH:
         raise ValueError(f"{where}: layers nested more than {_serial.MAX_LAYER_DEPTH} deep")
@@ -134,7 +135,8 @@ def load(path):
 
 
 def from_model_file(mf):
-    """The Sequential held by an open ``_serial.ModelFile`` (or a checkpoint's model part)."""
+    """The Sequential held by mf, an open ``_serial.ModelFile`` (or a checkpoint's model
+    part)."""
     members = mf.members
     arch = _serial.read_json(mf, "__arch__", "architecture")
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:

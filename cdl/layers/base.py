@@ -167,7 +167,8 @@ class _Stochastic(Layer):
 
 
 def compute_dtype(*arrays):
-    """The dtype a layer computes in: float64 if any operand is, else float32."""
+    """The dtype a layer computes in, given its operand arrays: float64 if any is, else
+    float32."""
     return np.result_type(*[a.dtype for a in arrays])
 
 
