@@ -31,7 +31,8 @@ from cdl.backend import kernels_for
 
 
 def check_hyper(who, name, value, low=None, high=None, low_open=False, high_open=True):
-    """value as a float within [low, high) (or the given openness), else ValueError.
+    """value as a float within [low, high) (low_open and high_open choose each end's
+    openness; None: unbounded), else a ValueError naming who and the argument name.
 
     A number, not text or a bool: float("0.1") and float(True) would pass silently."""
     if isinstance(value, (str, bytes, bool, np.bool_)):
@@ -55,7 +56,8 @@ def check_hyper(who, name, value, low=None, high=None, low_open=False, high_open
 
 
 def check_count(who, name, value, minimum=1):
-    """value as an int >= minimum (bools and non-integers refused), else ValueError."""
+    """value as an int >= minimum (bools and non-integers refused), else a ValueError
+    naming who and the argument name."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < minimum:
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
