@@ -35,8 +35,8 @@ def positive_int(who, name, v, maximum=None):
 
 
 def is_device_array(x):
-    """True for GPU arrays: numba.cuda device arrays (anything with a CUDA array
-    interface) and the CUDA simulator's arrays (NUMBA_ENABLE_CUDASIM=1)."""
+    """True when x is a GPU array: a numba.cuda device array (anything with a CUDA array
+    interface) or a CUDA simulator's array (NUMBA_ENABLE_CUDASIM=1)."""
     if isinstance(x, np.ndarray):
         return False
     return hasattr(x, "__cuda_array_interface__") \
