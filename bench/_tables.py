@@ -15,13 +15,13 @@ import time
 
 import numpy as np
 
-from cdl.benchmarks import (CONV_SHAPES, WHY_HEADER, conv_decisions, conv_gflop,
+from cdl.benchmarks import (BATCH, CONV_SHAPES, WHY_HEADER, conv_decisions, conv_gflop,
                             decision_lines, geomean, interleaved, model_decisions, pause)
 from _twins import (CdlTrainer, TorchTrainer, book_conv, book_pool, torch_deep_convnet,
                    torch_resnet)
 
 # The bench scripts import this module as B; the names below are theirs (cdl.benchmarks's
-# and twins's included, so that one import serves a script).
+# and _twins's included, so that one import serves a script).
 __all__ = ["CONV_SHAPES", "POOL_CASES", "BATCH", "WHY_HEADER", "CONV_COLUMNS", "POOL_COLUMNS",
            "TRAIN_COLUMNS", "INFERENCE_COLUMNS", "conv_rows", "pool_rows", "training_data",
            "batch_order", "training_row", "inference_rows", "summary", "decision_lines",
@@ -33,7 +33,6 @@ POOL_CASES = [  # op, (N, C, H, W), kernel, stride
     ("avg", (100, 32, 28, 28), 2, 2),
     ("avg", (64, 64, 33, 33), 3, 2),
 ]
-BATCH = 100
 
 
 def _forced_conv(ck, algo, x, W, b, dout, s, p):
