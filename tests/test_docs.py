@@ -12,10 +12,10 @@ what a reader needs when the override changes nothing the base states. A method 
 base states nothing (the losses' ``forward``/``backward``) needs its own.
 
 Importing a public module needs only cdl's required dependencies: matplotlib (cdl.viz),
-onnx (cdl.onnx), mpi4py (cdl.distributed), optuna (cdl.tune) and the GPU packages are
-imported on first use, so the walk and pdoc run with all of them blocked. The CUDA twins
-(cdl.cuda.*) import numba.cuda, which ships with numba; where a numba has none, they
-are left out of the walk.
+onnx (cdl.onnx), mpi4py (cdl.distributed), optuna (cdl.tune) and CuPy are imported on
+first use, so the walk and pdoc run with all of them (and the tests' oracles) blocked.
+The CUDA twins (cdl.cuda.*) import numba.cuda, which ships with numba (or comes from
+numba-cuda, the [cuda] extra); where there is none, they are left out of the walk.
 
 Build the reference: ``python tests/test_docs.py [OUTDIR]`` (default docs/api), which runs
 pdoc on every public module (pdoc alone follows ``__all__`` and so skips modules such as
@@ -38,14 +38,18 @@ import cdl
 # Optional dependencies (extras, and the oracles of the tests): blocked in the
 # subprocesses below to show that no public module needs them at import.
 EXTRAS = ("matplotlib", "onnx", "onnxruntime", "mpi4py", "optuna", "torch", "scipy", "cupy",
-          "numba_cuda", "hypothesis")
+          "hypothesis")
 
 BLOCK = "import sys\nfor _m in {!r}: sys.modules[_m] = None\n".format(EXTRAS)
 
 
+def _reraise(name):
+    raise  # pkgutil calls this inside its except clause: a package that fails to import
+
+
 def public_modules():
     """Names of cdl's public modules, sorted (parents before their submodules)."""
-    names = ["cdl"] + [m.name for m in pkgutil.walk_packages(cdl.__path__, "cdl.")
+    names = ["cdl"] + [m.name for m in pkgutil.walk_packages(cdl.__path__, "cdl.", _reraise)
                        if not any(part.startswith("_") for part in m.name.split("."))]
     if importlib.util.find_spec("numba.cuda") is None:  # a numba without its CUDA target
         names = [n for n in names if not n.startswith("cdl.cuda.")]
