@@ -53,7 +53,8 @@ BLOCKS = {
 }
 
 
-@pytest.mark.parametrize("name", BLOCKS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "concat" else n
+                                  for n in BLOCKS])  # concat: about a second in the simulator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_blocks_on_the_device_match_the_cpu(device, name, dtype):
     from ..conftest import host, on

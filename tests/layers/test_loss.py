@@ -79,6 +79,7 @@ def test_sigmoid_cross_entropy_value_and_gradient(rng, shape):
     np.testing.assert_allclose(loss.backward(3.0), 3 * num, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow  # imports torch (seconds)
 def test_sigmoid_cross_entropy_matches_torch(rng):
     torch = pytest.importorskip("torch")
     y = rng.standard_normal((6, 4)) * 5
