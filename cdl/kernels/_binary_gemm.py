@@ -35,8 +35,8 @@ from llvmlite import binding as _llvm
 
 from cdl.kernels import tuner
 from cdl.kernels._binary_hybrid import _gemm_hybrid, _hybrid_pays, _pack_hybrid_b, gemm_hybrid
-from cdl.kernels._binary_tiles import (_gemm_panels, _gemm_rows, _gemm_tiled, gemm_scalar,
-                                       gemm_tiled, gemm_vector)
+from cdl.kernels._binary_tiles import (_gemm_panels, _gemm_rows, _gemm_tiled, _pack_panels,
+                                       gemm_scalar, gemm_tiled, gemm_vector)
 
 
 @functools.cache
@@ -108,8 +108,8 @@ def applicable_variants():
 _TINY_WORDS = 1 << 18
 
 # The Numba kernels each variant calls from Python (what must be compiled to time it).
-_VARIANT_KERNELS = {"scalar": [_gemm_panels], "vector": [_gemm_rows], "tiled": [_gemm_tiled],
-                    "hybrid": [_gemm_hybrid, _pack_hybrid_b]}
+_VARIANT_KERNELS = {"scalar": [_gemm_panels, _pack_panels], "vector": [_gemm_rows],
+                    "tiled": [_gemm_tiled, _pack_panels], "hybrid": [_gemm_hybrid, _pack_hybrid_b]}
 
 
 def _variant(a, b, n, out):

@@ -32,6 +32,14 @@ def test_the_variants_are_reexported_by_the_kernel_module():
     assert "xnor_gemm" in K.__all__ and "gemm_variant" not in K.__all__
 
 
+def test_the_tuner_knows_each_variants_kernels():
+    # a variant is timed only once these are compiled (tuner.compiled): none may be missing
+    assert set(G._VARIANT_KERNELS) == set(K.VARIANTS)
+    from cdl.kernels import _binary_tiles as T
+    assert T._pack_panels in G._VARIANT_KERNELS["tiled"]
+    assert T._pack_panels in G._VARIANT_KERNELS["scalar"]
+
+
 @pytest.mark.parametrize("variant", RUNNABLE)
 @pytest.mark.parametrize("M, N, n", [(1, 1, 1), (1, 9, 64), (17, 8, 65), (16, 15, 127),
                                      (33, 70, 300), (3, 130, 4096), (40, 17, 5000),
