@@ -17,6 +17,7 @@ def _data(size, rng, dtype):
     return x
 
 
+@pytest.mark.slow  # 40 examples, some past PARALLEL_MIN elements
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from([1, 2, 7, 64, 1000, PARALLEL_MIN + 13]),
        st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31))
