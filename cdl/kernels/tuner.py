@@ -31,7 +31,7 @@ What is timed (``decide``)
     on a busy machine closer figures are noise, and the documented default
     is the safer bet.
 
-The cache
+The cache (on disk: cdl.kernels.tuner_cache)
     In memory: key -> ``Decision``, for the process. On disk: the measured
     decisions in ``cache_path()``, a JSON file in ``cache_dir()``
     ($CDL_CACHE_DIR, else $XDG_CACHE_HOME/cdl, else ~/.cache/cdl) named by
@@ -56,10 +56,7 @@ One lock serializes deciding: two threads that meet the same new key time
 it once, and timings never overlap within a process.
 """
 import contextlib
-import hashlib
-import json
 import os
-import platform
 import threading
 import time
 import warnings
@@ -68,17 +65,19 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from cdl.kernels import tuner_cache as _file
+from cdl.kernels.tuner_cache import TuningWarning, cache_dir, cache_path, cpu_key
+
+__all__ = ["POLICIES", "TuningWarning", "Decision", "set_policy", "get_policy", "cache_dir",
+           "cpu_key", "cache_path", "reset", "Forced", "cached", "key_text", "compiled",
+           "decide"]
+
 POLICIES = ("measure", "heuristic")
 
 _BUDGET_S = 0.25    # seconds of timing per decision (forward and backward are one each)
 _BUDGET_CALLS = 4   # ... or this many calls of the heuristic's pick, if that is more
 _REPEAT = 3         # timed rounds at most
 _MARGIN = 0.05      # the heuristic's pick stays unless another is this much faster
-_FORMAT = 1
-
-
-class TuningWarning(RuntimeWarning):
-    """The tuning cache on disk was unusable (corrupt, stale, unwritable)."""
 
 
 @dataclass(frozen=True)
@@ -140,61 +139,10 @@ def get_policy():
     return _policy
 
 
-# -- where the cache lives ------------------------------------------------------------
-
-def cache_dir():
-    """$CDL_CACHE_DIR, else $XDG_CACHE_HOME/cdl, else ~/.cache/cdl (read at every call)."""
-    explicit = os.environ.get("CDL_CACHE_DIR")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(os.path.abspath(base), "cdl")
-
-
-_cpu = None
-
-
-def cpu_key():
-    """The CPU as the cache knows it: model name, LLVM's CPU name, Numba's overrides."""
-    global _cpu
-    if _cpu is None:
-        model = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        model = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass  # no /proc (not Linux): platform's name stands
-        from llvmlite import binding
-        from numba.core import config
-        parts = [model, binding.get_host_cpu_name()]
-        parts += [f"{k}={v}" for k, v in (("NUMBA_CPU_NAME", config.CPU_NAME),
-                                          ("NUMBA_CPU_FEATURES", config.CPU_FEATURES)) if v]
-        _cpu = " | ".join(parts)
-    return _cpu
-
-
-def _versions():
-    from cdl import __version__
-    return {"cdl": __version__, "numba": numba.__version__, "cpu": cpu_key()}
-
-
-def cache_path():
-    """The JSON file of this cdl version, Numba version and CPU in cache_dir()."""
-    v = _versions()
-    digest = hashlib.sha1("\n".join((v["numba"], v["cpu"])).encode()).hexdigest()[:10]
-    return os.path.join(cache_dir(), f"tuning-{v['cdl']}-{digest}.json")
-
-
 # -- state ----------------------------------------------------------------------------
 
 _lock = threading.RLock()
 _memory = {}          # key tuple -> Decision
-_disk = {}            # path -> {entry text: entry dict} as read (or written) by this process
-_unwritable = set()   # paths whose write failed (warned once)
-_warned = set()       # (path, reason) already warned about
 
 
 def _after_fork_in_child():
@@ -211,14 +159,7 @@ def reset(disk=False):
     """Forget every decision of this process (and delete the cache file when disk)."""
     with _lock:
         _memory.clear()
-        _disk.clear()
-        _unwritable.clear()
-        _warned.clear()
-        if disk:
-            try:
-                os.unlink(cache_path())
-            except OSError:
-                pass  # absent (or not ours to delete): best effort, like the writes
+        _file.forget(delete=disk)
 
 
 class Forced(threading.local):
@@ -244,68 +185,6 @@ def cached(key):
 def key_text(key):
     """The on-disk name of a key tuple: its parts space-separated, tuples as AxB."""
     return " ".join("x".join(map(str, p)) if isinstance(p, tuple) else str(p) for p in key)
-
-
-def _warn(path, reason, message):
-    if (path, reason) not in _warned:
-        _warned.add((path, reason))
-        warnings.warn(message, TuningWarning, stacklevel=4)
-
-
-def _read(path, quiet=False):
-    """The entries of the file at path ({} if absent, unreadable, corrupt or stale)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    except (OSError, ValueError) as e:
-        if not quiet:
-            _warn(path, "corrupt", f"cdl tuning cache {path} is unreadable ({e}); "
-                  f"ignored, it will be rewritten")
-        return {}
-    header = {k: data.get(k) for k in ("cdl", "numba", "cpu")} if isinstance(data, dict) else {}
-    entries = data.get("entries") if isinstance(data, dict) else None
-    if (not isinstance(data, dict) or data.get("format") != _FORMAT
-            or not isinstance(entries, dict)
-            or not all(isinstance(e, dict) for e in entries.values())):
-        if not quiet:
-            _warn(path, "corrupt", f"cdl tuning cache {path} is not a cdl tuning file; "
-                  f"ignored, it will be rewritten")
-        return {}
-    if header != _versions():
-        if not quiet:
-            _warn(path, "stale", f"cdl tuning cache {path} was written by another cdl, Numba "
-                  f"or CPU ({header}); ignored, it will be rewritten")
-        return {}
-    return entries
-
-
-def _entries(path):
-    if path not in _disk:
-        _disk[path] = _read(path)
-    return _disk[path]
-
-
-def _write(path, text, entry):
-    """Merge one entry into the file at path, atomically; warn once if it cannot be written."""
-    entries = _entries(path)
-    entries[text] = entry
-    if path in _unwritable:
-        return
-    from cdl._atomic import atomic_write
-    merged = {**_read(path, quiet=True), **entries}
-    payload = {"format": _FORMAT, **_versions(), "entries": merged}
-    data = json.dumps(payload, indent=1, sort_keys=True).encode()
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, lambda f: f.write(data), who="cdl tuning cache")
-    except OSError as e:
-        _unwritable.add(path)
-        _warn(path, "unwritable", f"cdl tuning cache {path} cannot be written ({e}); choices "
-              f"stay in memory for this process (set CDL_CACHE_DIR to a writable folder)")
-        return
-    _disk[path] = merged
 
 
 # -- compiled code --------------------------------------------------------------------
@@ -385,7 +264,7 @@ def _decide(key, candidates, heuristic, run, tiny, ready):
     if tiny:
         return Decision(heuristic, "tiny", note=tiny)
     path, text = cache_path(), key_text(key)
-    entry = _entries(path).get(text)
+    entry = _file.entries(path).get(text)
     if entry is not None and _reusable(entry, candidates, ready):
         return Decision(entry["choice"], "cached", dict(entry["ms"]),
                         dict(entry.get("skipped", {})))
@@ -398,7 +277,7 @@ def _decide(key, candidates, heuristic, run, tiny, ready):
     choice = min(ms, key=ms.get)
     if ms[heuristic] <= (1 + _MARGIN) * ms[choice]:
         choice = heuristic
-    _write(path, text, {"choice": choice, "ms": ms, "skipped": skipped})
+    _file.write(path, text, {"choice": choice, "ms": ms, "skipped": skipped})
     return Decision(choice, "measured", ms, skipped)
 
 

@@ -11,7 +11,7 @@ from cdl.kernels import binary as kbin
 from cdl.kernels import conv as kconv
 from cdl.kernels import conv_gemm
 from cdl.kernels import reference as ref
-from cdl.kernels import tuner
+from cdl.kernels import tuner, tuner_cache
 
 # 4.7 MFLOP forward: above the tiny threshold; gemm, direct and winograd apply
 XS, WS, STRIDE, PAD = (8, 8, 16, 16), (16, 8, 3, 3), (1, 1), (1, 1)
@@ -70,7 +70,7 @@ def entries(folder):
     assert path == tuner.cache_path()
     with open(path) as f:
         data = json.load(f)
-    assert {k: data[k] for k in ("cdl", "numba", "cpu")} == tuner._versions()
+    assert {k: data[k] for k in ("cdl", "numba", "cpu")} == tuner_cache.versions()
     return data["entries"]
 
 
@@ -304,7 +304,7 @@ def test_corrupt_cache_file_is_ignored_and_rewritten(cache, monkeypatch):
                                    {"numba": "0.1"}, {"format": 0}])
 def test_stale_cache_file_is_ignored_and_rewritten(cache, monkeypatch, other):
     os.makedirs(cache)
-    stale = {"format": 1, **tuner._versions(),
+    stale = {"format": 1, **tuner_cache.versions(),
              "entries": {forward_key(): {"choice": "winograd", "ms": {"winograd": 0.1,
                                                                        "gemm": 1, "direct": 1},
                                          "skipped": {}},
@@ -324,7 +324,7 @@ def test_unusable_entry_is_measured_again(cache, monkeypatch):
     """An entry whose choice does not apply (a hand-edited file) is not trusted."""
     os.makedirs(cache)
     with open(tuner.cache_path(), "w") as f:
-        json.dump({"format": 1, **tuner._versions(), "entries": {
+        json.dump({"format": 1, **tuner_cache.versions(), "entries": {
             forward_key(): {"choice": "pointwise", "ms": {"pointwise": 0.1}}}}, f)
     fake_timer(monkeypatch, {"gemm": 1.0, "direct": 2.0, "winograd": 3.0})
     forward(*arrays())
@@ -425,18 +425,6 @@ def test_gemm_variant_not_measured(cache, monkeypatch, why):
         monkeypatch.setenv("CDL_BINARY_GEMM", "vector")
     xnor(*(GEMM[:2] + (GEMM[2] // 2,)) if why == "tiny" else GEMM)
     assert not os.path.exists(cache)
-
-
-def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("CDL_CACHE_DIR", str(tmp_path / "x"))
-    assert tuner.cache_dir() == str(tmp_path / "x")
-    monkeypatch.delenv("CDL_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert tuner.cache_dir() == str(tmp_path / "xdg" / "cdl")
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert tuner.cache_dir() == str(tmp_path / "home" / ".cache" / "cdl")
-    assert os.path.basename(tuner.cache_path()).startswith("tuning-")
 
 
 def test_decision_argument_check():
