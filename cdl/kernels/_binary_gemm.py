@@ -9,7 +9,9 @@ The variants (kernels in ``_binary_tiles`` and ``_binary_hybrid``)
 -------------------------------------------------------------------
 - "tiled": 6 rows of a x 32 columns of b in vector registers, lanes along
   the columns (a word of a broadcast against 8 columns' words), no
-  horizontal sums. Threads: cdl's own (``parallel.run_slices``).
+  horizontal sums: 10 loads per 24 vector xor/popcount/add triples, where
+  "vector" needs 6 per 8. Threads: cdl's own (``parallel.run_slices``);
+  the other variants run on Numba's (prange).
 - "vector": 2 x 4 dot products with the word loop left to LLVM's loop
   vectorizer (vectors along k, summed horizontally per output).
 - "hybrid" (x86 with AVX2): half of each 8-column panel on scalar popcnt,
