@@ -119,7 +119,7 @@ used = [d for d in gc.get_objects() if isinstance(d, Dispatcher)
         and d.py_func.__module__.startswith("cdl.kernels.") and d.signatures]
 print(json.dumps({"file": cdl.__file__, "ok": bool(np.allclose(y, want, atol=1e-5)),
                   "locators": sorted({type(d._cache._impl._locator._locator).__name__
-                                      for d in used}),
+                                      .lstrip("_") for d in used}),  # older Numba: _UserWide...
                   "paths": sorted({d.stats.cache_path for d in used}),
                   "hits": sum(sum(d.stats.cache_hits.values()) for d in used),
                   "misses": sum(sum(d.stats.cache_misses.values()) for d in used)}))
@@ -143,7 +143,7 @@ def test_read_only_install(tmp_path, user_cache):
         assert first["locators"] == ["UserWideCacheLocator"]
         root = cache_home / "numba"
     else:
-        assert first["locators"] == ["_PrivateCacheLocator"]
+        assert first["locators"] == ["PrivateCacheLocator"]
         root = tmp_path / f"cdl-numba-{os.getuid()}"
     assert all(p.startswith(str(root)) and os.listdir(p) for p in first["paths"])
     assert first["misses"] > 0 and first["hits"] == 0  # compiled, then
