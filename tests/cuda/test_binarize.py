@@ -59,6 +59,7 @@ def test_clip_in_place_matches_cpu(dtype):
     np.testing.assert_array_equal(host(wg), want)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", CHANNEL_SHAPES)
 def test_channel_kernels_match_cpu(dtype, shape):

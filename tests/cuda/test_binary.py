@@ -97,6 +97,7 @@ def test_maxpool_bits_matches_cpu(k, s, p):
     np.testing.assert_array_equal(host(got), want)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 def test_threshold_pack_matches_cpu():
     rng = np.random.default_rng(4)
     z = rng.integers(-9, 10, (3, 70)).astype(np.int32)

@@ -59,6 +59,7 @@ def test_conv_matches_cpu(case, dtype):
         np.testing.assert_allclose(got, want, **tol(dtype), err_msg=name)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 def test_conv_without_bias_and_dx():
     case = CASES[1]
     x, W, _, d = _inputs(case, np.float64, seed=1)
@@ -96,6 +97,7 @@ def test_im2col_t_and_col2im_t_match_cpu(case):
     np.testing.assert_allclose(host(dxg), dx, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_layer_on_device(device, dtype):
     x = np.random.default_rng(4).standard_normal((2, 2, 4, 4)).astype(dtype)

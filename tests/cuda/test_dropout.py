@@ -18,6 +18,7 @@ def _K():
     return kernels_for(on("cuda", np.zeros(1)))
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dropout_mask_values_statistics_and_seeding(dtype):
     K = _K()
@@ -38,6 +39,7 @@ def test_dropout_mask_values_statistics_and_seeding(dtype):
     np.testing.assert_array_equal(host(K.dropout_mask(rng, 0.0, K.empty(7, dtype))), 1)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gaussian_noise_statistics_and_seeding(dtype):
     K = _K()
@@ -91,6 +93,7 @@ def test_gaussian_noise_layer(device):
     np.testing.assert_array_equal(host(layer.backward(on(device, d))), d)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 def test_dropconnect_layer(device):
     rng = np.random.default_rng(5)
     inner = L.Affine(4, 3, rng=0)

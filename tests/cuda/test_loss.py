@@ -67,6 +67,7 @@ def test_sigmoid_cross_entropy_and_mse_twins(shape, dtype):
                                **_tol(dtype))
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 def test_device_sum_covers_many_blocks():
     # more elements than one block of the reduction: partial sums, then their sum
     y = np.random.default_rng(0).standard_normal(700)

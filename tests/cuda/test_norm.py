@@ -95,6 +95,7 @@ def test_running_update_matches_cpu_exactly(dtype):
     np.testing.assert_array_equal(host(rvg), rv)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_on_the_device_matches_the_cpu(device, shape, dtype):

@@ -40,6 +40,7 @@ def test_updates_match_cpu(name, shape, dtype):
         np.testing.assert_allclose(host(a), b, **_tol(dtype))
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_reductions_and_in_place_edits_match_cpu(dtype):
     rng = np.random.default_rng(1)
@@ -103,6 +104,7 @@ def test_update_casts_a_gradient_of_another_dtype_on_the_device(device):
     np.testing.assert_array_equal(host(p), 0.0)
 
 
+@pytest.mark.slow  # seconds in the CUDA simulator
 def test_clipping_penalty_and_averaging_on_the_device(device):
     rng = np.random.default_rng(3)
     g = {"a": rng.standard_normal((2, 3)), "b": rng.standard_normal(3).astype(np.float32)}
