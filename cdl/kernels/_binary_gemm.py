@@ -63,8 +63,10 @@ def gemm_variant(shape=None):
     $CDL_BINARY_GEMM if set (then nothing is measured), else by the target's features:
 
     - "tiled" where there is a vector popcount (AVX-512 VPOPCNTDQ): each
-      vpopcntq counts 8 word pairs, and the register tile keeps the vector
-      pipes busy with one load per 6 of them;
+      vpopcntq counts 8 word pairs, and the register tile of 6 rows x 32
+      columns needs few loads; but "vector" for products of fewer than 6 rows
+      or 24 columns when their shape (M, N, W) is given, which would leave
+      most of that tile empty;
     - "vector" where the CPU is not x86 (LLVM's own vectorization of the word
       loop, whatever popcount the target has);
     - "hybrid" on x86 with AVX2 and no VPOPCNTDQ (the scalar popcnt pipes and
@@ -89,7 +91,7 @@ def gemm_variant(shape=None):
                              "'tiled' or 'vector'")
         return forced
     if "+avx512vpopcntdq" in feats:
-        return "tiled"
+        return "vector" if shape is not None and (shape[0] < 6 or shape[1] < 24) else "tiled"
     if not x86:
         return "vector"
     if not avx2 or (shape is not None and not _hybrid_pays(*shape)):

@@ -232,10 +232,17 @@ def tiled_slices(M, P, threads):
     return "groups", groups
 
 
+# Products of fewer word pairs (M*N*W) run in the calling thread: about 30 us of work,
+# not worth waking another thread for.
+_PARALLEL_WORDS = 1 << 19
+
+
 def gemm_tiled(a, b, n, out, threads):
     """The "tiled" variant: b packed into panels, slices of rows (or panel groups) in threads."""
     from cdl.kernels.parallel import run_slices
-    M = a.shape[0]
+    M, W = a.shape
+    if M * b.shape[0] * W < _PARALLEL_WORDS:
+        threads = 1
     bp = pack_panels(b)
     groups = -(-bp.shape[0] // _NP)
     what, count = tiled_slices(M, bp.shape[0], threads)
@@ -245,7 +252,7 @@ def gemm_tiled(a, b, n, out, threads):
     else:
         def run(g0, g1):
             _gemm_tiled(a, bp, n, out, 0, M, g0, g1)
-    run_slices(run, count, threads=threads, work=M * b.shape[0] * a.shape[1])
+    run_slices(run, count, threads=threads)
     return out
 
 

@@ -112,7 +112,9 @@ def test_gemm_variant_follows_the_cpu(monkeypatch):
     assert K.gemm_variant() == "scalar"
     monkeypatch.setattr(G, "_target_features", lambda: "+sse2,+avx2,+avx512f,+avx512vpopcntdq")
     assert K.gemm_variant() == "tiled"
-    assert K.gemm_variant((1, 1, 1)) == "tiled"
+    assert K.gemm_variant((6, 24, 1)) == "tiled"
+    assert K.gemm_variant((5, 1000, 32)) == "vector"   # most of the 6-row tile empty
+    assert K.gemm_variant((1000, 23, 32)) == "vector"  # most of the 32-column tile empty
     monkeypatch.setattr(G, "_target_features", lambda: "+neon,+v8a")
     assert K.gemm_variant() == "vector"
     assert K.applicable_variants() == ["tiled", "vector"]

@@ -69,13 +69,30 @@ def test_tiled_slices(M, P, threads, want):
 
 @pytest.mark.parametrize("M, N", [(1, 300), (2, 33), (50, 7), (13, 256)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_gemm_tiled_any_split(M, N, threads):
+def test_gemm_tiled_any_split(monkeypatch, M, N, threads):
+    monkeypatch.setattr(T, "_PARALLEL_WORDS", 0)  # these small products in threads all the same
+    calls = []
+    real = T._gemm_tiled
+    monkeypatch.setattr(T, "_gemm_tiled", lambda *args: calls.append(args[4:]) or real(*args))
     rng = np.random.default_rng(M + N)
     n = 333
     a, b = ref.pack_bits(rng.standard_normal((M, n))), ref.pack_bits(rng.standard_normal((N, n)))
     out = np.full((M, N), -7, np.int32)
     T.gemm_tiled(a, b, n, out, threads)
     np.testing.assert_array_equal(out, ref.binary_matmul(a, b, n))
+    what, count = T.tiled_slices(M, -(-N // T.NR), threads)
+    assert len(calls) == min(threads, count)  # one slice a thread
+
+
+def test_gemm_tiled_small_products_stay_in_the_calling_thread(monkeypatch):
+    calls = []
+    monkeypatch.setattr(T, "_gemm_tiled", lambda *args: calls.append(args[4:]))
+    a, b = np.zeros((100, 4), np.uint64), np.zeros((100, 4), np.uint64)
+    T.gemm_tiled(a, b, 256, np.empty((100, 100), np.int32), 2)  # 40000 word pairs
+    assert calls == [(0, 100, 0, 4)]
+    a, b = np.zeros((1000, 32), np.uint64), np.zeros((100, 32), np.uint64)
+    T.gemm_tiled(a, b, 2048, np.empty((1000, 100), np.int32), 2)
+    assert sorted(calls[1:]) == [(0, 498, 0, 4), (498, 1000, 0, 4)]  # 167 row tiles: 83, 84
 
 
 @pytest.mark.parametrize("run", [T.gemm_scalar, T.gemm_vector])
