@@ -31,6 +31,7 @@ def test_binary_mlp_float_twin_has_the_same_shapes():
     assert [v.shape for v in twin.params.values()] == [v.shape for v in net.params.values()]
 
 
+@pytest.mark.slow  # a forward through the binary kernels
 def test_binary_convnet_layout_and_shapes():
     net = BinaryConvNet((1, 8, 8), 5, channels=(2, 4), hidden=6, rng=0)
     assert _types(net) == ["BinaryConv2D", "BatchNorm", "BinaryConv2D", "MaxPool2D", "BatchNorm",
