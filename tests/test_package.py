@@ -193,3 +193,26 @@ def test_cache_is_stale_when_an_imported_file_changes(tmp_path):
     assert json.loads(_run(_RELU, env, cwd=tmp_path)) == [[0, 2, 3], 1]  # not imported
     _edit(os.path.join(site, "cdl", "kernels", "parallel.py"))
     assert json.loads(_run(_RELU, env, cwd=tmp_path)) == [[0, 2, 3], 0]  # recompiled
+
+
+@pytest.mark.slow  # fresh interpreters compiling kernels
+@pytest.mark.parametrize("damage", ["truncated index", "garbage data", "empty data"])
+def test_damaged_cache_file_recompiles(tmp_path, damage):
+    """A cache file that does not unpickle is a miss, with a warning naming it; the entry
+    is written afresh, so the process after loads it again."""
+    site = _copy_package(tmp_path)
+    numba_dir = tmp_path / "numba"
+    env = _env(site, tmp_path, NUMBA_CACHE_DIR=str(numba_dir))
+    assert json.loads(_run(_RELU, env, cwd=tmp_path)) == [[0, 2, 3], 0]
+    suffix = ".nbi" if damage == "truncated index" else ".nbc"
+    files = list(numba_dir.glob(f"*/activation._relu_forward-*{suffix}"))
+    assert len(files) == 1
+    files[0].write_bytes({"truncated index": files[0].read_bytes()[:20],
+                          "garbage data": b"garbage\n", "empty data": b""}[damage])
+    res = subprocess.run([sys.executable, "-c", _RELU], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert json.loads(res.stdout) == [[0, 2, 3], 0]
+    assert res.stderr.count("RuntimeWarning: cdl: ignoring the damaged Numba cache file") == 1
+    assert files[0].name in res.stderr
+    assert json.loads(_run(_RELU, env, cwd=tmp_path)) == [[0, 2, 3], 1]

@@ -38,12 +38,19 @@ locators, for this folder's files only, refine Numba's choice:
   ``_PrivateCacheLocator`` then keeps the cache in a directory of this user's
   own under the temporary directory, so cdl still imports, and still compiles
   each kernel once per machine rather than per process.
+
+A damaged cache file (an index or data file that does not unpickle: a disk
+error, a copy cut short) makes Numba raise at the kernel's first call; cdl's
+dispatchers read theirs through ``_TolerantCacheFile`` instead, which counts
+such a file as a miss (with one warning): the kernel recompiles and its entry
+is written afresh.
 """
 import ast
 import hashlib
 import importlib
 import os
 import stat
+import sys
 import tempfile
 import warnings
 
@@ -162,8 +169,11 @@ def _install_locators():
     """Put _KernelsLocator first and _PrivateCacheLocator last in Numba's locator list; both
     answer None for any file outside this folder (other packages: Numba's behaviour)."""
     from numba.core import caching
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # _CacheImpl in older Numba
-    base = (caching._SourceFileBackedLocatorMixin, caching._CacheLocator)
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    base = (getattr(caching, "_SourceFileBackedLocatorMixin", None),
+            getattr(caching, "_CacheLocator", None))
+    if impl is None or None in base:  # a Numba whose internals moved: its own behaviour
+        return
 
     class _KernelsLocator:
         @classmethod
@@ -214,3 +224,44 @@ for _name in KERNEL_MODULES:
         globals()[_kernel] = getattr(_module, _kernel)
         __all__.append(_kernel)
 del _name, _module, _kernel
+
+
+def _tolerate_damaged_cache_files():
+    """Give every cached dispatcher of this folder's modules a _TolerantCacheFile."""
+    from numba.core import caching
+    from numba.core.dispatcher import Dispatcher
+    IndexDataCacheFile = getattr(caching, "IndexDataCacheFile", None)
+    if IndexDataCacheFile is None:  # a Numba whose internals moved: its own behaviour
+        return
+    warned = set()
+
+    class _TolerantCacheFile(IndexDataCacheFile):
+        def _load_index(self):
+            return self._or_miss(super()._load_index, self._index_path, {})
+
+        def _load_data(self, name):
+            return self._or_miss(super()._load_data, self._data_path(name), None, name)
+
+        @staticmethod
+        def _or_miss(load, path, miss, *args):
+            try:
+                return load(*args)
+            except OSError:
+                raise  # Numba's handling (a missing file is a miss already)
+            except Exception as e:  # whatever garbage makes pickle raise
+                if path not in warned:  # saving reads the index again
+                    warned.add(path)
+                    warnings.warn(f"cdl: ignoring the damaged Numba cache file {path} ({e!r}); "
+                                  f"the kernel recompiles", RuntimeWarning, stacklevel=2)
+                return miss
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__name__ + ".") and module is not None:
+            for obj in vars(module).values():
+                if isinstance(obj, Dispatcher):
+                    cache_file = getattr(obj._cache, "_cache_file", None)
+                    if type(cache_file) is IndexDataCacheFile:
+                        cache_file.__class__ = _TolerantCacheFile  # this dispatcher's only
+
+
+_tolerate_damaged_cache_files()
