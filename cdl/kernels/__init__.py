@@ -32,8 +32,8 @@ locators, for this folder's files only, refine Numba's choice:
   into it are the functions and constants it uses from other files
   (``_binary_tiles._popcount`` in ``_binary_hybrid``). ``_KernelsLocator`` keeps
   Numba's cache folder and adds to the source stamp a hash of every cdl file the
-  kernel's file imports from, transitively: editing one recompiles the kernels
-  that import it, instead of loading stale machine code.
+  kernel's file imports from (transitively within this folder): editing one
+  recompiles the kernels that import it, instead of loading stale machine code.
 - Where no cache folder is writable, Numba refuses ``cache=True`` at import;
   ``_PrivateCacheLocator`` then keeps the cache in a directory of this user's
   own under the temporary directory, so cdl still imports, and still compiles
