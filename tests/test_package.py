@@ -1,10 +1,13 @@
-"""cdl/__init__.py: a lazy top level (PEP 562), and kernels that load however cdl is installed.
+"""cdl/__init__.py: a lazy top level (PEP 562); and, in fresh processes, kernels that load
+however cdl is installed and whatever its Numba cache holds (cdl/kernels/__init__.py's
+locators and tolerant cache files, seen from outside).
 
 The subprocess tests start Python afresh (what `import cdl` loads, caches on disk), so they
-are marked slow. The read-only install is simulated by a regular file named __pycache__ in
-every folder of a copy of the package and a user cache path below a regular file: creating
-a directory there fails with the OSError a read-only folder gives, for root too (as root,
-chmod does not stop writes). Tests pass the copy on PYTHONPATH, ahead of the installed cdl.
+are marked slow. Each runs a copy of the package, passed on PYTHONPATH ahead of the
+installed cdl. A read-only install is simulated by a regular file named __pycache__ in
+every folder of the copy and a user cache path below a regular file: creating a directory
+there fails with the OSError a read-only folder gives, for root too (as root, chmod does
+not stop writes); a read-only bind mount of the copy (unshare -m) behaves the same.
 """
 import json
 import os
