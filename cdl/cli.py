@@ -3,7 +3,7 @@
     cdl                 prints the usage and the commands
     cdl --version       prints ``cdl X.Y.Z`` (cdl.__version__)
 
-    cdl train [--model cnn] [--epochs 15] [--batch-size 32] [--lr 0.001]
+    cdl train [--model cnn] [--epochs 30] [--batch-size 32] [--lr 2e-3]
               [--optimizer adam] [--seed 0] [--save model.npz]
               [--data {digits,fashion-mnist,mnist,cifar10}] [--data-dir DIR] [--plot DIR]
               [--checkpoint run.ckpt] [--distributed]
@@ -19,9 +19,11 @@ process per rank (``mpiexec -n 4 cdl train --distributed``, cdl.distributed).
 
     cdl bench [--threads N] [--full] [--no-torch]
 
-prints the speed report of cdl.benchmarks (conv, pooling, DeepConvNet
-training and inference against the book's NumPy code and PyTorch). A bad
-option prints one line and exits with status 2.
+prints the speed report of cdl.benchmarks, cdl alone: each convolution's
+algorithm (and why the tuner chose it), a DeepConvNet training step layer by
+layer, and inference. The comparisons with the book's NumPy code and PyTorch
+are bench/conv.py, bench/pool.py and bench/epoch.py in a source checkout. A
+bad option prints one line and exits with status 2.
 
     cdl tune [--model cnn] [--trials 20] [--method {grid,random,tpe}] [--epochs 10]
              [--seed 0] [--jobs 1]
@@ -304,12 +306,13 @@ def main(argv=None):
                    help="at the end, save learning_curves.png, filters.png (first layer, "
                         "before and after) and confusion_matrix.png (test set) in DIR; "
                         "needs matplotlib: pip install \"cdl[plot]\"")
-    p = sub.add_parser("bench", help="speed report: conv, pooling, training, inference "
-                                      "vs the book's NumPy code and PyTorch")
+    p = sub.add_parser("bench", help="speed report of cdl alone: conv algorithms chosen "
+                                      "and why, a DeepConvNet step layer by layer, inference")
     p.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for every contender (default: all cores)")
     p.add_argument("--full", action="store_true", help="more runs and steps (a few minutes)")
-    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    p.add_argument("--no-torch", action="store_true", help="don't look for PyTorch (the report is cdl's "
+                                                           "alone; with torch it points to bench/)")
     p = sub.add_parser("tune", help="search learning rate and weight decay of a model on the "
                                      "digits (validation split; the test part stays out)")
     p.add_argument("--model", choices=sorted(MODELS), default="cnn", metavar="NAME",

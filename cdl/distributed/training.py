@@ -3,7 +3,7 @@
 Before the first epoch every rank takes rank 0's parameters, buffers and
 shuffling generators (so ranks start identical whatever their seeds), and a
 ``GradSync`` goes on the model. Each epoch every rank draws the same order,
-reads its own shard of every global batch (``cdl.train.BatchSampler``), and
+reads its own shard of every global batch (``cdl.sampler.BatchSampler``), and
 augments and drops out with generators of its own, derived from rank 0's by
 a jump (``bit_generator.jumped(rank)``), so no two ranks draw the same noise
 and the shared shuffling generator stays in step. After the epoch the loss

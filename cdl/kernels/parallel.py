@@ -32,9 +32,10 @@ Three rules:
    64-channel layers took 2.5x longer. dgemm shows no such effect.
 
 The thread count is Numba's: ``numba.set_num_threads(n)`` (or the
-NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole. Numba's
-own parallel kernels (the bit-packed binary kernels) run on Numba's threading
-layer with whatever settings the process has.
+NUMBA_NUM_THREADS environment variable) sets it for cdl as a whole. The
+bit-packed binary GEMM's "tiled" variant runs on these workers too; its other
+variants and the binary packing kernels are Numba prange loops, on Numba's
+threading layer with whatever settings the process has.
 
 An earlier version handed OpenBLAS's parallel sections to OpenMP through
 ``openblas_set_threads_callback_function`` and set OMP_WAIT_POLICY=PASSIVE at
