@@ -2,7 +2,7 @@
 
     python bench/binary.py [--repeat 10] [--warmup 2] [--threads 2] [--quick]
 
-1. GEMM: cdl.binary.binary_matmul on packed rows (M, K/64 words) x (N, K/64)
+1. GEMM: cdl.bitops.binary_matmul on packed rows (M, K/64 words) x (N, K/64)
    against NumPy's float32 matmul (M, K) @ (K, N) (OpenBLAS/MKL sgemm) and
    torch.matmul when torch is installed, timed interleaved. Every GEMM variant
    this CPU runs is timed too, forced (``cdl.kernels._binary_gemm`` describes
@@ -84,7 +84,7 @@ def _forced(K, variant, a, b, n, out):
 
 
 def bench_gemm(args, rng):
-    from cdl import binary
+    from cdl import bitops
     from cdl.kernels import binary as K
     torch = torch_module()
     rows = []
@@ -92,11 +92,11 @@ def bench_gemm(args, rng):
     for M, N, Kbits in shapes:
         A = rng.standard_normal((M, Kbits), dtype=np.float32)
         B = rng.standard_normal((Kbits, N), dtype=np.float32)
-        a, b = binary.pack_bits(A), binary.pack_bits(np.ascontiguousarray(B.T))
+        a, b = bitops.pack_bits(A), bitops.pack_bits(np.ascontiguousarray(B.T))
         out = np.empty((M, N), np.int32)
         corner = np.where(A[:8] >= 0, 1, -1) @ np.where(B[:, :8] >= 0, 1, -1)
-        assert np.array_equal(binary.binary_matmul(a, b, Kbits)[:8, :8], corner)
-        contenders = {"cdl": lambda: binary.binary_matmul(a, b, Kbits)}
+        assert np.array_equal(bitops.binary_matmul(a, b, Kbits)[:8, :8], corner)
+        contenders = {"cdl": lambda: bitops.binary_matmul(a, b, Kbits)}
         for v in K.applicable_variants():
             contenders[f"cdl {v}"] = (lambda v=v: _forced(K, v, a, b, Kbits, out))
         contenders["numpy sgemm"] = after_blas(lambda: A @ B)
