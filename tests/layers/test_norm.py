@@ -171,3 +171,17 @@ def test_batchnorm_makes_deep_net_trainable_at_bad_init(rng):
                     verbose=False).fit(x, t)
         accs.append(model.accuracy(x, t))
     assert accs[0] < 0.3 and accs[1] > 0.8, accs
+
+
+def test_a_frozen_batchnorm_normalizes_with_its_running_statistics_in_training(rng):
+    bn = L.BatchNorm(3)
+    bn.running_mean[...] = [0.5, -1.0, 2.0]
+    bn.running_var[...] = [4.0, 0.25, 1.0]
+    bn.trainable = False
+    x = rng.standard_normal((6, 3, 2, 2)).astype(np.float32)
+    y = bn.forward(x, train=True)
+    np.testing.assert_array_equal(y, bn.forward(x, train=False))
+    want = (x - bn.running_mean[None, :, None, None]) / \
+        np.sqrt(bn.running_var[None, :, None, None] + bn.eps)
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(bn.running_mean, [0.5, -1.0, 2.0])
