@@ -67,6 +67,7 @@ def test_comparison_rows_and_table(bench):
     assert "torch ms" not in lines[0]  # a column nobody filled is left out
 
 
+@pytest.mark.slow
 def test_machine_line_names_blas_and_threads():
     info = B.machine()
     assert info["numba_layer"] in ("omp", "tbb", "workqueue")
@@ -138,6 +139,7 @@ def test_layer_times_cover_every_layer_of_a_training_step():
     assert list(B.model_decisions(net)) == ["0 Conv2D 1->4 6x6 k3 N2"]
 
 
+@pytest.mark.slow
 def test_report_runs_without_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     monkeypatch.setattr(B, "CONV_SHAPES", [(2, 3, 8, 8, 4, 3, 1, 1)])

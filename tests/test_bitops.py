@@ -146,6 +146,7 @@ def conv_cases(draw):
 
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(conv_cases(), st.integers(0, 2**31))
 def test_binary_conv2d_matches_float_conv_of_signs(case, seed):

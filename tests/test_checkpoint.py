@@ -57,6 +57,7 @@ def assert_same_run(a, b):
 
 # -- resume gives the uninterrupted run's weights, bit for bit -------------------------
 
+@pytest.mark.slow
 def test_resumed_run_matches_the_uninterrupted_one_bit_for_bit(digits, tmp_path):
     """Adam, a cosine schedule, Dropout drawing from the trainer's noise generator and
     augmentation drawing from its shuffle generator; stopped after epoch 2 of 4."""
@@ -168,6 +169,7 @@ def test_save_and_load_by_hand_and_optimizer_state_on_the_device(device, tmp_pat
                                   cdl.cuda.to_host(b.model.params["0.W"]))
 
 
+@pytest.mark.slow
 def test_state_restored_on_the_host_follows_the_model_to_the_device(tmp_path):
     if not cdl.cuda.is_available():
         pytest.skip("no CUDA GPU and the simulator is off")
@@ -515,6 +517,7 @@ def _paths(value, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())

@@ -51,6 +51,7 @@ def cnn(rng, scale):
         L.Flatten(), L.BinaryAffine(9 * 2 * 1, 6), random_bn(6, rng)], loss=L.SoftmaxCrossEntropy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build, x_shape", [(mlp, (60, 4, 5)), (cnn, (7, 2, 8, 10))])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -118,6 +119,7 @@ def test_packed_weights_are_32x_smaller():
     assert f"{packed.nbytes} bytes packed" in repr(packed)
 
 
+@pytest.mark.slow
 def test_models_are_registered_and_have_float_twins():
     assert MODELS["binary_mlp"] is BinaryMLP and MODELS["binary_cnn"] is BinaryConvNet
     for cls in (BinaryMLP, BinaryConvNet):

@@ -35,6 +35,7 @@ def _images(dtype, shape=(2, 3, 4, 5), seed=0):
     return np.random.default_rng(seed).uniform(-0.1, 1.1, shape).astype(dtype)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warp_affine_matches_cpu(dtype):
     x = np.random.default_rng(1).standard_normal((3, 2, 4, 5)).astype(dtype)
@@ -49,6 +50,7 @@ def test_warp_affine_matches_cpu(dtype):
     np.testing.assert_array_equal(host(got)[1:], want[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_box_kernels_match_cpu_in_place_and_not(dtype):
     x = _images(dtype, (3, 2, 4, 5))
@@ -65,6 +67,7 @@ def test_box_kernels_match_cpu_in_place_and_not(dtype):
         np.testing.assert_array_equal(host(xd), want, err_msg=fn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fill_boxes_uniform_on_the_device(dtype):
     x = _images(dtype, (2, 2, 4, 5))
@@ -110,6 +113,7 @@ def test_pixel_kernels_match_cpu(kernel, dtype):
             **tol(dtype))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_add_gaussian_noise_on_the_device(dtype):
     x = np.full((2, 1, 10, 12), 3.0, dtype)
