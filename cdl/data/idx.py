@@ -22,6 +22,19 @@ _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
+def _read_at_most(f, n, chunk=1 << 24):
+    """Up to n bytes of f, read in chunks: f.read(n) allocates n bytes before reading, so a
+    100-byte file whose header claims 2 GB would cost 2 GB."""
+    parts = []
+    while n > 0:
+        part = f.read(min(n, chunk))
+        if not part:
+            break
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
+
+
 def read_idx(path):
     """The array stored in an IDX file (``.gz`` is decompressed on the fly)."""
     opener = gzip.open if os.fspath(path).endswith(".gz") else open
@@ -39,7 +52,7 @@ def read_idx(path):
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes > MAX_BYTES:
                 raise ValueError(f"{path}: header claims shape {shape} ({nbytes} bytes), too large")
-            data = f.read(nbytes)
+            data = _read_at_most(f, nbytes)
             if len(data) != nbytes:
                 raise ValueError(f"{path}: truncated: header shape {shape} needs {nbytes} bytes "
                                  f"of data, file has {len(data)}")

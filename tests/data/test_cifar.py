@@ -1,9 +1,13 @@
 """cdl.data.cifar: CIFAR-10's binary batches, checked record by record."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdl.data import cifar10_available, load_cifar10, read_cifar_batch
 from cdl.data.cifar import RECORD, TEST_FILE, TRAIN_FILES
+
+from .._fuzz import damaged
 
 
 def _records(labels, rng):
@@ -94,3 +98,36 @@ def test_missing_files_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("CDL_DATA", str(tmp_path / "env"))
     _write_set(tmp_path / "env" / "cifar10")
     assert cifar10_available() and len(load_cifar10()[0][0]) == 10
+
+
+# -- fuzz -------------------------------------------------------------------------------
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), labels=st.lists(st.integers(0, 9), min_size=1, max_size=3))
+def test_damaged_batches_are_a_value_error_or_exactly_their_records(tmp_path, data, labels):
+    """Cut, padded or overwritten bytes: refused by name, or (when the damage kept the length
+    and left labels 0..9) read back record for record."""
+    blob, _ = _records(labels, np.random.default_rng(0))
+    bad = damaged(data, blob)
+    if data.draw(st.booleans(), label="pad"):
+        bad += bytes(data.draw(st.integers(1, 3), label="extra"))
+    path = tmp_path / "data_batch_1.bin"
+    path.write_bytes(bad)
+    try:
+        images, t = read_cifar_batch(path)
+    except ValueError as e:
+        assert "data_batch_1.bin" in str(e)
+        assert len(bad) % RECORD or not bad or max(bad[::RECORD]) > 9
+        return
+    assert len(bad) % RECORD == 0 and len(bad)
+    records = np.frombuffer(bad, np.uint8).reshape(-1, RECORD)
+    np.testing.assert_array_equal(t, records[:, 0])
+    np.testing.assert_array_equal(images.reshape(len(t), -1), records[:, 1:])
+
+
+def test_a_folder_or_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        read_cifar_batch(tmp_path / "nope")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match="d: "):
+        read_cifar_batch(tmp_path / "d")

@@ -1,11 +1,16 @@
 import gzip
+import math
 import struct
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdl.data import (fashion_mnist_available, load_fashion_mnist, load_mnist, mnist_available,
                       read_idx)
+
+from .._fuzz import damaged
 
 
 def _write(path, arr, code=0x08, shape=None, extra=b"", gz=False):
@@ -155,3 +160,86 @@ def test_real_mnist_if_present():
     (x, t), (xt, tt) = load_mnist()
     assert x.shape == (60000, 1, 28, 28) and xt.shape == (10000, 1, 28, 28)
     assert np.bincount(tt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+# -- forged sizes and fuzz ---------------------------------------------------------------
+def test_header_sizes_are_multiplied_in_python_ints(tmp_path):
+    """65536**4 is 2**64: in int64 (np.prod) it wrapped to 0 bytes and passed the size check."""
+    with pytest.raises(ValueError, match=r"bad: header claims shape \(65536, 65536, 65536, "
+                                         r"65536\) \(18446744073709551616 bytes\), too large"):
+        read_idx(_write(tmp_path / "bad", np.zeros(0, np.uint8), shape=(65536,) * 4))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_forged_size_costs_no_memory(tmp_path, gz):
+    """A 100-byte file claiming 2 GB is refused as truncated, reading only what is there
+    (f.read(n) would allocate the n bytes first)."""
+    import tracemalloc
+    p = _write(tmp_path / ("f.gz" if gz else "f"), np.zeros(100, np.uint8),
+               shape=(32768, 65535), gz=gz)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="truncated: header shape"):
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        read_idx(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def idx_blobs():
+    a = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
+    raw = b"\0\0\x08\x03" + struct.pack(">3I", *a.shape) + a.tobytes()
+    return raw, a
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), gz=st.booleans())
+def test_damaged_files_are_a_value_error_or_read_as_their_header_says(idx_blobs, tmp_path,
+                                                                      data, gz):
+    raw, a = idx_blobs
+    blob = damaged(data, raw)
+    path = tmp_path / ("f.gz" if gz else "f")
+    path.write_bytes(gzip.compress(blob, mtime=0) if gz else blob)
+    try:
+        got = read_idx(path)
+    except ValueError:
+        return
+    # accepted: then the header is a valid one and the data is exactly the rest of the file
+    ndim = blob[3]
+    shape = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
+    assert got.shape == shape and got.dtype.isnative
+    body = blob[4 + 4 * ndim:]
+    assert got.nbytes == len(body)
+    np.testing.assert_array_equal(got.ravel(), np.frombuffer(body, got.dtype.newbyteorder(">")
+                                                             if got.dtype.itemsize > 1
+                                                             else got.dtype))
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0x07, 0xFF]),
+       shape=st.lists(st.one_of(st.integers(0, 4), st.just(2**32 - 1)), min_size=0, max_size=5),
+       extra=st.integers(-3, 3))
+def test_forged_headers_are_refused_before_allocating(tmp_path, code, shape, extra):
+    """Any type code, rank and sizes (up to 2^32 - 1) with data one to three bytes short or
+    long: a ValueError, or exactly the array the header describes."""
+    itemsize = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}.get(code, 1)
+    n = math.prod(shape) * itemsize
+    head = b"\0\0" + bytes([code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    body = bytes(i % 251 for i in range(max(n + extra, 0))) if n <= 4096 else b"\1" * 64
+    path = tmp_path / "f"
+    path.write_bytes(head + body)
+    try:
+        got = read_idx(path)
+    except ValueError:
+        return
+    assert code in (0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E) and shape and len(body) == n
+    assert got.shape == tuple(shape) and got.nbytes == n
