@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # Top-level names -> the module that defines them, imported on first access.
 _NAMES = {"Sequential": "cdl.model", "load": "cdl.model", "Trainer": "cdl.train",
-          "Callback": "cdl.train", "seed": "cdl.init", "set_blas_policy": "cdl.kernels.parallel",
+          "Callback": "cdl.callbacks", "seed": "cdl.init", "set_blas_policy": "cdl.kernels.parallel",
           "export_onnx": "cdl.onnx"}
 
 # Subpackages and modules named by DESIGN.md or star-exported; any other submodule

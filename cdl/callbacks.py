@@ -1,4 +1,4 @@
-"""Training callbacks for ``cdl.Trainer`` (the protocol is ``cdl.train.Callback``).
+"""Training callbacks for ``cdl.Trainer``: the protocol ``Callback`` and ``EarlyStopping``.
 
     stop = EarlyStopping("val_loss", patience=5)
     Trainer(net, opt, epochs=100, callbacks=[stop]).fit(x, t, validation_data=(xv, tv))
@@ -11,7 +11,34 @@ import math
 import numpy as np
 
 from cdl._checks import check_int
-from cdl.train import Callback
+
+
+class Callback:
+    """Hooks called by ``Trainer.fit``; override the ones you need."""
+
+    def on_train_begin(self, trainer):
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, trainer, epoch):
+        """Before epoch ``epoch`` (1-based)."""
+
+    def on_batch_end(self, trainer, batch, logs):
+        """After a batch's update; logs has "loss"."""
+
+    def on_eval_begin(self, trainer):
+        """Before the end-of-epoch evaluation (e.g. to swap in averaged weights)."""
+
+    def on_eval_end(self, trainer):
+        """After the end-of-epoch evaluation, even when it raised."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        """After evaluation; logs has this epoch's history entries."""
+
+    def on_train_end(self, trainer):
+        """After the last epoch (or an early stop)."""
+
+    # A callback with state defines ``state_dict()`` (JSON values and arrays) and
+    # ``load_state_dict(state, model=None)``; Trainer checkpoints save and restore it.
 
 
 class EarlyStopping(Callback):

@@ -30,7 +30,7 @@ import contextlib
 from cdl._checks import is_device_array
 from cdl.backend import kernels_for
 from cdl.optim.base import _checked_slot, _on_device_of, check_count, check_hyper
-from cdl.train import Callback
+from cdl.callbacks import Callback
 
 
 class _ParameterAverage(Callback, abc.ABC):

@@ -32,7 +32,7 @@ import abc
 import math
 
 from cdl.optim.base import check_count, check_hyper
-from cdl.train import Callback
+from cdl.callbacks import Callback
 
 
 class LRSchedule(Callback, abc.ABC):

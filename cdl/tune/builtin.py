@@ -32,7 +32,8 @@ def train_model(params, report, data, *, model, epochs, batch_size=32, seed=0):
     fixes the weights and the batch order."""
     from cdl import optim
     from cdl.models import MODELS
-    from cdl.train import Callback, Trainer
+    from cdl.callbacks import Callback
+    from cdl.train import Trainer
 
     class Report(Callback):
         def on_epoch_end(self, trainer, epoch, logs):
