@@ -35,8 +35,6 @@ CROSS_CUTTING = {
     "test_finetune.py": "fine-tuning across layers, optimizers, Sequential and Trainer",
     "cuda/test_compile.py": "every @cuda.jit kernel of cdl/cuda compiles for a real GPU",
     "cuda/test_training_step.py": "a whole training step on the device equals the CPU's",
-    # Sequential.summary() lives in cdl/model.py: these belong in tests/test_model.py
-    "models/test_summary.py": "Sequential.summary() on the models of cdl.models",
 }
 # Folders of cross-cutting test files (any test_*.py inside is allowed), each with why.
 CROSS_CUTTING_FOLDERS = {
