@@ -120,6 +120,13 @@ def conv_output_hw(who, in_hw, kernel, stride, pad):
     if max(oh, ow) > INT32_MAX:
         raise ValueError(f"{who}: output of {oh}x{ow} pixels (input {H}x{W}, pad {ph},{pw}, "
                          f"stride {sh},{sw}) is too large: each side at most {INT32_MAX}")
+    # the products too: a 4x4 image with pad 2^15 has sides that fit a C int but asks for
+    # 2^32 windows (a 16 GiB im2col), and a 2^16 x 2^16 kernel has 2^32 taps per channel
+    if oh * ow > INT32_MAX or kh * kw > INT32_MAX:
+        big, what = (oh * ow, f"output of {oh}x{ow}") if oh * ow > INT32_MAX \
+            else (kh * kw, f"kernel of {kh}x{kw}")
+        raise ValueError(f"{who}: {what} = {big} positions (input {H}x{W}, pad {ph},{pw}, "
+                         f"stride {sh},{sw}) is too large: at most {INT32_MAX}")
     return oh, ow
 
 

@@ -38,7 +38,11 @@ _scoped = contextvars.ContextVar("cdl_rng", default=None)
 def seed(s):
     """Reset the package's default generator (layer init, dropout masks, shuffles)."""
     global _rng
-    _rng = np.random.default_rng(s)
+    try:
+        _rng = np.random.default_rng(s)
+    except (TypeError, ValueError) as e:  # NumPy's message does not say who asked
+        raise ValueError(f"cdl.seed: s must be a non-negative int (or None), got {s!r} "
+                         f"({e})") from None
 
 
 @contextlib.contextmanager

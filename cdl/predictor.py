@@ -58,4 +58,8 @@ class Predictor:
         if len(want) != len(y):
             raise ValueError(f"{type(self).__name__}.accuracy: {len(want)} labels for "
                              f"{len(y)} samples")
+        if y.ndim == 2 and want.size and (want.min() < 0 or want.max() >= y.shape[1]):
+            # a label no output can match would count as a silent miss
+            raise ValueError(f"{type(self).__name__}.accuracy: labels outside 0..{y.shape[1] - 1} "
+                             f"(min {want.min()}, max {want.max()}) for {y.shape[1]} outputs")
         return float((y.argmax(axis=1) == want).mean())

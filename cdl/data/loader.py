@@ -40,6 +40,9 @@ def channel_stats(x, chunk_values=_CHUNK_VALUES):
     1979), so a memory-mapped x is read once, a few MB at a time. std is the
     population standard deviation.
     """
+    if getattr(x, "ndim", 0) < 2 or not x.size:
+        raise ValueError(f"channel_stats: x must be a non-empty (N, C, ...) array, got shape "
+                         f"{getattr(x, 'shape', None)}")
     C = x.shape[1]
     count, mean, m2 = 0, np.zeros(C), np.zeros(C)
     rows = max(1, chunk_values // max(1, int(np.prod(x.shape[1:]))))

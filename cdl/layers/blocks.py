@@ -96,7 +96,7 @@ class Residual(_Container):
         super().__init__()
         if not layers:
             raise ValueError("Residual: needs at least one layer on the main path")
-        self.path = Chain(*layers)
+        self.path = Chain(*(_as_layer("Residual", l) for l in layers))  # errors name Residual
         self.shortcut = None if shortcut is None else _as_layer("Residual", shortcut)
         self._children = [*self.path.children()] + ([self.shortcut] if self.shortcut else [])
 
