@@ -42,6 +42,16 @@ def _clip_k(w, lo, hi, out):
         out[i] = lo if v < lo else (hi if v > hi else v)
 
 
+@cuda.jit
+def _clip_sign_k(w, lo, hi, out, y):
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, w.size, step):
+        v = w[i]
+        c = lo if v < lo else (hi if v > hi else v)
+        out[i] = c
+        y[i] = 1 if c >= 0 else -1
+
+
 @cuda.jit(device=True)
 def _splitmix64(z):
     """The SplitMix64 output function: a well-mixed 64-bit word from a counter."""
@@ -176,6 +186,17 @@ def clip(w, lo, hi, out):
     return out
 
 
+def clip_sign_forward(w, lo, hi, out, y, alpha):
+    """out = clip(w, lo, hi) and y = sign(out) in one pass; then alpha (F,) = mean |out| over
+    a and b of the (A, F, B) views, unless alpha is None; out may be w; returns y."""
+    if w.size:
+        t = out.dtype.type
+        _clip_sign_k[grid(w.size)](flat(w), t(lo), t(hi), flat(out), flat(y))
+    if alpha is not None:
+        channel_abs_mean(out, alpha)
+    return y
+
+
 def channel_scale_shift(x, alpha, b, y):
     """y (A, F, B) = x * alpha[f] + b[f] (alpha or b None: left out); y may be x."""
     if x.size:
@@ -215,6 +236,6 @@ def channel_abs_mean_backward(dalpha, w, dw):
     return dw
 
 
-__all__ = ["sign_forward", "stochastic_sign_forward", "ste_backward", "clip",
+__all__ = ["sign_forward", "stochastic_sign_forward", "ste_backward", "clip", "clip_sign_forward",
            "channel_scale_shift", "channel_sum", "channel_dot", "channel_abs_mean",
            "channel_abs_mean_backward"]

@@ -4,6 +4,9 @@
     stochastic_sign_forward(x, rng, y)       y = +1 with probability hard_sigmoid(x)
     ste_backward(dout, x, dx)                dx = dout where |x| <= 1, else 0
     clip(w, lo, hi, out)                     out = min(max(w, lo), hi)
+    clip_sign_forward(w, lo, hi, out, y, alpha)
+                                             out = clip(w, lo, hi), y = sign(out) and
+                                             alpha[f] = mean |out| (alpha may be None)
 
 The sign follows the bit convention of ``cdl.kernels.binary`` (+1 for
 x >= 0). The straight-through estimator is that of the BNN paper
@@ -23,6 +26,10 @@ weights of BinaryConv2D.
 channel_abs_mean is the XNOR-Net scale alpha (Rastegari et al. 2016, sec.
 3.1); its backward uses sgn(0) = 0, the subgradient of |w| at 0.
 Element-wise kernels accept the output as one of the inputs (in place).
+
+clip_sign_forward is what a binary layer does to its latent weights in every
+forward: clip in place and binarize, fused into one pass over W instead of two
+(and the scale, when it has one, as a second).
 """
 import numpy as np
 from numba import njit
@@ -44,6 +51,55 @@ def _ste(dout, x, dx, a, z):
     for i in range(gs.size):
         g = gs[i]
         dxs[i] = g if abs(xs[i]) <= 1 else g - g  # g - g: 0, or NaN for a non-finite g
+
+
+# The fused weight pass. In place (out is w), a weight already in [lo, hi] is not stored
+# again: after the first step only the few an update pushed past +-1 are, so the pass
+# writes y alone.
+@njit(nogil=True, cache=True)
+def _clip_sign(w, lo, hi, out, y, a, z):
+    ws, os, ys = w[a:z], out[a:z], y[a:z]
+    for i in range(ws.size):
+        v = ws[i]
+        c = lo if v < lo else (hi if v > hi else v)  # NaN: neither, stays NaN
+        os[i] = c
+        ys[i] = 1 if c >= 0 else -1
+
+
+@njit(nogil=True, cache=True)
+def _clip_sign_in_place(w, lo, hi, y, a, z):
+    ws, ys = w[a:z], y[a:z]
+    for i in range(ws.size):
+        v = ws[i]
+        if v < lo:
+            ws[i] = lo
+        elif v > hi:
+            ws[i] = hi
+        ys[i] = 1 if v >= 0 else -1  # the sign of v is that of its clipped value
+
+
+@njit(nogil=True, cache=True)
+def _abs_mean_backward_cols(dalpha, w, dw, f0, f1):
+    """(A, F) views, columns [f0, f1): dw += dalpha[f] * sgn(w) / A."""
+    A = w.shape[0]
+    for r in range(A):
+        ws, ds, gs = w[r, f0:f1], dw[r, f0:f1], dalpha[f0:f1]
+        for i in range(ws.size):
+            v, g = ws[i], gs[i] / A
+            ds[i] += g if v > 0 else (-g if v < 0 else g * (v - v))  # sgn(0) = 0, NaN stays
+
+
+@njit(nogil=True, cache=True)
+def _abs_mean_backward_rows(dalpha, w, dw, f0, f1):
+    """(A, F, B) views, channels [f0, f1): dw += dalpha[f] * sgn(w) / (A*B)."""
+    A, B = w.shape[0], w.shape[2]
+    for f in range(f0, f1):
+        g = dalpha[f] / (A * B)
+        for r in range(A):
+            ws, ds = w[r, f], dw[r, f]
+            for i in range(B):
+                v = ws[i]
+                ds[i] += g if v > 0 else (-g if v < 0 else g * (v - v))
 
 
 def sign_forward(x, y):
@@ -75,6 +131,24 @@ def clip(w, lo, hi, out):
     """out = min(max(w, lo), hi) element-wise (NaN stays NaN); out may be w."""
     np.clip(w, lo, hi, out=out)
     return out
+
+
+def clip_sign_forward(w, lo, hi, out, y, alpha):
+    """out = clip(w, lo, hi) and y = sign(out) (+1 where out >= 0, NaN: -1) in one pass;
+    then alpha (F,) = mean of |out| over a and b, unless alpha is None. w, out, y (A, F, B)
+    C-contiguous; out may be w (in place). Returns y."""
+    t = w.dtype.type
+    lo, hi = t(lo), t(hi)
+    wf, yf = w.reshape(-1), y.reshape(-1)
+    if out is w:
+        run_slices(lambda a, z: _clip_sign_in_place(wf, lo, hi, yf, a, z), wf.size,
+                   work=wf.size)
+    else:
+        of = out.reshape(-1)
+        run_slices(lambda a, z: _clip_sign(wf, lo, hi, of, yf, a, z), wf.size, work=wf.size)
+    if alpha is not None:  # a read-only pass: a fused column sum ran slower than it
+        channel_abs_mean(out, alpha)
+    return y
 
 
 def _channels(a):
@@ -112,11 +186,17 @@ def channel_abs_mean(w, out):
 
 def channel_abs_mean_backward(dalpha, w, dw):
     """dw (A, F, B) += dalpha[f] * sgn(w) / (A*B): the gradient of channel_abs_mean, added."""
-    fan_in = w.size // w.shape[1]
-    dw += _channels(dalpha) * np.sign(w) / fan_in
+    A, F, B = w.shape
+    if B == 1:
+        w2, d2 = w.reshape(A, F), dw.reshape(A, F)
+        run_slices(lambda a, z: _abs_mean_backward_cols(dalpha, w2, d2, a, z), F,
+                   work=w.size)
+    else:
+        run_slices(lambda a, z: _abs_mean_backward_rows(dalpha, w, dw, a, z), F,
+                   work=w.size)
     return dw
 
 
-__all__ = ["sign_forward", "stochastic_sign_forward", "ste_backward", "clip",
+__all__ = ["sign_forward", "stochastic_sign_forward", "ste_backward", "clip", "clip_sign_forward",
            "channel_scale_shift", "channel_sum", "channel_dot", "channel_abs_mean",
            "channel_abs_mean_backward"]

@@ -165,16 +165,28 @@ class _BinaryLinear(Layer):
         """y for x (checked), x_rows its view as the product takes it; caches for backward."""
         W = self.params["W"]
         K = kernels_for(x_rows, W)
-        W = self._latent(K)
         dtype = compute_dtype(x_rows, W)
         if self.binarize_input:
             xb = K.sign_forward(x_rows, K.empty(x_rows.shape, dtype))
         else:
             xb = cast(K, x_rows, dtype)
-        wb = K.sign_forward(W, K.empty(W.shape, dtype))
+        # W clipped in place (see the module doc), sign(W) and alpha in one pass over W
+        wb = self._sign_workspace(K, W, dtype)
+        alpha = K.empty((self._out_channels(),), W.dtype) if self.scale else None
+        W3 = self._w3(W)
+        K.clip_sign_forward(W3, -1.0, 1.0, W3, self._w3(wb), alpha)
         dot = self._product(K, xb, wb)
-        alpha = self._alpha(K, W) if self.scale else None
         return dot, (x_rows, xb, wb, dot, alpha, x.shape)
+
+    def _sign_workspace(self, K, W, dtype):
+        """An array for sign(W): the last training forward's, reused (it is held for the
+        backward anyway), or a new one."""
+        cache = self._cache
+        if cache is not None:
+            wb = cache[2]
+            if type(wb) is type(W) and wb.shape == W.shape and wb.dtype == dtype:
+                return wb
+        return K.empty(W.shape, dtype)
 
     def _backward(self, dout, with_dx):
         """dx (None without with_dx) for dout; fills grads.

@@ -6,6 +6,7 @@ from cdl import kernels as CPU
 from cdl.backend import kernels_for
 
 from ..conftest import host, on
+from .test_dense import compile_for_gpu
 
 DTYPES = [np.float32, np.float64]
 # (A, F, B) views: an affine output, a conv output, conv weights, a channel of 300 elements
@@ -59,6 +60,27 @@ def test_clip_in_place_matches_cpu(dtype):
     np.testing.assert_array_equal(host(wg), want)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [True, False])
+def test_clip_sign_forward_matches_cpu(dtype, scale):
+    """The fused weight pass, in place and into another array, with and without alpha."""
+    w = _values(np.random.default_rng(3), (2, 3, 4), dtype)
+    w.reshape(-1)[-1] = np.nan
+    y, alpha = np.empty_like(w), np.empty(3, dtype) if scale else None
+    clipped = w.copy()
+    CPU.clip_sign_forward(clipped, -1.0, 1.0, clipped, y, alpha)
+    K, (wg,) = _gpu(w)
+    yg, ag, og = K.empty_like(wg), K.empty((3,), dtype) if scale else None, K.empty_like(wg)
+    assert K.clip_sign_forward(wg, -1.0, 1.0, og, yg, ag) is yg
+    np.testing.assert_array_equal(host(og), clipped)
+    np.testing.assert_array_equal(host(yg), y)
+    if scale:
+        np.testing.assert_allclose(host(ag), alpha, rtol=1e-6)
+    K.clip_sign_forward(wg, -1.0, 1.0, wg, yg, ag)  # in place
+    np.testing.assert_array_equal(host(wg), clipped)
+    np.testing.assert_array_equal(host(yg), y)
+
+
 @pytest.mark.slow  # seconds in the CUDA simulator
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", CHANNEL_SHAPES)
@@ -108,3 +130,15 @@ def test_stochastic_sign_on_the_gpu(dtype):
     draws = [host(K.stochastic_sign_forward(xg, np.random.default_rng(s), K.empty_like(xg)))
              for s in range(4)]
     assert any((d[~sure] != draws[0][~sure]).any() for d in draws[1:])
+
+
+@pytest.mark.slow
+def test_fused_kernel_compiles_for_a_gpu():
+    """_clip_sign_k with the types clip_sign_forward passes (the other kernels of this twin
+    are in tests/cuda/test_compile.py's list)."""
+    compile_for_gpu("""
+        from cdl.cuda import binarize
+        for dt in (T.float32, T.float64):
+            a = arr(dt, 1)
+            check(binarize._clip_sign_k, a, dt, dt, a, a)
+    """)

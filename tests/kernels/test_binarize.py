@@ -80,3 +80,42 @@ def test_abs_mean_backward_is_the_gradient_of_abs_mean():
         num[i] = (dalpha @ K.channel_abs_mean(wp, np.empty(3))
                   - dalpha @ K.channel_abs_mean(wm, np.empty(3))) / (2 * h)
     np.testing.assert_allclose(grad, num, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 3, 1), (1, 4, 7), (300, 200, 1)])
+@pytest.mark.parametrize("in_place", [True, False])
+@pytest.mark.parametrize("scale", [True, False])
+def test_clip_sign_forward_is_clip_then_sign_then_abs_mean(dtype, shape, in_place, scale):
+    """The fused weight pass against the three kernels it replaces (NaN, +-0, +-1 and
+    values past them included); (300, 200, 1) runs on the worker threads."""
+    rng = np.random.default_rng(4)
+    w = rng.uniform(-2, 2, shape).astype(dtype)
+    w.reshape(-1)[:6] = [np.nan, 0.0, -0.0, 1.0, -1.0, -1.5]
+    clipped = np.clip(w, -1, 1)
+    out = w if in_place else np.full_like(w, 7.0)
+    y = np.full_like(w, 7.0)
+    alpha = np.full(shape[1], 7.0, dtype) if scale else None
+    assert K.clip_sign_forward(w, -1.0, 1.0, out, y, alpha) is y
+    np.testing.assert_array_equal(out, clipped)
+    np.testing.assert_array_equal(y, np.where(clipped >= 0, 1, -1))
+    if in_place:
+        assert out is w
+    else:  # w itself untouched
+        assert np.isnan(w.reshape(-1)[0]) and (np.abs(w) > 1).any()
+    if scale:
+        want = np.abs(clipped).mean(axis=(0, 2))
+        np.testing.assert_allclose(alpha, want, rtol=1e-6 if dtype == np.float64 else 1e-5)
+        assert np.isnan(alpha[0]) and not np.isnan(alpha[1:]).any()
+
+
+@pytest.mark.parametrize("shape", [(300, 200, 1), (1, 200, 300)])
+def test_abs_mean_backward_on_worker_threads(shape):
+    """The Numba backward on arrays split across threads, against its NumPy formula."""
+    rng = np.random.default_rng(5)
+    w, dw = rng.standard_normal(shape), rng.standard_normal(shape)
+    w.reshape(-1)[:2] = [0.0, np.nan]
+    dalpha = rng.standard_normal(shape[1])
+    want = dw + dalpha[None, :, None] * np.sign(w) / (w.size // shape[1])
+    K.channel_abs_mean_backward(dalpha, w, dw)
+    np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-15)
