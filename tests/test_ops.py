@@ -209,19 +209,18 @@ def test_kernel_entry_points_follow_the_mapping_and_stay_in_their_buffers(g):
     _check_entry_points(*g)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cdl/kernels/im2col.py: _check_t does not check OH, OW against the image; with "
-    "stride 1 and OW == W the compiled im2col_t takes _shifted_rows, which assumes "
-    "|j - PW| < W and writes up to PW - W + 1 values outside col (a pad near 2^31 "
-    "segfaults: tests/fuzz/corpus). Fix: refuse (oh_n, ow_n) != conv_output_hw(...) "
-    "in _check_t (or make the compiled loop clip)"))
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(entry_geometries(consistent=False))
 @example(((1, 1, 1, 1), (0, 1, 1, 1, 1, 1, 0, 5, 1, 1), np.float32))  # 4 values past col
-def test_kernel_entry_points_refuse_or_follow_the_mapping_for_any_oh_ow(g):
-    """Direct callers may pass any OH, OW: a ValueError, or the documented mapping (windows
-    off the image read zeros), never a write outside the buffers."""
-    try:
+def test_kernel_entry_points_refuse_any_other_oh_ow(g):
+    """Direct callers may pass any OH, OW: the image's own give the documented mapping,
+    any other a ValueError before the compiled loops run (they trusted OH, OW and wrote
+    past col: 4 values for a pad of 2 on a 1x1 image)."""
+    shape, (n0, n1, kh, kw, sh, sw, ph, pw, oh, ow), dtype = g
+    H, W = shape[2:]
+    fits = kh <= H + 2 * ph and kw <= W + 2 * pw
+    if fits and (oh, ow) == ((H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1):
         _check_entry_points(*g)
-    except ValueError:
-        pass
+    else:
+        with pytest.raises(ValueError, match="does not match|larger than the padded input"):
+            _check_entry_points(*g)

@@ -23,7 +23,7 @@ import warnings
 
 from numba import njit
 
-from cdl._checks import INT32_MAX, check_int
+from cdl._checks import INT32_MAX, check_int, conv_output_hw
 from cdl.kernels.parallel import run_slices
 
 _im2col = None
@@ -136,9 +136,22 @@ def _check_geometry(who, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
         check_int(who, name, v, lo, INT32_MAX)
 
 
+def _check_output_hw(who, hw, kh, kw, sh, sw, ph, pw, oh, ow):
+    """The compiled loops trust OH, OW (a row of 1 pixel padded by 2 would be written
+    past the end of col): they must be the ones the image's geometry gives."""
+    want = conv_output_hw(who, hw, (kh, kw), (sh, sw), (ph, pw))
+    if (oh, ow) != want:
+        raise ValueError(f"{who}: output {oh}x{ow} does not match the {hw[0]}x{hw[1]} input "
+                         f"(kernel {kh}x{kw}, stride {sh},{sw}, pad {ph},{pw}): expected "
+                         f"{want[0]}x{want[1]}")
+
+
 def _check_t(who, x4, col, n0, n1, kh, kw, sh, sw, ph, pw, oh_n, ow_n):
     """The compiled loops index x4[n0:n1] and col (C*KH*KW, (n1-n0)*OH*OW) unchecked."""
     _check_geometry(who, kh, kw, sh, sw, ph, pw, oh_n, ow_n)
+    if x4.ndim != 4:
+        raise ValueError(f"{who}: expected a 4-D (N, C, H, W) array, got shape {x4.shape}")
+    _check_output_hw(who, x4.shape[2:], kh, kw, sh, sw, ph, pw, oh_n, ow_n)
     N, C = x4.shape[:2]
     shape = (C * kh * kw, (n1 - n0) * oh_n * ow_n)
     if not 0 <= n0 < n1 <= N:
@@ -192,6 +205,7 @@ def im2col_rows(x, kh, kw, sh, sw, ph, pw, oh, ow, out):
     validated by cdl.ops (C ints here).
     """
     _check_geometry("im2col", kh, kw, sh, sw, ph, pw, oh, ow)
+    _check_output_hw("im2col", x.shape[2:], kh, kw, sh, sw, ph, pw, oh, ow)
     N, C = x.shape[:2]
     _check_out("im2col", x, out, (N * oh * ow, C * kh * kw))
     ext = _compiled()
@@ -209,6 +223,7 @@ def col2im_rows(col, kh, kw, sh, sw, ph, pw, oh, ow, out):
     The adjoint of im2col: overlapping windows add up, padding is dropped.
     """
     _check_geometry("col2im", kh, kw, sh, sw, ph, pw, oh, ow)
+    _check_output_hw("col2im", out.shape[2:], kh, kw, sh, sw, ph, pw, oh, ow)
     N, C = out.shape[:2]
     _check_out("col2im", col, out, out.shape)
     if col.shape != (N * oh * ow, C * kh * kw):

@@ -285,7 +285,8 @@ def one_im2col(data):
 def one_im2col_kernels(data):
     """The kernel entry points (cdl.kernels.im2col: im2col_t, col2im_t, im2col_rows,
     col2im_rows) with drawn geometry, OH/OW not necessarily those of the image, sample
-    ranges and buffers of drawn shapes: a ValueError, or the documented mapping exactly.
+    ranges and buffers of drawn shapes: a ValueError exactly when something does not fit
+    (OH, OW other than the image's included), else the documented mapping exactly.
     These wrappers are the only door to the compiled loops, which index unchecked."""
     from cdl.kernels import im2col as K
     d = Draw(data)
@@ -297,7 +298,10 @@ def one_im2col_kernels(data):
     dtype = (np.float32, np.float64)[d.int(0, 1)]
     geometry_ok = (min(kh, kw, sh, sw, oh_n, ow_n) >= 1 and min(ph, pw) >= 0
                    and max(kh, kw, sh, sw, ph, pw, oh_n, ow_n) < 2**31)
-    ok = geometry_ok and 0 <= n0 < n1 <= N
+    # OH, OW must be the image's own (the compiled loops trust them to stay in col)
+    fits = geometry_ok and kh <= H + 2 * ph and kw <= W + 2 * pw
+    ok = (fits and 0 <= n0 < n1 <= N
+          and (oh_n, ow_n) == ((H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1))
     nb = max(n1 - n0, 1)
     want_shape = ((C * kh * kw, nb * oh_n * ow_n) if geometry_ok else (1, 1))
     if geometry_ok and want_shape[0] * want_shape[1] > MAX_ELEMENTS:
