@@ -274,7 +274,7 @@ def _dropconnect(where, cfg):
 _GEOMETRY = {"kernel_size", "stride", "pad", "bias"}
 _BINARY = {"scale", "binarize_input"}
 # type -> (config keys it understands, rule(where, config) -> (params, buffers, children
-# as (spec, label))), shapes as the constructors make them; tests/test_model_files.py
+# as (spec, label))), shapes as the constructors make them; tests/test_serial.py
 # checks every rule against the layers it describes, and that every cdl layer with
 # parameters or children has one.
 RULES = {
