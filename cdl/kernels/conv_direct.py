@@ -24,15 +24,18 @@ is the case of a single phase, the padded input.
 Passes. Each pass over an output plane carries four taps and four output
 channels (_gather4): per element it loads four input values, feeds each to four
 FMAs, and loads and stores four sums, so it runs at about the FMA rate instead
-of at the load and store rate of one tap per pass.
+of at the load and store rate of one tap per pass. A last block of fewer than
+four channels runs as a whole block with zero weights in the missing rows: one
+pass function instead of one per block width, which first use would compile
+whether or not a layer needs it.
 
 Backward. dout[n] goes into wide rows (zeros in the discarded columns). db[f]
 is its sum; dW[f, c, i, j] is its dot product with the tap's input slice
 (_dots2: two channels, four taps per pass). dx is a convolution of it too, in
 gather form: each phase plane of dx sums, over output channels f and the taps
 that read that phase, W[f, c, i, j] times dout[n, f] shifted back by the tap's
-offset (gather_lists), input channels in pairs; then dx is read back out of
-the phase planes. For one sample every pass stays in L1 or L2.
+offset (gather_lists), input channels four at a time; then dx is read back
+out of the phase planes. For one sample every pass stays in L1 or L2.
 
 The reductions (dot products, sums) are compiled with fastmath "reassoc"
 (and "contract" for FMAs) so that LLVM vectorizes them; NaN and Inf still
@@ -119,11 +122,11 @@ def taps(C, kh, kw, sh, sw, wq):
     return ((i % sh) * sw + j % sw) * C + c, (i // sh) * wq + j // sw
 
 
-# The passes. Y[r] += sum_t W[r, t] * src[planes[t], offs[t]:][:n] for a block of 4, 2 or 1
-# output rows r (_gather4/2/1), taps four at a time; and G[r, t] += D[r] . src[planes[t],
-# offs[t]:][:n] for 2 or 1 rows (_dots2/1), taps four at a time. Each source element loaded
-# feeds one FMA per row, so wider blocks do more FMAs per load and store (a tap-at-a-time
-# axpy does one; bench/conv.py --algos times the result).
+# The passes. Y[r] += sum_t W[r, t] * src[planes[t], offs[t]:][:n] for a block of 4 output
+# rows r (_gather4), taps four at a time; and G[r, t] += D[r] . src[planes[t], offs[t]:][:n]
+# for a block of 2 rows (_dots2), taps four at a time. Each source element loaded feeds one
+# FMA per row, so wider blocks do more FMAs per load and store (a tap-at-a-time axpy does
+# one; bench/conv.py --algos times the result).
 
 @njit(nogil=True, cache=True, inline="always")
 def _tap(src, planes, offs, t, n):
@@ -138,10 +141,12 @@ def _taps4(src, planes, offs, t, n):
             _tap(src, planes, offs, t + 2, n), _tap(src, planes, offs, t + 3, n))
 
 
-# The pass functions are compiled once each and shared by forward and backward (inlined
-# into both, they would be compiled twice on first use). Their arrays are C-contiguous,
-# whole rows with an offset saying where to start: on a strided view LLVM cannot
-# vectorize the inner loops.
+# The pass functions are compiled once each and shared by forward and backward (Numba
+# still optimizes a callee again inside each caller's module, so the fewer pass variants
+# and wrapper levels, the shorter the first call). Their arrays are C-contiguous, whole
+# rows with an offset saying where to start: on a strided view LLVM cannot vectorize the
+# inner loops. Copies and sums in these kernels are written as loops: NumPy-style slice
+# assignment, in-place array arithmetic and .max() each compile several times slower.
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
 def _gather4(W, e0, planes, offs, src, Y, i):
@@ -169,33 +174,6 @@ def _gather4(W, e0, planes, offs, src, Y, i):
             y1[k] += a1 * a[k]
             y2[k] += a2 * a[k]
             y3[k] += a3 * a[k]
-
-
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def _gather1(W, e0, planes, offs, src, Y, i):
-    """_gather4 for one row."""
-    n, T = Y.shape[1], planes.shape[0]
-    y0, w0 = Y[i], W[0, e0:e0 + T]
-    for t in range(0, T - 3, 4):
-        a, b, c, d = _taps4(src, planes, offs, t, n)
-        a0, b0, c0, d0 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
-        for k in range(n):
-            y0[k] += a0 * a[k] + b0 * b[k] + c0 * c[k] + d0 * d[k]
-    for t in range(T - T % 4, T):
-        a, a0 = _tap(src, planes, offs, t, n), w0[t]
-        for k in range(n):
-            y0[k] += a0 * a[k]
-
-
-@njit(nogil=True, cache=True)
-def _gather(W, e0, planes, offs, src, Y):
-    """Y[r] += sum_t W[r, e0 + t] * src[planes[t], offs[t]:][:Y.shape[1]] for every row r
-    of Y: four rows at a time, then one by one."""
-    R = Y.shape[0]
-    for r in range(0, R - 3, 4):
-        _gather4(W[r:r + 4], e0, planes, offs, src, Y, r)
-    for r in range(R - R % 4, R):
-        _gather1(W[r:r + 1], e0, planes, offs, src, Y, r)
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
@@ -234,39 +212,15 @@ def _dots2(D, f, d0, n, planes, offs, src, G):
         h[t] += h0
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST)
-def _dots1(D, f, d0, n, planes, offs, src, G):
-    """_dots2 for one row."""
-    T = G.shape[1]
-    d, g = D[f, d0:d0 + n], G[f]
-    for t in range(0, T - 3, 4):
-        a, b, c, q = _taps4(src, planes, offs, t, n)
-        g0 = g1 = g2 = g3 = d.dtype.type(0)
-        for k in range(n):
-            g0 += d[k] * a[k]
-            g1 += d[k] * b[k]
-            g2 += d[k] * c[k]
-            g3 += d[k] * q[k]
-        g[t] += g0
-        g[t + 1] += g1
-        g[t + 2] += g2
-        g[t + 3] += g3
-    for t in range(T - T % 4, T):
-        a, g0 = _tap(src, planes, offs, t, n), d.dtype.type(0)
-        for k in range(n):
-            g0 += d[k] * a[k]
-        g[t] += g0
-
-
 @njit(nogil=True, cache=True)
-def _dots(D, d0, n, planes, offs, src, G):
-    """G[r, t] += D[r, d0:d0 + n] . src[planes[t], offs[t]:][:n] for every row r of G and
-    every tap t: two rows at a time."""
-    R = G.shape[0]
-    for f in range(0, R - 1, 2):
-        _dots2(D, f, d0, n, planes, offs, src, G)
-    if R % 2:
-        _dots1(D, R - 1, d0, n, planes, offs, src, G)
+def _padded_rows(A, R):
+    """A (r, k) followed by zero rows up to R rows, as a new C-contiguous array."""
+    out = np.zeros((R, A.shape[1]), dtype=A.dtype)
+    for r in range(A.shape[0]):
+        src, dst = A[r], out[r]
+        for k in range(A.shape[1]):
+            dst[k] = src[k]
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -293,20 +247,21 @@ def _narrow_rows(wide, wq, plane):
 def forward_slice(x, Wt, b, planes, offs, sh, sw, ph, pw, hq, wq, y, a, z):
     """y[a:z] = conv(x[a:z]) + b for y (N, F, OH, OW): Wt (F, T) the kernel by tap, b (F,),
     planes and offs (T,) from taps, (hq, wq) from phase_geometry."""
-    C, F = x.shape[1], Wt.shape[0]
+    C, F, T = x.shape[1], Wt.shape[0], Wt.shape[1]
     oh, ow = y.shape[2], y.shape[3]
     L = (oh - 1) * wq + ow
     xph = np.zeros((sh * sw, C, hq * wq + _VEC), dtype=x.dtype)  # the tails stay 0
     planes_in = xph.reshape(sh * sw * C, hq * wq + _VEC)
+    F4 = (F + 3) // 4 * 4  # whole blocks of 4 filters: zero rows past F
+    W4 = _padded_rows(Wt, F4)
     wide = np.empty((4, _round_up(L)), dtype=x.dtype)
     for n in range(a, z):
         _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph)
         for f0 in range(0, F, 4):
-            m = min(4, F - f0)
-            for i in range(m):
-                wide[i, :] = b[f0 + i]
-            _gather(Wt[f0:f0 + m], np.int64(0), planes, offs, planes_in, wide[:m])
-            for i in range(m):
+            for i in range(4):
+                wide[i, :] = b[f0 + i] if f0 + i < F else 0
+            _gather4(W4[f0:f0 + 4], np.int64(0), planes, offs, planes_in, wide, np.int64(0))
+            for i in range(min(4, F - f0)):
                 _narrow_rows(wide[i], wq, y[n, f0 + i])
 
 
@@ -337,14 +292,20 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
     plane r of input channel c collects Gw[c, e] * dpad[rows[e], goffs[e]:] over
     the entries e of phase r (gather_lists); then _from_phases reads dx out.
     """
-    C, F = x.shape[1], Wt.shape[0]
+    C, F, T = x.shape[1], Wt.shape[0], Wt.shape[1]
     oh, ow = dout.shape[2], dout.shape[3]
-    S, P0 = sh * sw, offs.max()
+    S, P0 = sh * sw, offs[0]
+    for t in range(1, offs.shape[0]):  # P0 = offs.max()
+        P0 = max(P0, offs[t])
     Lp = _round_up((oh - 1) * wq + ow)
     xph = np.zeros((S, C, hq * wq + _VEC), dtype=x.dtype)  # the tails stay 0
     planes_in = xph.reshape(S * C, hq * wq + _VEC)
-    dxph = np.empty((S, C, _round_up(hq * wq)), dtype=x.dtype)
-    dpad = np.zeros((F, P0 + dxph.shape[2]), dtype=x.dtype)  # 0 outside dout's wide rows
+    # whole blocks: 2 output channels for dW, 4 input channels for dx (zero rows past F, C)
+    F2, C4 = (F + 1) // 2 * 2, (C + 3) // 4 * 4
+    dpad = np.zeros((F2, P0 + _round_up(hq * wq)), dtype=x.dtype)  # 0 outside dout's rows
+    G = np.zeros((F2, T), dtype=x.dtype)
+    Gw4 = _padded_rows(Gw, C4)
+    dxph = np.empty((S, C4, _round_up(hq * wq)), dtype=x.dtype)
     for n in range(a, z):
         _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph)
         for f in range(F):
@@ -354,11 +315,17 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
             for k in range(Lp):
                 s += d[k]
             db[f] += s
-        _dots(dpad, P0, Lp, planes, offs, planes_in, dWt)
+        for f in range(0, F2, 2):
+            _dots2(dpad, f, P0, Lp, planes, offs, planes_in, G)
         if not with_dx:
             continue
         dxph[...] = 0
         for r in range(S):
             e0, e1 = starts[r], starts[r + 1]
-            _gather(Gw, e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r])
+            for c in range(0, C4, 4):
+                _gather4(Gw4[c:c + 4], e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r], c)
         _from_phases(dxph, n, sh, sw, ph, pw, hq, wq, dx)
+    for f in range(F):
+        src, dst = G[f], dWt[f]
+        for k in range(T):
+            dst[k] += src[k]
