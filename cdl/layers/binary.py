@@ -20,6 +20,14 @@ needs no hook in the optimizer or training loop. Weights that an optimizer
 pushed past +-1 are back at +-1 before they are used or packed. It also
 makes the STE of sign(W) 1 everywhere in the backward that follows (|W| <= 1),
 so the weight gradient is not masked: that would be a pass over W for nothing.
+The clipping and the signs of W are one fused pass (``clip_sign_forward``).
+
+Arrays reused. The signs of W go into the array the last training forward
+wrote them to (it is kept for that forward's backward anyway), and the
+weight gradient into the host array ``grads["W"]`` already is: in a
+Sequential that is its view of the flat gradient buffer (``cdl._flatgrad``),
+which then copies nothing. So a binary training step runs the same passes
+over W as a float one, plus that fused one.
 """
 import numpy as np
 
@@ -170,7 +178,7 @@ class _BinaryLinear(Layer):
             xb = K.sign_forward(x_rows, K.empty(x_rows.shape, dtype))
         else:
             xb = cast(K, x_rows, dtype)
-        # W clipped in place (see the module doc), sign(W) and alpha in one pass over W
+        # one pass over W: clipped in place (see the module doc) and its signs into wb
         wb = self._sign_workspace(K, W, dtype)
         alpha = K.empty((self._out_channels(),), W.dtype) if self.scale else None
         W3 = self._w3(W)
@@ -212,7 +220,7 @@ class _BinaryLinear(Layer):
             if self.bias:
                 K.channel_sum(self._out3(dout), db)
         dx = K.empty(xb.shape, dtype) if with_dx else None
-        gw = K.empty(W.shape, dtype)
+        gw = self._grad_target(K, "W", W.shape, dtype)
         self._product_backward(K, g, xb, wb, dx, gw, None if self.scale else db)
         if self.scale:
             K.channel_abs_mean_backward(dalpha, self._w3(W), self._w3(gw))
@@ -224,6 +232,16 @@ class _BinaryLinear(Layer):
         if self.binarize_input:
             K.ste_backward(dx, x_rows, dx)
         return dx.reshape(x_shape)
+
+    def _grad_target(self, K, key, shape, dtype):
+        """The array grads[key] already is, when the gradient can be written into it (in a
+        Sequential: its view of the flat gradient buffer, which then needs no copy, see
+        ``cdl._flatgrad``), else a new one. Host arrays only (device arrays keep the copy)."""
+        g = self.grads.get(key)
+        if (type(g) is np.ndarray and type(self.params[key]) is np.ndarray
+                and g.shape == shape and g.dtype == dtype and g.flags.c_contiguous):
+            return g
+        return K.empty(shape, dtype)
 
     def backward(self, dout):
         return self._backward(dout, with_dx=True)

@@ -153,6 +153,40 @@ def test_latent_weights_are_clipped_at_each_forward(rng):
     assert np.abs(layer.params["W"]).max() <= 1.0
 
 
+@pytest.mark.parametrize("conv", [False, True])
+def test_reused_workspaces_change_no_result(rng, conv):
+    """sign(W) goes into the last training forward's array and dW into the array grads["W"]
+    already is (in a Sequential, the flat gradient buffer's view): an inference forward
+    between forward and backward, and a second step, give what fresh layers give."""
+    if conv:
+        def make():
+            return L.BinaryConv2D(2, 3, 3, pad=1, scale=True, rng=0).astype(np.float64)
+        x1, x2 = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 5, 5))
+        d1, d2 = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((3, 3, 5, 5))
+    else:
+        def make():
+            return L.BinaryAffine(7, 4, scale=True, rng=0).astype(np.float64)
+        x1, x2 = rng.standard_normal((5, 7)), rng.standard_normal((3, 7))
+        d1, d2 = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    layer = make()
+    layer.forward(x1)
+    layer.forward(x2, train=False)
+    dx1 = layer.backward(d1)
+    grad1 = layer.grads["W"]
+    want = make()
+    want.forward(x1)
+    np.testing.assert_array_equal(dx1, want.backward(d1))
+    np.testing.assert_array_equal(grad1, want.grads["W"])
+    kept = grad1.copy()
+    layer.forward(x2)
+    dx2 = layer.backward(d2)
+    assert layer.grads["W"] is grad1  # written in place, as the doc says
+    want2 = make()
+    want2.forward(x2)
+    np.testing.assert_array_equal(dx2, want2.backward(d2))
+    np.testing.assert_array_equal(layer.grads["W"], want2.grads["W"])
+    assert not np.array_equal(kept, layer.grads["W"])
+
 def test_new_layers_start_inside_the_clip_range():
     layer = L.BinaryAffine(4, 3, init=cdl.init.normal(std=5.0), rng=0)
     assert np.abs(layer.params["W"]).max() <= 1.0
