@@ -25,17 +25,18 @@ Passes. Each pass over an output plane carries four taps and four output
 channels (_gather4): per element it loads four input values, feeds each to four
 FMAs, and loads and stores four sums, so it runs at about the FMA rate instead
 of at the load and store rate of one tap per pass. A last block of fewer than
-four channels runs as a whole block with zero weights in the missing rows: one
-pass function instead of one per block width, which first use would compile
-whether or not a layer needs it.
+four output channels runs as a whole block with zero weights in the missing
+rows: one pass function fewer to compile on first use, for a few wasted
+multiply-adds on the last block only.
 
 Backward. dout[n] goes into wide rows (zeros in the discarded columns). db[f]
 is its sum; dW[f, c, i, j] is its dot product with the tap's input slice
 (_dots2: two channels, four taps per pass). dx is a convolution of it too, in
 gather form: each phase plane of dx sums, over output channels f and the taps
 that read that phase, W[f, c, i, j] times dout[n, f] shifted back by the tap's
-offset (gather_lists), input channels four at a time; then dx is read back
-out of the phase planes. For one sample every pass stays in L1 or L2.
+offset (gather_lists), input channels four at a time, the last C % 4 one by
+one (_gather1: with C = 1, a zero-padded block would do four times the work);
+then dx is read back out of the phase planes. For one sample every pass stays in L1 or L2.
 
 The reductions (dot products, sums) are compiled with fastmath "reassoc"
 (and "contract" for FMAs) so that LLVM vectorizes them; NaN and Inf still
@@ -123,10 +124,10 @@ def taps(C, kh, kw, sh, sw, wq):
 
 
 # The passes. Y[r] += sum_t W[r, t] * src[planes[t], offs[t]:][:n] for a block of 4 output
-# rows r (_gather4), taps four at a time; and G[r, t] += D[r] . src[planes[t], offs[t]:][:n]
-# for a block of 2 rows (_dots2), taps four at a time. Each source element loaded feeds one
-# FMA per row, so wider blocks do more FMAs per load and store (a tap-at-a-time axpy does
-# one; bench/conv.py --algos times the result).
+# rows r (_gather4; _gather1 for one), taps four at a time; and G[r, t] += D[r] .
+# src[planes[t], offs[t]:][:n] for a block of 2 rows (_dots2), taps four at a time. Each
+# source element loaded feeds one FMA per row, so wider blocks do more FMAs per load and
+# store (a tap-at-a-time axpy does one; bench/conv.py --algos times the result).
 
 @njit(nogil=True, cache=True, inline="always")
 def _tap(src, planes, offs, t, n):
@@ -177,6 +178,23 @@ def _gather4(W, e0, planes, offs, src, Y, i):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST)
+def _gather1(W, e0, planes, offs, src, Y, i):
+    """_gather4 for one row: the last C % 4 input channels of dx (padded to a block of four,
+    they would cost up to four times as many multiply-adds as they need)."""
+    n, T = Y.shape[1], planes.shape[0]
+    y0, w0 = Y[i], W[0, e0:e0 + T]
+    for t in range(0, T - 3, 4):
+        a, b, c, d = _taps4(src, planes, offs, t, n)
+        a0, b0, c0, d0 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
+        for k in range(n):
+            y0[k] += a0 * a[k] + b0 * b[k] + c0 * c[k] + d0 * d[k]
+    for t in range(T - T % 4, T):
+        a, a0 = _tap(src, planes, offs, t, n), w0[t]
+        for k in range(n):
+            y0[k] += a0 * a[k]
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST)
 def _dots2(D, f, d0, n, planes, offs, src, G):
     """G[f + r, t] += D[f + r, d0:d0 + n] . src[planes[t], offs[t]:][:n] for r < 2 and
     every tap t."""
@@ -210,6 +228,15 @@ def _dots2(D, f, d0, n, planes, offs, src, G):
             h0 += e[k] * a[k]
         g[t] += g0
         h[t] += h0
+
+
+@njit(nogil=True, cache=True)
+def _dots(D, d0, n, planes, offs, src, G):
+    """_dots2 over every pair of rows of G (an even number). A function of its own rather
+    than a loop in backward_slice: LLVM then keeps _dots2 out of line, which runs a first
+    layer's dW pass (one input channel, 3x3) faster than _dots2 inlined there."""
+    for f in range(0, G.shape[0], 2):
+        _dots2(D, f, d0, n, planes, offs, src, G)
 
 
 @njit(nogil=True, cache=True)
@@ -247,7 +274,7 @@ def _narrow_rows(wide, wq, plane):
 def forward_slice(x, Wt, b, planes, offs, sh, sw, ph, pw, hq, wq, y, a, z):
     """y[a:z] = conv(x[a:z]) + b for y (N, F, OH, OW): Wt (F, T) the kernel by tap, b (F,),
     planes and offs (T,) from taps, (hq, wq) from phase_geometry."""
-    C, F, T = x.shape[1], Wt.shape[0], Wt.shape[1]
+    C, F = x.shape[1], Wt.shape[0]
     oh, ow = y.shape[2], y.shape[3]
     L = (oh - 1) * wq + ow
     xph = np.zeros((sh * sw, C, hq * wq + _VEC), dtype=x.dtype)  # the tails stay 0
@@ -300,12 +327,10 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
     Lp = _round_up((oh - 1) * wq + ow)
     xph = np.zeros((S, C, hq * wq + _VEC), dtype=x.dtype)  # the tails stay 0
     planes_in = xph.reshape(S * C, hq * wq + _VEC)
-    # whole blocks: 2 output channels for dW, 4 input channels for dx (zero rows past F, C)
-    F2, C4 = (F + 1) // 2 * 2, (C + 3) // 4 * 4
+    F2 = (F + 1) // 2 * 2  # whole blocks of 2 output channels for dW: a zero row past F
     dpad = np.zeros((F2, P0 + _round_up(hq * wq)), dtype=x.dtype)  # 0 outside dout's rows
     G = np.zeros((F2, T), dtype=x.dtype)
-    Gw4 = _padded_rows(Gw, C4)
-    dxph = np.empty((S, C4, _round_up(hq * wq)), dtype=x.dtype)
+    dxph = np.empty((S, C, _round_up(hq * wq)), dtype=x.dtype)
     for n in range(a, z):
         _to_phases(x, n, sh, sw, ph, pw, hq, wq, xph)
         for f in range(F):
@@ -315,15 +340,16 @@ def backward_slice(dout, x, Wt, planes, offs, Gw, rows, goffs, starts, sh, sw, p
             for k in range(Lp):
                 s += d[k]
             db[f] += s
-        for f in range(0, F2, 2):
-            _dots2(dpad, f, P0, Lp, planes, offs, planes_in, G)
+        _dots(dpad, P0, Lp, planes, offs, planes_in, G)
         if not with_dx:
             continue
         dxph[...] = 0
         for r in range(S):
             e0, e1 = starts[r], starts[r + 1]
-            for c in range(0, C4, 4):
-                _gather4(Gw4[c:c + 4], e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r], c)
+            for c in range(0, C - 3, 4):
+                _gather4(Gw[c:c + 4], e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r], c)
+            for c in range(C - C % 4, C):
+                _gather1(Gw[c:c + 1], e0, rows[e0:e1], goffs[e0:e1], dpad, dxph[r], c)
         _from_phases(dxph, n, sh, sw, ph, pw, hq, wq, dx)
     for f in range(F):
         src, dst = G[f], dWt[f]
