@@ -17,6 +17,30 @@
    model, images/s on one batch.
 3. Bytes: what the packed and float models store.
 
+    python bench/binary.py --train [--epoch-images 10000] [--epochs 2]
+
+4. Training (--train, instead of 1-3): a BinaryMLP (3 x 1024, 784 inputs,
+   batch 100, Adam) step (loss, backward without dx, update) against its
+   float twin (Affine -> BatchNorm -> ReLU, same shapes), interleaved; then
+   whole epochs as examples/07_binary.py runs them (Trainer with a cosine
+   schedule on the first --epoch-images Fashion-MNIST images, the 8x8
+   digits when it is not installed; after each epoch the train accuracy on
+   those images and the test loss and accuracy on the 10,000 test images,
+   in batches of 1000), the binary and the float fit alternating, each in a
+   fresh model. The epoch row splits each epoch into its steps (each from
+   the end of the last one: the batch's copy and checks included; timed by a
+   callback), the evaluation (``trainer.evaluate``: the test set predicted
+   twice, for the loss and for the accuracy, and the train images once)
+   and the rest (drawing the order, callbacks, the schedule); cpu_s is the
+   process's CPU time over the epoch (all its threads), less sensitive than
+   wall time to other processes on a shared machine.
+   Epochs are timed from the second on: the first epoch of a process also
+   loads every kernel it calls from Numba's cache, or compiles them when the
+   cache is empty (measured on a 2-vCPU Zen 5: the first BinaryMLP step took
+   0.8 s from the cache, 2.1 s with an empty one, against 0.05 s later),
+   and the model trained first pays for the kernels both share
+   (first_epoch_s shows it; examples/07_binary.py trains the binary first).
+
     python bench/binary.py --asm    # what LLVM emits for the GEMM kernels
 
 prints the innermost loop of each kernel as compiled for this CPU and, in a
@@ -152,6 +176,136 @@ def bench_inference(args, rng):
     return rows, sizes
 
 
+STEP_HIDDEN, STEP_BATCH, STEP_INPUT = (1024, 1024, 1024), 100, (1, 28, 28)
+
+
+def bench_train_step(args, rng):
+    """BinaryMLP step vs its float twin, interleaved: rows of ms and ratios (wall, CPU)."""
+    from cdl.benchmarks import PAUSE, pause
+    from cdl import optim
+    from cdl.models import BinaryMLP
+    x = rng.random((STEP_BATCH, *STEP_INPUT), dtype=np.float32)
+    t = rng.integers(0, 10, STEP_BATCH)
+    kw = {"input_shape": STEP_INPUT, "hidden": STEP_HIDDEN}
+    nets = {"binary": BinaryMLP(rng=0, **kw), "float twin": BinaryMLP.float_twin(rng=0, **kw)}
+    opts = {k: optim.Adam(lr=1e-3) for k in nets}
+
+    def step(k):
+        nets[k].loss(x, t)
+        nets[k].backward(input_grad=False)
+        opts[k].update(nets[k].params, nets[k].grads)
+    for k in nets:  # warm-up: kernels loaded, workspaces allocated
+        for _ in range(max(1, args.warmup)):
+            step(k)
+    wall, cpu = {k: [] for k in nets}, {k: [] for k in nets}
+    for _ in range(args.repeat):  # round-robin; CPU time is that of the whole process
+        for k in nets:
+            pause(PAUSE)
+            w0, c0 = time.perf_counter(), time.process_time()
+            step(k)
+            cpu[k].append(time.process_time() - c0)
+            wall[k].append(time.perf_counter() - w0)
+    med = {k: float(np.median(v)) for k, v in wall.items()}
+    med_cpu = {k: float(np.median(v)) for k, v in cpu.items()}
+    label = f"BinaryMLP 3x{STEP_HIDDEN[0]}, batch {STEP_BATCH}, Adam"
+    return [{"op": "train step", "shape": label, "contender": k, "ms": 1e3 * v,
+             "x float twin": v / med["float twin"], "cpu_ms": 1e3 * med_cpu[k],
+             "x cpu": med_cpu[k] / med_cpu["float twin"]} for k, v in med.items()]
+
+
+def _fit_epochs(kind, data, epochs, images):
+    """One fit: wall seconds per epoch (total, steps, evaluation: lists, one per epoch), the
+    final test accuracy, and the process CPU seconds per epoch."""
+    import cdl
+    from cdl import optim
+    from cdl.models import BinaryMLP
+    (x, t), test = data
+    kw = {"input_shape": x.shape[1:], "hidden": STEP_HIDDEN}
+    net = BinaryMLP(rng=0, **kw) if kind == "binary" else BinaryMLP.float_twin(rng=0, **kw)
+    steps, evals, cpu, clock = [], [], [], {}
+
+    class Timer(cdl.Callback):  # the steps' time: from each batch's start to its end
+        def on_epoch_begin(self, trainer, epoch, logs=None):
+            steps.append(0.0)
+            clock["t"], clock["cpu"] = time.perf_counter(), time.process_time()
+
+        def on_batch_end(self, trainer, batch, logs):
+            now = time.perf_counter()
+            steps[-1] += now - clock["t"]
+            clock["t"] = now
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            cpu.append(time.process_time() - clock["cpu"])
+
+    trainer = cdl.Trainer(net, optim.Adam(lr=3e-3), batch_size=STEP_BATCH, epochs=epochs,
+                          seed=0, eval_samples=images, verbose=False,
+                          callbacks=[optim.CosineLR(total=epochs, lr_min=3e-5), Timer()])
+    evaluate = trainer.evaluate
+
+    def timed_evaluate(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return evaluate(*a, **k)
+        finally:
+            evals.append(time.perf_counter() - t0)
+    trainer.evaluate = timed_evaluate
+    history = trainer.fit(x, t, validation_data=test)
+    return history["time"], steps, evals, history["val_acc"][-1], cpu
+
+
+def bench_train_epoch(args):
+    """Epochs of BinaryMLP vs its float twin, fits alternating: rows of seconds and ratios."""
+    from cdl import data
+    if data.fashion_mnist_available() and not args.quick:
+        name, ((x, t), test) = "Fashion-MNIST", data.load_fashion_mnist()
+    else:
+        name, ((x, t), test) = "digits 8x8", data.load_digits()
+    x, t = x[:args.epoch_images], t[:args.epoch_images]
+    runs = {"binary": [], "float twin": []}
+    for _ in range(args.fits):
+        for kind in runs:
+            runs[kind].append(_fit_epochs(kind, ((x, t), test), args.epochs, len(x)))
+    rows = []
+    for kind, fits in runs.items():
+        # epochs from the second on (the first when there is only one): see the module doc
+        later = [f[i][1:] or f[i] for f in fits for i in (0, 1, 2, 4)]
+        total, steps, evals, cpu = (sum(later[i::4], []) for i in range(4))
+        rows.append({"op": "train epoch", "shape": f"{name}, {len(x)} images", "contender": kind,
+                     "epoch_s": float(np.median(total)), "steps_s": float(np.median(steps)),
+                     "eval_s": float(np.median(evals)), "cpu_s": float(np.median(cpu)),
+                     "first_epoch_s": float(np.median([f[0][0] for f in fits])),
+                     "val_acc": float(np.median([f[3] for f in fits]))})
+    ref = rows[1]
+    for r in rows:
+        r["rest_s"] = r["epoch_s"] - r["steps_s"] - r["eval_s"]
+        for k in ("epoch", "steps", "eval", "cpu", "first_epoch"):
+            r[f"x {k}"] = r[f"{k}_s"] / ref[f"{k}_s"]
+    return rows
+
+
+def train_report(args):
+    rng = np.random.default_rng(0)
+    steps = []
+    for _ in range(max(1, args.step_rounds)):
+        steps += bench_train_step(args, rng)
+    ratios = [r["x float twin"] for r in steps if r["contender"] == "binary"]
+    cpu_ratios = [r["x cpu"] for r in steps if r["contender"] == "binary"]
+    print("step ratio binary / float twin per round, wall: "
+          + ", ".join(f"{v:.2f}" for v in ratios) + f" (median {np.median(ratios):.2f}); "
+          "process CPU time: " + ", ".join(f"{v:.2f}" for v in cpu_ratios)
+          + f" (median {np.median(cpu_ratios):.2f})")
+    _common.table(steps, ["op", "shape", "contender", "ms", "x float twin", "cpu_ms", "x cpu"])
+    if args.fits < 1:
+        return {"step": steps, "step_ratios": ratios, "step_cpu_ratios": cpu_ratios}
+    epochs = bench_train_epoch(args)
+    print()
+    _common.table(epochs, ["op", "shape", "contender", "epoch_s", "x epoch", "steps_s",
+                           "x steps", "eval_s", "x eval", "rest_s", "cpu_s", "x cpu",
+                           "first_epoch_s", "x first_epoch", "val_acc"])
+    return {"step": steps, "step_ratios": ratios, "step_cpu_ratios": cpu_ratios,
+            "epoch": epochs}
+
+
 def inner_loops():
     """The innermost loop (the block with the most popcounts) of each GEMM kernel, as compiled
     here; the hybrid kernel's packing of a has popcounts too, fewer."""
@@ -207,6 +361,13 @@ def main():
         return inner_loops()
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--asm", action="store_true", help="print the GEMM kernels' inner loops")
+    p.add_argument("--train", action="store_true",
+                   help="BinaryMLP training step and epochs vs the float twin")
+    p.add_argument("--step-rounds", type=int, default=3,
+                   help="--train: interleaved step measurements (a ratio each)")
+    p.add_argument("--epoch-images", type=int, default=10000, help="--train: images per epoch")
+    p.add_argument("--epochs", type=int, default=2, help="--train: epochs per fit")
+    p.add_argument("--fits", type=int, default=2, help="--train: fits of each model (0: steps only)")
     args = p.parse_args()
     if args.asm:
         return asm_report()
@@ -219,6 +380,12 @@ def main():
     _common.print_machine(info)
     print(f"threads {threads}, gemm variant on this CPU: {K.gemm_variant()}, load average "
           f"{os.getloadavg()[0]:.2f}")
+    if args.train:
+        payload = train_report(args)
+        path = _common.save("binary_train", {"threads": threads, "load_average":
+                                             os.getloadavg()[0], **payload}, args.json)
+        print(f"load average after: {os.getloadavg()[0]:.2f}\nwrote {path}")
+        return
     gemm = bench_gemm(args, rng)
     _common.table(gemm, ["op", "shape", "contender", "ms", "GOPS", "x sgemm", "first_ms"])
     inference, sizes = bench_inference(args, rng)

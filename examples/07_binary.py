@@ -14,6 +14,13 @@ exactly as the float-simulated one and prints, for the three, test
 accuracy, stored bytes and inference time on the test set (median of 3, in
 this process). Saves both learning curves and writes everything to
 OUT/07_binary_<model>.json.
+
+The epoch times include the evaluation after each epoch (the test set is
+predicted twice, for its loss and its accuracy, and the train accuracy once),
+and the binary model's first epoch, trained first, also the loading of every
+kernel it calls (their compilation when Numba's cache is empty): compare
+later epochs. ``python bench/binary.py --train`` times steps
+and epochs of both models side by side.
 """
 import json
 import os

@@ -26,8 +26,8 @@ Arrays reused. The signs of W go into the array the last training forward
 wrote them to (it is kept for that forward's backward anyway), and the
 weight gradient into the host array ``grads["W"]`` already is: in a
 Sequential that is its view of the flat gradient buffer (``cdl._flatgrad``),
-which then copies nothing. So a binary training step runs the same passes
-over W as a float one, plus that fused one.
+which then copies nothing. The fused pass is then the only pass over W
+that a binary training step adds to the float one of the same shape.
 """
 import numpy as np
 
