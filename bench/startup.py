@@ -20,12 +20,15 @@ specializations it compiled (numba:compile events, callees compiled inside a
 caller included) and loaded from the cache (the dispatchers' cache hits), the
 seconds inside the outermost compilations and the slowest of them. The first
 epoch is `cdl train --epochs 1` on the digits (the CLI's default model), cold
-and warm, timed as the whole process's wall time. Absolute times depend on the machine: the
-machine line comes first.
+and warm, timed as the whole process's wall time. Every child's CPU seconds (all
+its threads; "process cpu") come with its wall time: compilation is serial, so on
+a loaded machine the CPU seconds compare runs more steadily than the wall times.
+Absolute times depend on the machine: the machine line comes first.
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -126,14 +129,20 @@ def steps_child(batch):
     print(json.dumps(out))
 
 
+def _cpu_of_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _child(args, numba_dir, tuner_dir):
+    """Wall seconds, CPU seconds (all its threads) and stdout of a fresh child process."""
     env = dict(os.environ, NUMBA_CACHE_DIR=numba_dir, CDL_CACHE_DIR=tuner_dir)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_of_children()
     res = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _cpu_of_children() - cpu
     if res.returncode:
         raise RuntimeError(f"child {args} failed:\n{res.stderr[-3000:]}")
-    return wall, res.stdout
+    return wall, cpu, res.stdout
 
 
 def first_use(batch, root):
@@ -143,9 +152,10 @@ def first_use(batch, root):
             ("warm", tuner_dir)]
     rows = []
     for name, tuner in runs:
-        wall, out = _child([os.path.abspath(__file__), "--steps-child", "--batch", str(batch)],
-                           numba_dir, tuner)
-        row = {"run": name, **json.loads(out.strip().splitlines()[-1]), "process": wall}
+        wall, cpu, out = _child([os.path.abspath(__file__), "--steps-child", "--batch",
+                                 str(batch)], numba_dir, tuner)
+        row = {"run": name, **json.loads(out.strip().splitlines()[-1]), "process": wall,
+               "process cpu": cpu}
         row["first use"] = sum(row[k] for k in ("import numba", "model", "step 1", "step 2",
                                                  "inference"))
         rows.append(row)
@@ -157,8 +167,9 @@ def first_epoch(root):
     numba_dir, tuner_dir = os.path.join(root, "numba-epoch"), os.path.join(root, "tuner-epoch")
     rows = []
     for name in ("cold", "warm"):
-        wall, _ = _child(["-m", "cdl.cli", "train", "--epochs", "1"], numba_dir, tuner_dir)
-        rows.append({"run": name, "process": wall})
+        wall, cpu, _ = _child(["-m", "cdl.cli", "train", "--epochs", "1"], numba_dir,
+                              tuner_dir)
+        rows.append({"run": name, "process": wall, "process cpu": cpu})
     return rows
 
 
@@ -190,15 +201,17 @@ def main(argv=None):
           "fresh process each (s; compiled/loaded: kernel specializations)")
     _common.table(rows, ["run", "import", "import numba", "model", "step 1", "step 2",
                          "inference", "first use",
-                         "compile s", "compiled", "loaded", "process"])
+                         "compile s", "compiled", "loaded", "process", "process cpu"])
     print("slowest compilations, cold run (s): " + ", ".join(rows[0]["slowest"]))
     cold, warm = rows[0], rows[-1]
     summary = {"cold - warm first use s": cold["first use"] - warm["first use"],
+               "cold - warm process cpu s": cold["process cpu"] - warm["process cpu"],
                "tuner cold - warm s": rows[1]["first use"] - warm["first use"]}
     if epoch:
         print("first epoch: `cdl train --epochs 1` (digits), whole process wall time (s)")
-        _common.table(epoch, ["run", "process"])
+        _common.table(epoch, ["run", "process", "process cpu"])
         summary["cold - warm epoch s"] = epoch[0]["process"] - epoch[1]["process"]
+        summary["cold - warm epoch cpu s"] = epoch[0]["process cpu"] - epoch[1]["process cpu"]
     print(", ".join(f"{k}: {v:.2f}" for k, v in summary.items()))
     path = _common.save("startup", {"batch": args.batch, "import": imports, "first_use": rows,
                                     "first_epoch": epoch, "summary": summary}, args.json)
