@@ -28,8 +28,8 @@ channel_abs_mean is the XNOR-Net scale alpha (Rastegari et al. 2016, sec.
 Element-wise kernels accept the output as one of the inputs (in place).
 
 clip_sign_forward is what a binary layer does to its latent weights in every
-forward: clip in place and binarize, fused into one pass over W instead of two
-(and the scale, when it has one, as a second).
+forward: clip in place, binarize and, with XNOR-Net scaling, the scale, fused
+into one pass over W instead of two or three.
 """
 import numpy as np
 from numba import njit
@@ -53,21 +53,11 @@ def _ste(dout, x, dx, a, z):
         dxs[i] = g if abs(xs[i]) <= 1 else g - g  # g - g: 0, or NaN for a non-finite g
 
 
-# The fused weight pass. In place (out is w), a weight already in [lo, hi] is not stored
-# again: after the first step only the few an update pushed past +-1 are, so the pass
-# writes y alone.
+# The fused weight pass, in place. Without a scale, a weight already in [lo, hi] is not
+# stored again: after the first step only the few an update pushed past +-1 are, so the
+# pass writes y alone.
 @njit(nogil=True, cache=True)
-def _clip_sign(w, lo, hi, out, y, a, z):
-    ws, os, ys = w[a:z], out[a:z], y[a:z]
-    for i in range(ws.size):
-        v = ws[i]
-        c = lo if v < lo else (hi if v > hi else v)  # NaN: neither, stays NaN
-        os[i] = c
-        ys[i] = 1 if c >= 0 else -1
-
-
-@njit(nogil=True, cache=True)
-def _clip_sign_in_place(w, lo, hi, y, a, z):
+def _clip_sign(w, lo, hi, y, a, z):
     ws, ys = w[a:z], y[a:z]
     for i in range(ws.size):
         v = ws[i]
@@ -76,6 +66,43 @@ def _clip_sign_in_place(w, lo, hi, y, a, z):
         elif v > hi:
             ws[i] = hi
         ys[i] = 1 if v >= 0 else -1  # the sign of v is that of its clipped value
+
+
+# With the scale: the sums of |w| accumulate in w's dtype, as NumPy's mean over an axis
+# does. (A variant writing the clipped values to another array than w ran 4x slower:
+# LLVM gave up vectorizing, so the wrapper copies w there first.)
+@njit(nogil=True, cache=True)
+def _clip_sign_cols(w, lo, hi, y, alpha, f0, f1):
+    """(A, F) views, columns [f0, f1): alpha[f] = mean over the rows (BinaryAffine's W)."""
+    A, n = w.shape[0], f1 - f0
+    acc = np.zeros(n, w.dtype)
+    for r in range(A):
+        ws, ys = w[r, f0:f1], y[r, f0:f1]
+        for i in range(n):
+            v = ws[i]
+            c = lo if v < lo else (hi if v > hi else v)  # NaN: neither, stays NaN
+            ws[i] = c
+            ys[i] = 1 if c >= 0 else -1
+            acc[i] += abs(c)
+    for i in range(n):
+        alpha[f0 + i] = acc[i] / A
+
+
+@njit(nogil=True, cache=True)
+def _clip_sign_rows(w, lo, hi, y, alpha, f0, f1):
+    """(A, F, B) views, channels [f0, f1): alpha[f] = mean over a and b (conv weights)."""
+    A, B = w.shape[0], w.shape[2]
+    for f in range(f0, f1):
+        acc = 0.0
+        for r in range(A):
+            ws, ys = w[r, f], y[r, f]
+            for i in range(B):
+                v = ws[i]
+                c = lo if v < lo else (hi if v > hi else v)
+                ws[i] = c
+                ys[i] = 1 if c >= 0 else -1
+                acc += abs(c)
+        alpha[f] = acc / (A * B)
 
 
 @njit(nogil=True, cache=True)
@@ -134,20 +161,25 @@ def clip(w, lo, hi, out):
 
 
 def clip_sign_forward(w, lo, hi, out, y, alpha):
-    """out = clip(w, lo, hi) and y = sign(out) (+1 where out >= 0, NaN: -1) in one pass;
-    then alpha (F,) = mean of |out| over a and b, unless alpha is None. w, out, y (A, F, B)
-    C-contiguous; out may be w (in place). Returns y."""
+    """out = clip(w, lo, hi), y = sign(out) (+1 where out >= 0, NaN: -1) and, unless alpha
+    is None, alpha (F,) = mean of |out| over a and b, in one pass over w (A, F, B), out and
+    y C-contiguous. out may be w (in place, what the layers do; otherwise w is copied to
+    out first). Returns y."""
     t = w.dtype.type
     lo, hi = t(lo), t(hi)
-    wf, yf = w.reshape(-1), y.reshape(-1)
-    if out is w:
-        run_slices(lambda a, z: _clip_sign_in_place(wf, lo, hi, yf, a, z), wf.size,
-                   work=wf.size)
+    if out is not w:
+        np.copyto(out, w)
+    if alpha is None:
+        of, yf = out.reshape(-1), y.reshape(-1)
+        run_slices(lambda a, z: _clip_sign(of, lo, hi, yf, a, z), of.size, work=of.size)
+        return y
+    A, F, B = out.shape
+    if B == 1:  # (in, out, 1): columns side by side, summed down the rows
+        o2, y2 = out.reshape(A, F), y.reshape(A, F)
+        run_slices(lambda a, z: _clip_sign_cols(o2, lo, hi, y2, alpha, a, z), F, work=out.size)
     else:
-        of = out.reshape(-1)
-        run_slices(lambda a, z: _clip_sign(wf, lo, hi, of, yf, a, z), wf.size, work=wf.size)
-    if alpha is not None:  # a read-only pass: a fused column sum ran slower than it
-        channel_abs_mean(out, alpha)
+        run_slices(lambda a, z: _clip_sign_rows(out, lo, hi, y, alpha, a, z), F,
+                   work=out.size)
     return y
 
 

@@ -20,14 +20,16 @@ needs no hook in the optimizer or training loop. Weights that an optimizer
 pushed past +-1 are back at +-1 before they are used or packed. It also
 makes the STE of sign(W) 1 everywhere in the backward that follows (|W| <= 1),
 so the weight gradient is not masked: that would be a pass over W for nothing.
-The clipping and the signs of W are one fused pass (``clip_sign_forward``).
+The clipping, the signs of W and its scale are one fused pass
+(``clip_sign_forward``).
 
 Arrays reused. The signs of W go into the array the last training forward
 wrote them to (it is kept for that forward's backward anyway), and the
 weight gradient into the host array ``grads["W"]`` already is: in a
 Sequential that is its view of the flat gradient buffer (``cdl._flatgrad``),
 which then copies nothing. The fused pass is then the only pass over W
-that a binary training step adds to the float one of the same shape.
+that a binary training step adds to the float one of the same shape (with
+scale=True, the scale's backward is one more).
 """
 import numpy as np
 
@@ -178,7 +180,7 @@ class _BinaryLinear(Layer):
             xb = K.sign_forward(x_rows, K.empty(x_rows.shape, dtype))
         else:
             xb = cast(K, x_rows, dtype)
-        # one pass over W: clipped in place (see the module doc) and its signs into wb
+        # one pass over W: clipped in place (see the module doc), its signs into wb, alpha
         wb = self._sign_workspace(K, W, dtype)
         alpha = K.empty((self._out_channels(),), W.dtype) if self.scale else None
         W3 = self._w3(W)

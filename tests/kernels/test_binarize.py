@@ -83,12 +83,12 @@ def test_abs_mean_backward_is_the_gradient_of_abs_mean():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(5, 3, 1), (1, 4, 7), (300, 200, 1)])
+@pytest.mark.parametrize("shape", [(5, 3, 1), (1, 4, 7), (2, 3, 4), (300, 200, 1), (1, 200, 300)])
 @pytest.mark.parametrize("in_place", [True, False])
 @pytest.mark.parametrize("scale", [True, False])
 def test_clip_sign_forward_is_clip_then_sign_then_abs_mean(dtype, shape, in_place, scale):
     """The fused weight pass against the three kernels it replaces (NaN, +-0, +-1 and
-    values past them included); (300, 200, 1) runs on the worker threads."""
+    values past them included); the large shapes run on the worker threads."""
     rng = np.random.default_rng(4)
     w = rng.uniform(-2, 2, shape).astype(dtype)
     w.reshape(-1)[:6] = [np.nan, 0.0, -0.0, 1.0, -1.0, -1.5]
