@@ -92,8 +92,8 @@ def loader_batches(trainer, loader, sampler, rng):
 
 
 def epoch_loss(trainer, total, seen):
-    """The mean training loss over every rank's samples: the sum of the ranks' loss
-    totals over the sum of the numbers seen (trainer.comm's allreduce)."""
+    """The mean training loss over every rank's samples: the sum of the ranks' loss sums
+    (total) over the sum of their sample counts (seen), reduced over trainer.comm."""
     comm = trainer.comm
     total, seen = comm.allreduce_scalar(float(total)), comm.allreduce_scalar(int(seen))
     return total / max(seen, 1)
@@ -111,9 +111,9 @@ def shard(n, comm):
 
 
 def evaluate(trainer, x, t, validation_data, is_loader):
-    """Trainer.evaluate with every rank on its shard of the rows, the sums reduced: train
-    accuracy on (x, t) (t None when x is a DataLoader, as is_loader tells), and loss and
-    accuracy on validation_data when given."""
+    """Trainer.evaluate of trainer with every rank on its shard of the rows, the sums
+    reduced: train accuracy on (x, t) (t None when x is a DataLoader, as is_loader tells),
+    and loss and accuracy on validation_data when given."""
     comm = trainer.comm
     size = x.num_samples if is_loader(x) else len(x)
     n = size if trainer.eval_samples is None else min(size, trainer.eval_samples)
