@@ -36,7 +36,8 @@ gather form: each phase plane of dx sums, over output channels f and the taps
 that read that phase, W[f, c, i, j] times dout[n, f] shifted back by the tap's
 offset (gather_lists), input channels four at a time, the last C % 4 one by
 one (_gather1: with C = 1, a zero-padded block would do four times the work);
-then dx is read back out of the phase planes. For one sample every pass stays in L1 or L2.
+then dx is read back out of the phase planes. For one sample every pass stays
+in L1 or L2.
 
 The reductions (dot products, sums) are compiled with fastmath "reassoc"
 (and "contract" for FMAs) so that LLVM vectorizes them; NaN and Inf still

@@ -8,9 +8,10 @@ from cdl.kernels import conv_direct as direct
 from cdl.kernels import reference as ref
 
 # (N, C, H, W, F, KH, KW, SH, SW, PH, PW): stride 1 and 2 and mixed, F not a multiple of 4
+# (nor of 2), and C = 5: dx's blocks of four input channels and the one left over
 CASES = [(2, 1, 7, 9, 4, 3, 3, 1, 1, 1, 1), (1, 3, 8, 6, 5, 3, 2, 2, 1, 0, 1),
          (2, 2, 9, 9, 3, 5, 5, 2, 3, 2, 2), (1, 2, 5, 5, 6, 1, 1, 1, 1, 0, 0),
-         (3, 1, 4, 11, 2, 2, 4, 1, 2, 1, 0)]
+         (3, 1, 4, 11, 2, 2, 4, 1, 2, 1, 0), (2, 5, 6, 7, 9, 3, 3, 1, 1, 1, 1)]
 
 
 def _geometry(case):
