@@ -52,14 +52,20 @@ class Predictor:
 
     def accuracy(self, x, t, batch_size=1000):
         """Fraction of samples whose arg-max output is the label (t labels or one-hot)."""
-        from cdl import cuda
-        y = cuda.to_host(self.predict(x, batch_size))
-        want = labels(t)
-        if len(want) != len(y):
-            raise ValueError(f"{type(self).__name__}.accuracy: {len(want)} labels for "
-                             f"{len(y)} samples")
-        if y.ndim == 2 and want.size and (want.min() < 0 or want.max() >= y.shape[1]):
-            # a label no output can match would count as a silent miss
-            raise ValueError(f"{type(self).__name__}.accuracy: labels outside 0..{y.shape[1] - 1} "
-                             f"(min {want.min()}, max {want.max()}) for {y.shape[1]} outputs")
-        return float((y.argmax(axis=1) == want).mean())
+        y = self.predict(x, batch_size)
+        correct = count_correct(f"{type(self).__name__}.accuracy", y, t)
+        return correct / len(y) if len(y) else float("nan")
+
+
+def count_correct(who, y, t):
+    """How many rows of the outputs y (host or device) have their arg-max at the label
+    (t labels or one-hot); ValueError naming who for a count or label that cannot match."""
+    from cdl import cuda
+    y, want = cuda.to_host(y), labels(t)
+    if len(want) != len(y):
+        raise ValueError(f"{who}: {len(want)} labels for {len(y)} samples")
+    if y.ndim == 2 and want.size and (want.min() < 0 or want.max() >= y.shape[1]):
+        # a label no output can match would count as a silent miss
+        raise ValueError(f"{who}: labels outside 0..{y.shape[1] - 1} "
+                         f"(min {want.min()}, max {want.max()}) for {y.shape[1]} outputs")
+    return float((y.argmax(axis=1) == want).sum())

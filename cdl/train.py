@@ -35,6 +35,7 @@ from cdl import cuda
 from cdl._checks import check_finite, check_float, check_int, positive_int
 from cdl.callbacks import Callback
 from cdl.init import rng_scope
+from cdl.predictor import count_correct
 from cdl.sampler import BatchSampler
 
 __all__ = ["Trainer", "Callback"]  # Callback lives in cdl.callbacks; imported from here too
@@ -362,8 +363,8 @@ class Trainer:
             logs["val_loss"], logs["val_acc"] = loss / nv, correct / nv
         elif validation_data is not None:
             xv, tv = validation_data
-            logs["val_loss"] = self._loss(xv, tv)
-            logs["val_acc"] = self.model.accuracy(xv, tv, self.eval_batch_size)
+            correct, loss = self._sums(xv, tv, loss=True)
+            logs["val_loss"], logs["val_acc"] = loss / len(xv), correct / len(xv)
         return logs
 
     def _loader_sums(self, loader, lo, hi, loss):
@@ -371,20 +372,24 @@ class Trainer:
         batches."""
         correct, total = 0.0, 0.0
         for i in range(lo, hi, self.eval_batch_size):
-            xb, tb = loader.rows(i, min(hi, i + self.eval_batch_size))
-            correct += self.model.accuracy(xb, tb, self.eval_batch_size) * len(xb)
-            if loss:
-                total += self._loss(xb, tb) * len(xb)
+            c, s = self._batch_sums(*loader.rows(i, min(hi, i + self.eval_batch_size)), loss)
+            correct, total = correct + c, total + s
         return correct, total
 
-    def _loss(self, x, t):
-        """Mean loss over a data set in inference mode, batched."""
-        total = 0.0
+    def _sums(self, x, t, loss):
+        """(correct predictions, loss sum or 0.0) over arrays x, t, in eval batches."""
+        correct, total = 0.0, 0.0
         for i in range(0, len(x), self.eval_batch_size):
-            xb, tb = x[i:i + self.eval_batch_size], t[i:i + self.eval_batch_size]
-            y = self.model.predict(xb)
-            total += self.model.loss_layer.forward(y, tb) * len(xb)
-        return total / len(x)
+            b = slice(i, i + self.eval_batch_size)
+            c, s = self._batch_sums(x[b], t[b], loss)
+            correct, total = correct + c, total + s
+        return correct, total
+
+    def _batch_sums(self, xb, tb, loss):
+        """One inference pass over a batch gives both its correct count and its loss sum."""
+        y = self.model.predict(xb)
+        correct = count_correct("Trainer.evaluate", y, tb)
+        return correct, (self.model.loss_layer.forward(y, tb) * len(xb) if loss else 0.0)
 
     def _format(self, logs):
         parts = [f"epoch {logs['epoch']:>3}/{self._last_epoch}", f"loss {logs['loss']:.4f}", f"train acc {logs['train_acc']:.4f}"]

@@ -141,6 +141,4 @@ def _sums(trainer, x, t, n, loss):
         return 0.0, 0.0
     if t is None:  # a DataLoader
         return trainer._loader_sums(x, lo, hi, loss)
-    xs, ts = x[lo:hi], t[lo:hi]
-    correct = trainer.model.accuracy(xs, ts, trainer.eval_batch_size) * len(xs)
-    return correct, (trainer._loss(xs, ts) * len(xs) if loss else 0.0)
+    return trainer._sums(x[lo:hi], t[lo:hi], loss)
