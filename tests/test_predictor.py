@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cdl.predictor import Predictor, in_batches, labels
+from cdl.predictor import Predictor, count_correct, in_batches, labels
 
 
 class Fixed(Predictor):
@@ -54,3 +54,13 @@ def test_predict_proba_follows_the_outputs():
     np.testing.assert_array_equal(Fixed(z, "probabilities").predict_proba(idx), z)
     with pytest.raises(ValueError, match=r"Fixed\.predict_proba: a regression model"):
         Fixed(z, "regression").predict_proba(idx)
+
+
+def test_count_correct_counts_arg_max_hits_for_labels_and_one_hot():
+    y = np.array([[0.1, 0.9], [2.0, -1.0], [0.0, 3.0]])
+    assert count_correct("f", y, np.array([1, 1, 1])) == 2.0
+    assert count_correct("f", y, np.eye(2)[[1, 0, 0]]) == 2.0
+    with pytest.raises(ValueError, match=r"f: 2 labels for 3 samples"):
+        count_correct("f", y, np.array([1, 0]))
+    with pytest.raises(ValueError, match=r"f: labels outside 0\.\.1"):
+        count_correct("f", y, np.array([0, 1, 2]))
