@@ -8,10 +8,12 @@ import numpy as np
 
 
 def pad_nchw(x, ph, pw, value=0.0):
+    """x (N, C, H, W) padded by ph rows and pw columns of value on each side."""
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
 def out_hw(H, W, kh, kw, sh, sw, ph, pw):
+    """(OH, OW) of a kh x kw window with strides (sh, sw) and padding (ph, pw) on H x W."""
     return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
@@ -86,6 +88,7 @@ def _windows(x, kh, kw, sh, sw, ph, pw, fill):
 
 
 def maxpool2d_forward(x, kh, kw, sh, sw, ph=0, pw=0):
+    """Each window's maximum, padding as -inf. x (N, C, H, W) -> (N, C, OH, OW)."""
     return _windows(x, kh, kw, sh, sw, ph, pw, -np.inf).max(axis=-1)
 
 
@@ -105,10 +108,12 @@ def maxpool2d_backward(dout, x, kh, kw, sh, sw, ph=0, pw=0):
 
 
 def avgpool2d_forward(x, kh, kw, sh, sw, ph=0, pw=0):
+    """Each window's sum / (kh * kw), zero padding included. x (N, C, H, W) -> (N, C, OH, OW)."""
     return _windows(x, kh, kw, sh, sw, ph, pw, 0.0).sum(axis=-1) / (kh * kw)
 
 
 def avgpool2d_backward(dout, x_shape, kh, kw, sh, sw, ph=0, pw=0):
+    """dx of shape x_shape: dout / (kh * kw) spread over each window (padding dropped)."""
     N, C, H, W = x_shape
     oh, ow = dout.shape[2:]
     dimg = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
