@@ -123,6 +123,7 @@ def read(path, quiet=False):
 
 
 def entries(path):
+    """{entry text: entry} of the cache file at path, read once per process (then held)."""
     if path not in _disk:
         _disk[path] = read(path)
     return _disk[path]
