@@ -116,7 +116,7 @@ PAUSE = 0.02  # seconds between timed calls (see interleaved)
 
 
 def pause(seconds=PAUSE):
-    """Busy-wait this long in the calling thread (untimed; see interleaved)."""
+    """Busy-wait for seconds in the calling thread (untimed; see interleaved)."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass  # busy on purpose: after a sleep the next call pays a thread wake-up (interleaved)
@@ -125,8 +125,9 @@ def pause(seconds=PAUSE):
 def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
     """Median seconds per contender, timed round-robin; and each one's first-call seconds.
 
-    contenders: {name: zero-argument callable}. Warm-up calls come first;
-    the first of them is reported apart (compilation, caches). setup
+    contenders: {name: zero-argument callable}, each timed repeat times. warmup
+    untimed calls come first (at least one); the first of them is reported
+    apart (compilation, caches). setup
     (optional) runs before every call, untimed. pause_s (seconds, untimed)
     comes before every timed call, so that a contender whose idle threads
     spin for a while after it returns (PyTorch's OpenMP runtime does, by
@@ -162,12 +163,15 @@ def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
 
 
 def geomean(values):
+    """Geometric mean of the positive values (others, None included, are left out); NaN
+    when none is left."""
     values = [v for v in values if v and v > 0]
     return statistics.geometric_mean(values) if values else float("nan")
 
 
 def table(rows, columns, out=print):
-    """Print rows (dicts) as an aligned table with the given columns (missing cells blank)."""
+    """Print rows (dicts) as an aligned table with the given columns (missing cells blank),
+    line by line through out."""
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
@@ -183,7 +187,8 @@ def table(rows, columns, out=print):
 # -- the three tables ----------------------------------------------------------------
 
 def conv_gflop(N, C, H, W, F, K, s, p):
-    """GFLOP of forward + dx + dW: 3 * 2*N*OH*OW*F*C*KH*KW."""
+    """GFLOP of forward + dx + dW: 3 * 2*N*OH*OW*F*C*KH*KW, for x (N, C, H, W), F filters
+    of K x K, stride s and padding p."""
     oh, ow = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
     return 3 * 2 * N * oh * ow * F * C * K * K / 1e9
 
@@ -195,7 +200,8 @@ CONV_OPS = {"conv2d_forward": "forward", "conv2d_backward": "backward",
 
 def conv_decisions(x_shape, w_shape, stride, pad, ops=tuple(CONV_OPS), dtype="float32"):
     """{direction: tuner.Decision} of the conv ops (cdl.kernels.conv names) that have run
-    on this geometry in this process: which algorithm each got and why (its .why)."""
+    on this geometry (x_shape, w_shape, stride and pad pairs, dtype) in this process: which
+    algorithm each got and why (its .why)."""
     # STYLE 4 exception: a query of the CPU conv tuner, which has no CUDA twin to dispatch to
     from cdl.kernels import conv as ck
     out = {}
@@ -225,12 +231,13 @@ def model_decisions(net, input_grad=False):
 
 def decision_lines(name, whys):
     """The lines `cdl bench` prints for one conv layer: its name, then per direction
-    ({direction: why}) the algorithm it got and why."""
+    (whys: {direction: why}) the algorithm it got and why."""
     return [name] + [f"  {direction}: {why}" for direction, why in whys.items()]
 
 
 def conv_times(shapes, repeat, warmup):
-    """One row per (N, C, H, W, F, K, stride, pad): cdl's Conv2D forward + backward ms,
+    """One row per entry (N, C, H, W, F, K, stride, pad) of shapes, timed by ``interleaved``
+    (repeat, warmup): cdl's Conv2D forward + backward ms,
     GFLOP/s, first-call seconds (tuning included), "algo" the algorithms its forward and
     backward got (one name when they agree) and "decisions" why."""
     from cdl import layers as L
@@ -264,7 +271,8 @@ def layer_times(net, x, t, repeat, warmup):
     backward ms of a training step on (x, t), and the layer's share of the step.
 
     The step runs layer by layer as ``Sequential.loss`` and ``backward(input_grad=False)``
-    do (the first layer computes no dx); the loss and the optimizer are left out.
+    do (the first layer computes no dx); the loss and the optimizer are left out. Medians
+    of repeat timed steps after warmup untimed ones.
     """
     n = len(net.layers)
     fwd, bwd = [[] for _ in range(n)], [[] for _ in range(n)]
@@ -297,7 +305,8 @@ def layer_times(net, x, t, repeat, warmup):
 
 
 def inference_times(repeat, warmup, batch=INFERENCE_BATCH):
-    """images/s of DeepConvNet and ResNet in inference mode (``predict``) on 28x28 images."""
+    """images/s of DeepConvNet and ResNet in inference mode (``predict``) on batches of batch
+    28x28 images, timed by ``interleaved`` (repeat, warmup)."""
     from cdl.models import DeepConvNet, ResNet
     x = np.random.default_rng(1).random((batch, 1, 28, 28), dtype=np.float32)
     rows = []
@@ -319,7 +328,8 @@ def report(threads=None, full=False, torch=None, out=print):
     """Run the three tables (quick unless full) and print them; returns them as a dict.
 
     torch: the comparison with PyTorch runs in bench/ (see the module doc); given here,
-    the report only says where (cdl's tables never need it).
+    the report only says where (cdl's tables never need it). threads goes to
+    ``set_threads``; the tables are printed through out.
     """
     from cdl.models import DeepConvNet
     threads = set_threads(threads)
