@@ -266,6 +266,8 @@ def _tune(args):
 
 
 def main(argv=None):
+    """The ``cdl`` command: parse argv (default sys.argv[1:]), run the command (train,
+    bench, tune) and return the exit status."""
     parser = _Parser(prog="cdl", description="cdl: deep learning from scratch, fast")
     parser.add_argument("--version", action="version", version=f"cdl {__version__}")
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
