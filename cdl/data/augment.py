@@ -87,7 +87,8 @@ def _range(who, name, v, low=-math.inf, high=math.inf, symmetric=False):
 
 
 def check_batch(who, x):
-    """x as a C-contiguous float (N, C, H, W) batch, or a ValueError naming the layout."""
+    """x as a C-contiguous float (N, C, H, W) batch, or a ValueError naming who and the
+    layout."""
     x = check_float(who, x, what="batch")
     if x.ndim != 4:
         hint = ""
@@ -104,7 +105,8 @@ def check_batch(who, x):
 
 
 def check_tensor(who, x):
-    """x as a C-contiguous float batch (N, ...) of any rank (transforms that need no layout)."""
+    """x as a C-contiguous float batch (N, ...) of any rank (transforms that need no layout),
+    or a ValueError naming who."""
     x = check_float(who, x, what="batch")
     if x.ndim < 1:
         raise ValueError(f"{who}: expected a batch (N, ...), got a scalar")
@@ -112,7 +114,8 @@ def check_tensor(who, x):
 
 
 def check_spectrogram(who, x):
-    """x as a C-contiguous float (N, C, F, T) batch: channels, frequency bins, time frames."""
+    """x as a C-contiguous float (N, C, F, T) batch: channels, frequency bins, time frames;
+    else a ValueError naming who."""
     return check_float(who, x, ndim=4, what="batch", layout="(N, C, F, T)")
 
 
@@ -138,7 +141,8 @@ class Transform(abc.ABC):
     """Base: ``transform(x, t=None, rng=None) -> (x, t)`` on an (N, C, H, W) batch.
 
     ``layout`` says what x must be: "image" (N, C, H, W), "spectrogram"
-    (N, C, F, T) or "any" (N, ...).
+    (N, C, F, T) or "any" (N, ...). p is the probability that a given sample
+    gets the transform (see the module docstring).
     """
 
     layout = "image"
@@ -148,6 +152,7 @@ class Transform(abc.ABC):
 
     @property
     def name(self):
+        """The class name, used in error messages and in repr."""
         return type(self).__name__
 
     def __call__(self, x, t=None, rng=None):
@@ -173,7 +178,8 @@ class Transform(abc.ABC):
 class Geometric(Transform):
     """An affine resampling: subclasses give per-sample output -> input matrices.
 
-    ``fill`` is the value read outside the image (0 by default).
+    ``fill`` is the value read outside the image (0 by default); p the probability
+    that a sample is transformed.
     """
 
     def __init__(self, p, fill=0.0):
@@ -193,7 +199,8 @@ class Geometric(Transform):
 def warp(x, mats, active, fill=0.0):
     """x (N, C, H, W) resampled through per-sample output -> input maps mats (N, 3, 3).
 
-    active (N,) bool: samples to warp (the others are copied). mats and
+    active (N,) bool: samples to warp (the others are copied). fill is the
+    value read outside the image. mats and
     active are host arrays (copied to the GPU when x is there). Pixel
     coordinates and sampling as in cdl.kernels.augment.
     """
