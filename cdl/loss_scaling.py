@@ -15,7 +15,8 @@ from cdl.backend import kernels_for
 class LossScaler:
     """Dynamic loss scaling, with the semantics of PyTorch's GradScaler.
 
-    scale            S: the loss (so every gradient) is multiplied by it before backward
+    scale            S (init_scale at first): the loss (so every gradient) is multiplied
+                     by it before backward
     growth_factor    S *= growth_factor after growth_interval consecutive finite steps
     backoff_factor   S *= backoff_factor after a step with Inf/NaN gradients (skipped)
     growth_interval  the number of finite steps between growths
@@ -73,10 +74,13 @@ class LossScaler:
 
     # Checkpoints (cdl.checkpoint) save callbacks' state: the scaler is the trainer's last.
     def state_dict(self):
+        """The scaler's state for checkpoints: scale, growth tracker and step counts."""
         return {"scale": self.scale, "growth_tracker": self._growth_tracker,
                 "steps": self.steps, "skipped": self.skipped}
 
     def load_state_dict(self, state, model=None):
+        """Restore ``state_dict()``'s values, checked (ValueError, nothing changed); model
+        is unused (the callbacks' common signature)."""
         who = "LossScaler.load_state_dict"
         keys = {"scale", "growth_tracker", "steps", "skipped"}
         if not isinstance(state, dict) or set(state) != keys:
