@@ -37,6 +37,7 @@ class BatchSampler:
         return full + (0 < rest and not self.drop_last and rest >= self.size)
 
     def epoch(self, rng):
+        """This rank's [(idx, n_global), ...] for one epoch, the order drawn from rng."""
         return self.split(rng.permutation(self.n) if self.shuffle else np.arange(self.n))
 
     def split(self, order):
