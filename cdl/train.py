@@ -56,8 +56,10 @@ class Trainer:
     callbacks   list of Callback
     augment     optional ``f(x, t, rng) -> (x, t)`` applied to training batches only
     eval_samples  evaluate train accuracy on at most this many training samples
+    eval_batch_size  samples per forward pass in evaluation
     verbose     print a line per epoch; ``progress`` shows a tqdm bar per epoch
                 (None: only when stderr is a terminal)
+    out         the stream the epoch lines go to (default sys.stdout)
     device      "cpu", or "cuda": the model moves to the GPU at the first epoch (create
                 the optimizer's state there: a fresh optimizer does so by itself), each
                 batch is copied there, and a step brings back only the loss; evaluation
