@@ -208,7 +208,9 @@ class MixedPrecision:
         mp.backward()                     # scaled gradients, float16 between layers
         stepped = mp.update(optimizer)    # unscale, check, update or skip; adjust the scale
 
-    ``Trainer(precision="float16")`` does this for every batch.
+    ``Trainer(precision="float16")`` does this for every batch. model is the float32
+    Sequential (its weights are the master copy); scaler a LossScaler (default: a new
+    one with PyTorch's settings).
     """
 
     def __init__(self, model, scaler=None):
@@ -325,7 +327,8 @@ class Float16Model(Sequential):
     float32 on upcast copies of its weights (one layer's at a time); outputs are float32
     (of float16 values). ``predict``, ``accuracy``, ``predict_proba``, ``summary`` and
     ``to_device`` work as on any Sequential; training and ``save`` do not (keep the
-    float32 model for those).
+    float32 model for those). The constructor is Sequential's (layers, loss,
+    weight_decay, input_shape); ``to_float16`` builds one from a float32 model.
     """
 
     def forward(self, x, train=False):
