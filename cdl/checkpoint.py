@@ -78,7 +78,8 @@ _KEYS = {"format", "version", "epoch", "history", "optimizer", "rng", "callbacks
 # -- writing ----------------------------------------------------------------------------
 
 def save(trainer, path, who="Trainer.save_checkpoint"):
-    """Write trainer's checkpoint to path, atomically (see the module docstring)."""
+    """Write trainer's checkpoint to path, atomically (see the module docstring); who names
+    the caller in error messages."""
     from cdl import cuda
     from cdl.model_file import architecture
     model = trainer.model
@@ -165,7 +166,8 @@ def _rng_states(trainer):
 # -- reading ----------------------------------------------------------------------------
 
 def load(trainer, path, who="Trainer.load_checkpoint"):
-    """Restore trainer from the checkpoint at path (see the module docstring)."""
+    """Restore trainer from the checkpoint at path (see the module docstring); who names the
+    caller in error messages."""
     _require_sequential(who, trainer.model)
     try:
         with _serial.ModelFile(path) as mf:
@@ -179,8 +181,9 @@ def load(trainer, path, who="Trainer.load_checkpoint"):
 
 
 def load_model(path):
-    """The Sequential a checkpoint holds (architecture, parameters, buffers), checked as
-    ``cdl.load`` checks a model file; FileNotFoundError or ValueError as ``load``."""
+    """The Sequential the checkpoint at path holds (architecture, parameters, buffers),
+    checked as ``cdl.load`` checks a model file; FileNotFoundError or ValueError as
+    ``load``."""
     from cdl.model_file import from_model_file
     try:
         with _serial.ModelFile(path) as mf:
