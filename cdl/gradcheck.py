@@ -13,7 +13,8 @@ import numpy as np
 
 
 def numerical_gradient(f, x, h=1e-6):
-    """Central-difference gradient of the scalar function f at x (float64, in place, restored)."""
+    """Central-difference gradient, step h, of the scalar function f() of the array x
+    (float64; each entry of x is moved in place and restored)."""
     grad = np.zeros_like(x)
     flat, g = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
@@ -64,6 +65,9 @@ def check_layer(layer, x, atol=1e-5, rtol=1e-4, h=1e-6, seed=0, directions=None,
     ("x" and parameter names; default all). Returns the layer's float64 copy
     of the analytic gradients, {"x": dx, name: grad}. Stochastic layers
     (Dropout, ...) keep one noise draw for the whole check (``hold_noise``).
+    The loss is sum(y * dout) for a random dout (of ``seed``), differentiated
+    by central differences of step h; gradients must agree within atol + rtol
+    * |numeric| (AssertionError otherwise). train is the mode of forward.
     """
     with layer.hold_noise():
         return _check_layer(layer, x, atol, rtol, h, seed, directions, train, wrt)
