@@ -21,7 +21,11 @@ def _geometry(who, x_shape, kh, kw, stride, pad):
 
 
 def im2col(x, kh, kw, stride=1, pad=0):
-    """Unfold sliding windows. x (N, C, H, W) -> col (N*OH*OW, C*KH*KW)."""
+    """Unfold sliding windows. x (N, C, H, W) -> col (N*OH*OW, C*KH*KW).
+
+    kh x kw windows (KH x KW), stride and zero padding pad (an int or an (h, w) pair);
+    the layout of the book's ``util.im2col``.
+    """
     x = check_float("im2col", x, ndim=4, layout="(N, C, H, W)")
     kh, kw, sh, sw, ph, pw, oh, ow = _geometry("im2col", x.shape, kh, kw, stride, pad)
     K = kernels_for(x)
@@ -30,7 +34,11 @@ def im2col(x, kh, kw, stride=1, pad=0):
 
 
 def col2im(col, x_shape, kh, kw, stride=1, pad=0):
-    """Fold columns back, summing overlaps. col (N*OH*OW, C*KH*KW) -> (N, C, H, W)."""
+    """Fold columns back, summing overlaps. col (N*OH*OW, C*KH*KW) -> (N, C, H, W).
+
+    The adjoint of ``im2col`` for an input of shape x_shape with the same kh, kw,
+    stride and pad; the padding's share is dropped.
+    """
     col = check_float("col2im", col, ndim=2, what="col")
     if not hasattr(x_shape, "__len__") or len(x_shape) != 4:
         raise ValueError(f"col2im: x_shape must be a positive (N, C, H, W), got {x_shape!r}")
