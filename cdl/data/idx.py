@@ -36,7 +36,7 @@ def _read_at_most(f, n, chunk=1 << 24):
 
 
 def read_idx(path):
-    """The array stored in an IDX file (``.gz`` is decompressed on the fly)."""
+    """The array stored in the IDX file at path (``.gz`` is decompressed on the fly)."""
     opener = gzip.open if os.fspath(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -142,8 +142,9 @@ def _load(name, path, normalize, flatten, one_hot_label):
 def load_fashion_mnist(path=None, normalize=True, flatten=False, one_hot_label=False):
     """((x_train, t_train), (x_test, t_test)) of Fashion-MNIST: 60,000 + 10,000 28x28 images.
 
-    x float32 (N, 1, 28, 28) in [0, 1] (or (N, 784) with flatten), t int64
-    labels (or one-hot). Looks in ``path``, then ``$CDL_DATA/fashion-mnist``,
+    x float32 (N, 1, 28, 28) in [0, 1] (or (N, 784) with flatten; 0..255 with
+    normalize=False), t int64 labels (or float32 one-hot rows with
+    one_hot_label). Looks in ``path``, then ``$CDL_DATA/fashion-mnist``,
     then ``$CDL_DATA``, then /usr/share/datasets/fashion-mnist (Debian's
     dataset-fashion-mnist).
     """
@@ -154,7 +155,8 @@ def load_mnist(path=None, normalize=True, flatten=False, one_hot_label=False):
     """((x_train, t_train), (x_test, t_test)) of MNIST (LeCun et al. 1998): 60,000 + 10,000.
 
     The same IDX files, reader and layout as ``load_fashion_mnist``: x float32
-    (N, 1, 28, 28) in [0, 1], t int64 labels. Looks in ``path``, then
+    (N, 1, 28, 28) in [0, 1], t int64 labels; normalize, flatten and
+    one_hot_label as there. Looks in ``path``, then
     ``$CDL_DATA/mnist``, then ``$CDL_DATA``, then /usr/share/datasets/mnist
     (no Debian package ships MNIST: put the four files there or anywhere).
     """
