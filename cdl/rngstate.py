@@ -14,7 +14,7 @@ _BIT_GENERATORS = {name: getattr(np.random, name)
 
 
 def rng_state(rng):
-    """The JSON form of a Generator's ``bit_generator.state`` (arrays as lists)."""
+    """The JSON form of the Generator rng's ``bit_generator.state`` (arrays as lists)."""
     def plain(v):
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
