@@ -12,7 +12,10 @@ from cdl.data.augment import Geometric, _about_centre, _identity, _range
 
 
 class HorizontalFlip(Geometric):
-    """Mirror left-right: out[..., i, j] = x[..., i, W-1-j] (exact, no interpolation)."""
+    """Mirror left-right: out[..., i, j] = x[..., i, W-1-j] (exact, no interpolation).
+
+    p: the probability that a sample is flipped.
+    """
 
     def __init__(self, p=0.5):
         super().__init__(p)
@@ -26,7 +29,10 @@ class HorizontalFlip(Geometric):
 
 
 class VerticalFlip(Geometric):
-    """Mirror top-bottom: out[..., i, j] = x[..., H-1-i, j] (exact)."""
+    """Mirror top-bottom: out[..., i, j] = x[..., H-1-i, j] (exact).
+
+    p: the probability that a sample is flipped.
+    """
 
     def __init__(self, p=0.5):
         super().__init__(p)
@@ -43,7 +49,7 @@ class Rotation(Geometric):
     """Rotate the content counter-clockwise by an angle ~ U(degrees) about the centre.
 
     degrees: d for U(-d, d), or a pair (low, high). Corners brought in from
-    outside read as ``fill``.
+    outside read as ``fill``. p: the probability that a sample is rotated.
     """
 
     def __init__(self, degrees=15.0, p=1.0, fill=0.0):
@@ -65,7 +71,8 @@ class Translation(Geometric):
 
     max_shift: a fraction of the image size, one number or (vertical,
     horizontal). integer=True rounds shifts to whole pixels (exact copies,
-    no interpolation), like padding and random cropping.
+    no interpolation), like padding and random cropping. Pixels brought in
+    from outside read as ``fill``; p: the probability that a sample is shifted.
     """
 
     def __init__(self, max_shift=0.1, p=1.0, integer=False, fill=0.0):
@@ -96,7 +103,7 @@ class RandomResizedCrop(Geometric):
     (width/height) log-uniform in ``ratio``, clipped to the image, at a
     uniform random position. Resampling is bilinear with corner pixels
     aligned (the box's first and last pixel centres map to the image's), so
-    scale=(1, 1) is the identity.
+    scale=(1, 1) is the identity. p: the probability that a sample is cropped.
     """
 
     def __init__(self, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3), p=1.0):
