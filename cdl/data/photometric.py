@@ -29,7 +29,10 @@ class _Spread(Transform):
 
 
 class Brightness(_Spread):
-    """x * f, f ~ U(1 - strength, 1 + strength), clipped to [0, 1]."""
+    """x * f, f ~ U(1 - strength, 1 + strength), clipped to [0, 1].
+
+    p: the probability that a sample is changed.
+    """
 
     def __init__(self, strength=0.2, p=1.0):
         super().__init__("Brightness", strength, p)
@@ -40,7 +43,10 @@ class Brightness(_Spread):
 
 
 class Contrast(_Spread):
-    """mean + (x - mean) * f per image (mean of its grey levels), clipped to [0, 1]."""
+    """mean + (x - mean) * f per image (mean of its grey levels), clipped to [0, 1].
+
+    f ~ U(1 - strength, 1 + strength); p: the probability that a sample is changed.
+    """
 
     def __init__(self, strength=0.2, p=1.0):
         super().__init__("Contrast", strength, p)
@@ -51,7 +57,10 @@ class Contrast(_Spread):
 
 
 class Saturation(_Spread):
-    """grey + (x - grey) * f per pixel (f = 0 greyscale, f > 1 more vivid), RGB, clipped."""
+    """grey + (x - grey) * f per pixel (f = 0 greyscale, f > 1 more vivid), RGB, clipped.
+
+    f ~ U(1 - strength, 1 + strength); p: the probability that a sample is changed.
+    """
 
     def __init__(self, strength=0.2, p=1.0):
         super().__init__("Saturation", strength, p)
@@ -63,7 +72,10 @@ class Saturation(_Spread):
 
 
 class Hue(Transform):
-    """Rotate the hue by U(-shift, shift) turns (0.5 = opposite colours), RGB in [0, 1]."""
+    """Rotate the hue by U(-shift, shift) turns (0.5 = opposite colours), RGB in [0, 1].
+
+    p: the probability that a sample is changed.
+    """
 
     def __init__(self, shift=0.05, p=1.0):
         super().__init__(p)
@@ -77,7 +89,10 @@ class Hue(Transform):
 
 
 class Gamma(Transform):
-    """x ** g, g ~ log-uniform in ``gamma`` (g < 1 brightens shadows), on x clipped to [0, 1]."""
+    """x ** g, g ~ log-uniform in ``gamma`` (g < 1 brightens shadows), on x clipped to [0, 1].
+
+    p: the probability that a sample is changed.
+    """
 
     def __init__(self, gamma=(0.7, 1.5), p=1.0):
         super().__init__(p)
@@ -91,7 +106,7 @@ class Gamma(Transform):
 
 class GaussianNoise(Transform):
     """x + N(0, std^2) per value, on any batch (N, ...) (not clipped: works for standardised
-    inputs too)."""
+    inputs too). p: the probability that a sample gets noise."""
 
     layout = "any"
 
