@@ -11,8 +11,8 @@ from cdl.data.augment import Transform, _on, _range
 
 
 def check_boxes(who, boxes, shape):
-    """(N, 4) int64 boxes (y0, y1, x0, x1) inside an image batch of ``shape``, or ValueError:
-    the kernels trust them."""
+    """(N, 4) int64 boxes (y0, y1, x0, x1) inside an image batch of ``shape``, or a ValueError
+    naming who: the kernels trust them."""
     boxes = np.ascontiguousarray(boxes, dtype=np.int64)
     N, _, H, W = shape
     if boxes.shape != (N, 4):
@@ -36,7 +36,7 @@ class Cutout(Transform):
     """Zero (or ``value``) a size x size square at a uniform random centre (DeVries & Taylor 2017).
 
     The square may hang over the border (the paper's choice), so sometimes
-    less than size^2 pixels go.
+    less than size^2 pixels go. p: the probability that a sample loses a square.
     """
 
     def __init__(self, size=8, p=1.0, value=0.0):
@@ -60,7 +60,8 @@ class RandomErasing(Transform):
     """Erase a random box (Zhong et al. 2017): area ~ U(scale) of the image, aspect log-U(ratio).
 
     value: a number, or "random" for U(0, 1) noise per erased pixel (the
-    paper's best setting). Boxes lie inside the image.
+    paper's best setting). Boxes lie inside the image. p: the probability
+    that a sample loses a box.
     """
 
     def __init__(self, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0, p=0.5):
