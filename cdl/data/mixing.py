@@ -60,7 +60,8 @@ class MixUp(_Mixing):
     """x = lam x + (1 - lam) x[j], t = lam t + (1 - lam) t[j] (Zhang et al. 2018).
 
     Each chosen sample is mixed with a partner from a random permutation of
-    the batch, lam ~ Beta(alpha, alpha) per sample. Returns soft targets.
+    the batch, lam ~ Beta(alpha, alpha) per sample; p is the probability that a
+    sample is chosen. Returns soft targets; integer labels t need num_classes.
     Any batch (N, ...): images, feature vectors, sequences, spectrograms.
     """
 
@@ -83,7 +84,8 @@ class CutMix(_Mixing):
 
     Box area fraction 1 - lam, lam ~ Beta(alpha, alpha), at a uniform random
     centre, clipped to the image; the targets use the area actually pasted:
-    t = (1 - a) t + a t[j], a = box area / (H W). Returns soft targets.
+    t = (1 - a) t + a t[j], a = box area / (H W). p is the probability that a
+    sample is chosen. Returns soft targets; integer labels t need num_classes.
     """
 
     def __init__(self, alpha=1.0, p=1.0, num_classes=None):
