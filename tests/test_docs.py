@@ -162,6 +162,28 @@ def _undescribed(callables):
     return checked, lines
 
 
+def _public_callables():
+    """(qualified name, class or function) of the public API outside the kernel modules."""
+    seen = set()
+    for modname in public_modules():
+        if modname.startswith(("cdl.kernels", "cdl.cuda")):
+            continue  # kernels: arrays in and out and shape ints, as each module docstring says
+        for name, obj in _members(importlib.import_module(modname)):
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                continue  # exceptions take their message
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and id(obj) not in seen:
+                seen.add(id(obj))
+                yield f"{obj.__module__}.{obj.__qualname__}", obj
+
+
+def test_public_callables_document_every_argument():
+    """Beyond the constructors: every public class and function outside the kernels."""
+    checked, undescribed = _undescribed(_public_callables())
+    assert checked > 200, checked
+    assert not undescribed, "arguments not described in the docstrings:\n" + \
+        "\n".join(undescribed)
+
+
 def test_constructors_document_every_argument():
     """The layers, models and optimizers (help(L.Conv2D) names every argument)."""
     checked, undescribed = _undescribed(_constructors())
