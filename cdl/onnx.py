@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from cdl._atomic import atomic_write
+from cdl._atomic import atomic_write, check_save_path
 from cdl._checks import conv_output_hw, positive_int
 from cdl.cuda import to_host
 from cdl.layers import activation as _act
@@ -81,8 +81,6 @@ def export_onnx(model, path, input_shape=None):
     accept input_shape, and for float64 models (see the module docstring);
     ImportError when the onnx package is missing.
     """
-    onnx = _import_onnx()
-    helper = onnx.helper
     from cdl.model import Sequential  # cdl.model imports the layers; so does this module
     if not isinstance(model, Sequential):
         raise ValueError(f"export_onnx: expected a cdl Sequential, got {type(model).__name__}")
@@ -93,6 +91,12 @@ def export_onnx(model, path, input_shape=None):
                              "(C, H, W) or (D,)): the model does not record one")
     shape = _check_input_shape(input_shape)
     _check_float32(model)
+    try:  # the arguments first, with or without onnx; the file last, atomically
+        check_save_path(path)
+    except ValueError as e:
+        raise ValueError(f"export_onnx: {e}") from None
+    onnx = _import_onnx()
+    helper = onnx.helper
     g = _Graph(onnx)
     out, out_shape = g.layers(model.layers, "", "input", shape)
     if out == "input":  # a model of identities only: an output must be some node's output

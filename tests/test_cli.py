@@ -84,7 +84,10 @@ def test_ctrl_c_saves_and_stops_in_one_line(tmp_path):
     path = tmp_path / "m.npz"
     proc = subprocess.Popen([sys.executable, "-m", "cdl.cli", "train", "--model", "mlp",
                              "--epochs", "100000", "--save", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (nohup, `cmd &`) ignores
+                            # SIGINT, and so would the child: Python then installs no handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     watchdog = threading.Timer(120, proc.kill)  # never hang the suite
     watchdog.start()
     try:

@@ -154,7 +154,7 @@ def test_fresh_process_without_extension_warns_once_and_computes(mode, reason):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps (Linux)")
-def test_extension_loads_no_openmp_runtime():
+def test_extension_loads_no_openmp_runtime(tmp_path):
     """csrc is serial (cdl's workers slice the batch), so a wheel bundles no libgomp beside
     Numba's OpenMP: loading the extension maps no new shared library but itself."""
     code = textwrap.dedent("""
@@ -169,6 +169,9 @@ def test_extension_loads_no_openmp_runtime():
         print(sorted(new))
         assert new == {ext.__file__}, new
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # cwd outside the source tree: from a checkout's root, "import cdl" would find the
+    # unbuilt source package before the installed one
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert not any(k in proc.stdout for k in ("gomp", "libomp", "iomp")), proc.stdout
