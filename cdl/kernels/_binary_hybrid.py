@@ -16,7 +16,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from cdl.kernels._binary_tiles import NR, _popcount
+from cdl.kernels._binary_tiles import NR, _popcount, _splat, _store_dots
 
 _U = np.uint64
 
@@ -244,21 +244,9 @@ def _hybrid_panel(typingctx, asp, i, bs, p, G, pop_a, pop_b, n, out, row):
                            builder.shuffle_vector(t0, t1, _ir.Constant(_V4I32, [2, 3, 6, 7])))
 
         d = builder.shuffle_vector(scal, vect, _ir.Constant(_ir.VectorType(_I32, NR), list(range(NR))))
-        n8 = builder.shuffle_vector(builder.insert_element(_ir.Constant(_V8Q, _ir.Undefined),
-                                                          n_, _I64(0)),
-                                    _ir.Constant(_V8Q, _ir.Undefined),
-                                    _ir.Constant(_ir.VectorType(_I32, NR), [0] * NR))
-        res = builder.trunc(builder.sub(n8, builder.shl(d, _ir.Constant(_V8Q, [1] * NR))), _V8D)
         width = builder.extract_value(arr_out.shape, 1)
         dst = builder.gep(arr_out.data, [builder.add(builder.mul(row_, width), j)])
-        left = builder.sub(width, j)
-        with builder.if_else(builder.icmp_signed(">=", left, _I64(NR))) as (full, part):
-            with full:
-                builder.store(res, builder.bitcast(dst, _V8D.as_pointer()), align=4)
-            with part:
-                with cgutils.for_range(builder, left) as loop:
-                    builder.store(builder.extract_element(res, loop.index),
-                                  builder.gep(dst, [loop.index]))
+        _store_dots(builder, _splat(builder, n_), d, dst, builder.sub(width, j))
         return context.get_dummy_value()
 
     arrays = (asp, bs, pop_a, pop_b, out)

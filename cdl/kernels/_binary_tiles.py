@@ -112,6 +112,20 @@ def _splat(builder, x):
                                   _ir.Constant(_ir.VectorType(_I32, NR), [0] * NR))
 
 
+def _store_dots(builder, n8, counts, dst, left):
+    """Store n - 2*counts (NR int64 lanes) as int32 at dst: all NR of them, or the first
+    ``left`` where the output row ends sooner (nothing where left <= 0)."""
+    res = builder.trunc(builder.sub(n8, builder.shl(counts, _ir.Constant(_V8Q, [1] * NR))),
+                        _V8D)
+    with builder.if_else(builder.icmp_signed(">=", left, _I64(NR))) as (full, part):
+        with full:
+            builder.store(res, builder.bitcast(dst, _V8D.as_pointer()), align=4)
+        with part:
+            with cgutils.for_range(builder, left) as loop:
+                builder.store(builder.extract_element(res, loop.index),
+                              builder.gep(dst, [loop.index]))
+
+
 @intrinsic
 def _tile(typingctx, a, i0, i_end, bp, p0, n, out):
     """out[i, 8p:8p+8] = n - 2*popcount(a[i] ^ b[8p + r]) summed over the words, for the
@@ -177,22 +191,13 @@ def _tile(typingctx, a, i0, i_end, bp, p0, n, out):
                 sums[r][q].add_incoming(zero, entry)
                 sums[r][q].add_incoming(nxt[r][q], body)
         n8 = _splat(builder, n_)
-        one = _ir.Constant(_V8Q, [1] * NR)
         for r in range(_MR):
             with builder.if_then(builder.icmp_signed("<", rows[r], iend_)):
                 for q in range(_NP):
-                    res = builder.trunc(builder.sub(n8, builder.shl(sums[r][q], one)), _V8D)
                     j = builder.mul(builder.add(p0_, _I64(q)), _I64(NR))
                     dst = builder.gep(arr_o.data, [builder.add(builder.mul(rows[r], N), j)])
-                    left = builder.sub(N, j)  # <= 0 for panels past P: nothing stored
-                    with builder.if_else(builder.icmp_signed(">=", left, _I64(NR))) as (full,
-                                                                                          part):
-                        with full:
-                            builder.store(res, builder.bitcast(dst, _V8D.as_pointer()), align=4)
-                        with part:
-                            with cgutils.for_range(builder, left) as loop:
-                                builder.store(builder.extract_element(res, loop.index),
-                                              builder.gep(dst, [loop.index]))
+                    # left <= 0 for panels past P: nothing stored
+                    _store_dots(builder, n8, sums[r][q], dst, builder.sub(N, j))
         return context.get_dummy_value()
 
     arrays = (a, bp, out)
