@@ -59,7 +59,6 @@ def device_c_contiguous(x):
     return True
 
 
-_device_c_contiguous = device_c_contiguous  # the older private name, still imported by cdl.optim
 
 
 def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False):
@@ -89,7 +88,7 @@ def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False)
     if x.ndim > 0 and 0 in x.shape[1:]:
         raise ValueError(f"{who}: {what} has a zero-sized dimension, shape {x.shape}")
     if device:
-        if not _device_c_contiguous(x):
+        if not device_c_contiguous(x):
             raise ValueError(f"{who}: {what} on the GPU must be C-contiguous, got strides "
                              f"{x.strides} for shape {x.shape}")
         return x

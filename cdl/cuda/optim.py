@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from cdl._checks import _device_c_contiguous, is_device_array
+from cdl._checks import device_c_contiguous, is_device_array
 from cdl.cuda._launch import flat, grid
 from cdl.cuda._reduce import ABS, SQUARES, total
 
@@ -29,13 +29,13 @@ def _describe(a):
 def _flat(who, p, *others):
     """p and the arrays that go with it as flat views; ValueError unless all match p
     (the checks of the CPU wrappers, for device arrays: those are always writeable)."""
-    if not is_device_array(p) or p.dtype not in _FLOATS or not _device_c_contiguous(p):
+    if not is_device_array(p) or p.dtype not in _FLOATS or not device_c_contiguous(p):
         raise ValueError(f"{who}: the updated array must be a C-contiguous float32 or "
                          f"float64 device array, got {_describe(p)}")
     out = [flat(p)]
     for i, a in enumerate(others):
         if not is_device_array(a) or a.dtype != p.dtype or a.size != p.size \
-                or not _device_c_contiguous(a):
+                or not device_c_contiguous(a):
             raise ValueError(f"{who}: argument {i + 2} must be a C-contiguous {p.dtype} device "
                              f"array of {p.size} elements like argument 1 {p.shape}, got "
                              f"{_describe(a)}")

@@ -26,7 +26,7 @@ import abc
 
 import numpy as np
 
-from cdl._checks import _device_c_contiguous, is_device_array
+from cdl._checks import device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 
 
@@ -97,7 +97,7 @@ class Optimizer(abc.ABC):
             if getattr(g, "shape", None) != p.shape:
                 raise ValueError(f"{self.name}.update: grad {k!r} has shape "
                                  f"{getattr(g, 'shape', None)}, param has {p.shape}")
-            contiguous = _device_c_contiguous(p) if is_device_array(p) else p.flags.c_contiguous
+            contiguous = device_c_contiguous(p) if is_device_array(p) else p.flags.c_contiguous
             if not contiguous or p.dtype.kind != "f":
                 raise ValueError(f"{self.name}.update: param {k!r} must be a contiguous "
                                  f"float array, got {p.dtype} (contiguous={contiguous})")

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from cdl._checks import _device_c_contiguous, is_device_array
+from cdl._checks import device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 from cdl.optim.base import check_hyper
 
@@ -26,7 +26,7 @@ def _check_grads(who, grads):
         if not (device or isinstance(g, np.ndarray)) or g.dtype not in (np.float32, np.float64):
             raise ValueError(f"{who}: grad {k!r} must be a float32/float64 array, got "
                              f"{getattr(g, 'dtype', type(g).__name__)}")
-        if device and not _device_c_contiguous(g):
+        if device and not device_c_contiguous(g):
             raise ValueError(f"{who}: grad {k!r} on the GPU must be C-contiguous")
         if not device and not g.flags.writeable:
             raise ValueError(f"{who}: grad {k!r} is read-only; clipping works in place")

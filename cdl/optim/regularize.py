@@ -22,7 +22,7 @@ optimizer's params.
 """
 import numpy as np
 
-from cdl._checks import _device_c_contiguous, is_device_array
+from cdl._checks import device_c_contiguous, is_device_array
 from cdl.backend import kernels_for
 from cdl.layers.base import Layer
 from cdl.optim.base import check_hyper
@@ -104,7 +104,7 @@ class WeightDecay:
                 raise ValueError(f"WeightDecay: layer {name} has no gradient of shape "
                                  f"{w.shape} for {k!r}; call backward after loss")
             if is_device_array(g):
-                if not _device_c_contiguous(g):
+                if not device_c_contiguous(g):
                     raise ValueError(f"WeightDecay: the gradient of {name}.{k} on the GPU "
                                      f"must be C-contiguous")
             elif not g.flags.c_contiguous or not g.flags.writeable:
