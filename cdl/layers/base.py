@@ -91,6 +91,16 @@ class Layer(abc.ABC):
             for layer, held in zip(layers, before):
                 layer._noise_held = held
 
+    def _grad_target(self, K, key, shape, dtype):
+        """The array grads[key] already is, when the gradient can be written into it (in a
+        Sequential: its view of the flat gradient buffer, which then needs no copy, see
+        ``cdl._flatgrad``), else a new one. Host arrays only (device arrays keep the copy)."""
+        g = self.grads.get(key)
+        if (type(g) is np.ndarray and type(self.params[key]) is np.ndarray
+                and g.shape == shape and g.dtype == dtype and g.flags.c_contiguous):
+            return g
+        return K.empty(shape, dtype)
+
     def astype(self, dtype):
         """Cast params, grads and buffers to dtype (float32 or float64), in place."""
         dtype = np.dtype(dtype)

@@ -235,16 +235,6 @@ class _BinaryLinear(Layer):
             K.ste_backward(dx, x_rows, dx)
         return dx.reshape(x_shape)
 
-    def _grad_target(self, K, key, shape, dtype):
-        """The array grads[key] already is, when the gradient can be written into it (in a
-        Sequential: its view of the flat gradient buffer, which then needs no copy, see
-        ``cdl._flatgrad``), else a new one. Host arrays only (device arrays keep the copy)."""
-        g = self.grads.get(key)
-        if (type(g) is np.ndarray and type(self.params[key]) is np.ndarray
-                and g.shape == shape and g.dtype == dtype and g.flags.c_contiguous):
-            return g
-        return K.empty(shape, dtype)
-
     def backward(self, dout):
         return self._backward(dout, with_dx=True)
 
