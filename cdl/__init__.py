@@ -23,7 +23,7 @@ _NAMES = {"Sequential": "cdl.model", "load": "cdl.model", "Trainer": "cdl.train"
 # Subpackages and modules named by DESIGN.md or star-exported; any other submodule
 # (cdl.model, cdl.train ...) is reachable as an attribute too.
 _SUBMODULES = ("layers", "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble",
-               "data", "models", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
+               "data", "models", "bitops", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
                "tune", "pretrain", "checkpoint", "precision", "distributed")
 
 __all__ = [*_NAMES, *_SUBMODULES, "__version__"]
