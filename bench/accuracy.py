@@ -1,7 +1,7 @@
 """Test accuracy on Fashion-MNIST with cdl's own training recipe, and the time per epoch.
 
     python bench/accuracy.py [--model simple|deep|resnet20|all] [--epochs N] [--seed S]
-                             [--data-dir DIR] [--quick]
+                             [--data-dir DIR] [--quick] [--checkpoint PATH]
 
 Recipe (the same for every model; stated here, printed with the results):
   data       Fashion-MNIST, 60,000 training / 10,000 test images, pixels in [0, 1],
@@ -21,7 +21,9 @@ val, for the curve; nothing is selected on it). Targets (issue 20):
 SimpleConvNet >= 90.5 %, DeepConvNet >= 93.0 %, ResNet-20 >= 94.0 %.
 
 These runs take from minutes (SimpleConvNet) to hours (ResNet-20) on 2
-cores: run them in the background. Results go to bench/results/accuracy.json
+cores: run them in the background. With --checkpoint PATH (one model), a
+checkpoint is written there after every epoch and a run started again with
+the same arguments resumes from it, bit for bit (cdl.checkpoint). Results go to bench/results/accuracy.json
 with the machine description.
 """
 import os
@@ -49,7 +51,7 @@ def build(name, input_shape, rng):
     return resnet20(input_shape=input_shape, rng=rng)
 
 
-def run(name, x, t, xt, tt, epochs, seed, background=0.0, batch_size=128):
+def run(name, x, t, xt, tt, epochs, seed, background=0.0, batch_size=128, checkpoint=None):
     import cdl
     from cdl import optim
     from cdl.data import augment as A
@@ -62,11 +64,16 @@ def run(name, x, t, xt, tt, epochs, seed, background=0.0, batch_size=128):
     aug = A.Compose([A.Translation(shift, p=0.5, integer=True, fill=background),
                      A.HorizontalFlip(p=0.5)])
     schedule = optim.CosineLR(total=epochs, lr_min=LR[name] * 0.01)
-    start = time.perf_counter()
-    history = cdl.Trainer(net, opt, batch_size=batch_size, epochs=epochs, seed=seed,
+    trainer = cdl.Trainer(net, opt, batch_size=batch_size, epochs=epochs, seed=seed,
                           augment=aug, callbacks=[schedule], eval_samples=10000,
-                          out=sys.stdout).fit(x, t, validation_data=(xt, tt))
-    seconds = time.perf_counter() - start
+                          out=sys.stdout, checkpoint=checkpoint)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        trainer.load_checkpoint(checkpoint)
+        print(f"resumed from {checkpoint} after epoch {trainer.epoch}", flush=True)
+        trainer.epochs = epochs - trainer.epoch
+    history = trainer.fit(x, t, validation_data=(xt, tt)) if trainer.epochs > 0 \
+        else trainer.history
+    seconds = float(np.sum(history.get("time", [0.0])))
     acc = net.accuracy(xt, tt)
     return {"model": name, "epochs": epochs, "test acc": acc, "target": TARGET[name],
             "met": bool(acc >= TARGET[name]), "s/epoch": seconds / max(1, epochs),
@@ -79,6 +86,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--checkpoint", default=None,
+                   help="write a checkpoint here every epoch; resume from it if it exists")
     args = p.parse_args(argv)
     from cdl.data import load_fashion_mnist
     (x, t), (xt, tt) = load_fashion_mnist(args.data_dir)
@@ -89,11 +98,13 @@ def main(argv=None):
     threads = _common.set_threads(args.threads)
     _common.print_machine()
     names = ["simple", "deep", "resnet20"] if args.model == "all" else [args.model]
+    if args.checkpoint is not None and len(names) > 1:
+        p.error("--checkpoint needs one --model")
     rows = []
     for name in names:
         epochs = 1 if args.quick else (args.epochs or EPOCHS[name])
         rows.append(run(name, x.astype(np.float32), t, xt.astype(np.float32), tt, epochs,
-                        args.seed, background=-mean / std))
+                        args.seed, background=-mean / std, checkpoint=args.checkpoint))
         _common.table([{k: v for k, v in r.items() if k != "val_acc"} for r in rows],
                       ["model", "epochs", "test acc", "target", "met", "s/epoch"])
     path = _common.save("accuracy" + ("-quick" if args.quick else ""),
