@@ -23,12 +23,11 @@ SimpleConvNet >= 90.5 %, DeepConvNet >= 93.0 %, ResNet-20 >= 94.0 %.
 These runs take from minutes (SimpleConvNet) to hours (ResNet-20) on 2
 cores: run them in the background. With --checkpoint PATH (one model), a
 checkpoint is written there after every epoch and a run started again with
-the same arguments resumes from it, bit for bit (cdl.checkpoint). Results go to bench/results/accuracy.json
-with the machine description.
+the same arguments resumes from it, bit for bit (cdl.checkpoint). Results go
+to bench/results/accuracy.json with the machine description.
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,8 +9,13 @@ inside the process (perf_counter around the import statement), next to
 First use: DeepConvNet on 28x28 images (batch --batch, Adam), two training
 steps and one inference batch, in a fresh process each time:
 
-- cold: empty Numba cache (NUMBA_CACHE_DIR) and empty tuner cache (CDL_CACHE_DIR),
-  both fresh temporary folders: every kernel compiles, every choice is measured;
+- cold, in place: empty Numba cache (NUMBA_CACHE_DIR) and empty tuner cache
+  (CDL_CACHE_DIR), both fresh temporary folders, and CDL_COMPILE_AHEAD=0: every
+  kernel the steps run compiles in the process;
+- cold: the same with compiling ahead (the default, cdl.kernels.ahead): the
+  direct and Winograd kernels compile in a second process while "gemm" runs;
+  "ahead done" is when that process has finished, counted from the first step
+  (the child waits for it after its timings, so that the next runs are warm);
 - tuner cold: the Numba cache the cold run filled, a fresh tuner cache;
 - warm: both caches as the runs before left them.
 
@@ -20,8 +25,11 @@ specializations it compiled (numba:compile events, callees compiled inside a
 caller included) and loaded from the cache (the dispatchers' cache hits), the
 seconds inside the outermost compilations and the slowest of them. The first
 epoch is `cdl train --epochs 1` on the digits (the CLI's default model), cold
-and warm, timed as the whole process's wall time. Every child's CPU seconds (all
-its threads; "process cpu") come with its wall time: compilation is serial, so on
+and warm, timed as the whole process's wall time; after each, the time until a
+compiling-ahead process it left running is done (another one waits for its lock,
+which also compiles whatever the first one had not finished). Every child's CPU seconds (all
+its threads and child processes; "process cpu") come with its wall time (which
+includes the wait for compiling ahead): compilation is serial, so on
 a loaded machine the CPU seconds compare runs more steadily than the wall times.
 Absolute times depend on the machine: the machine line comes first.
 """
@@ -114,6 +122,7 @@ def steps_child(batch):
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
     out["model"] = time.perf_counter() - t
+    first = time.perf_counter()
     for i in (1, 2):
         t = time.perf_counter()
         net.loss(x, labels)
@@ -126,6 +135,10 @@ def steps_child(batch):
     out["compiled"], out["loaded"] = clock.count, _loaded_from_cache()
     out["compile s"] = clock.seconds
     out["slowest"] = [f"{name} {dt:.2f}" for dt, name in sorted(clock.top, reverse=True)[:8]]
+    from cdl.kernels import ahead  # the kernels compiling in a second process, if any
+    out["ahead"] = ahead.running(x.dtype)
+    ahead.wait()
+    out["ahead done"] = time.perf_counter() - first
     print(json.dumps(out))
 
 
@@ -134,9 +147,10 @@ def _cpu_of_children():
     return r.ru_utime + r.ru_stime
 
 
-def _child(args, numba_dir, tuner_dir):
-    """Wall seconds, CPU seconds (all its threads) and stdout of a fresh child process."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=numba_dir, CDL_CACHE_DIR=tuner_dir)
+def _child(args, numba_dir, tuner_dir, **more_env):
+    """Wall seconds, CPU seconds (all its threads and children) and stdout of a fresh child
+    process."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=numba_dir, CDL_CACHE_DIR=tuner_dir, **more_env)
     t, cpu = time.perf_counter(), _cpu_of_children()
     res = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - t, _cpu_of_children() - cpu
@@ -146,14 +160,18 @@ def _child(args, numba_dir, tuner_dir):
 
 
 def first_use(batch, root):
-    """Rows for the cold, tuner-cold and warm runs of steps_child."""
+    """Rows for the cold (without compiling ahead, then with), tuner-cold and warm runs of
+    steps_child."""
     numba_dir, tuner_dir = os.path.join(root, "numba"), os.path.join(root, "tuner")
-    runs = [("cold", tuner_dir), ("tuner cold", os.path.join(root, "tuner-2")),
-            ("warm", tuner_dir)]
+    runs = [("cold, in place", os.path.join(root, "numba-0"), os.path.join(root, "tuner-0"),
+             "0"),
+            ("cold", numba_dir, tuner_dir, "1"),
+            ("tuner cold", numba_dir, os.path.join(root, "tuner-2"), "1"),
+            ("warm", numba_dir, tuner_dir, "1")]
     rows = []
-    for name, tuner in runs:
+    for name, numba, tuner, ahead in runs:
         wall, cpu, out = _child([os.path.abspath(__file__), "--steps-child", "--batch",
-                                 str(batch)], numba_dir, tuner)
+                                 str(batch)], numba, tuner, CDL_COMPILE_AHEAD=ahead)
         row = {"run": name, **json.loads(out.strip().splitlines()[-1]), "process": wall,
                "process cpu": cpu}
         row["first use"] = sum(row[k] for k in ("import numba", "model", "step 1", "step 2",
@@ -169,7 +187,12 @@ def first_epoch(root):
     for name in ("cold", "warm"):
         wall, cpu, _ = _child(["-m", "cdl.cli", "train", "--epochs", "1"], numba_dir,
                               tuner_dir)
-        rows.append({"run": name, "process": wall, "process cpu": cpu})
+        # a compiling-ahead process the run left behind finishes before the next run:
+        # another one waits for its lock, then finds everything compiled
+        after, after_cpu, _ = _child(["-m", "cdl.kernels.ahead", "--nice", "0"], numba_dir,
+                                     tuner_dir)
+        rows.append({"run": name, "process": wall, "process cpu": cpu,
+                     "compiling ahead after it": after, "its cpu": after_cpu})
     return rows
 
 
@@ -200,16 +223,19 @@ def main(argv=None):
     print(f"first use: DeepConvNet 1x28x28, batch {args.batch}, 2 training steps + inference, "
           "fresh process each (s; compiled/loaded: kernel specializations)")
     _common.table(rows, ["run", "import", "import numba", "model", "step 1", "step 2",
-                         "inference", "first use",
-                         "compile s", "compiled", "loaded", "process", "process cpu"])
-    print("slowest compilations, cold run (s): " + ", ".join(rows[0]["slowest"]))
-    cold, warm = rows[0], rows[-1]
+                         "inference", "first use", "compile s", "compiled", "loaded",
+                         "ahead done", "process", "process cpu"])
+    for row in rows[:2]:
+        print(f"slowest compilations, {row['run']} (s): " + ", ".join(row["slowest"]))
+    in_place, cold, warm = rows[0], rows[1], rows[-1]
     summary = {"cold - warm first use s": cold["first use"] - warm["first use"],
+               "cold in place - warm first use s": in_place["first use"] - warm["first use"],
                "cold - warm process cpu s": cold["process cpu"] - warm["process cpu"],
-               "tuner cold - warm s": rows[1]["first use"] - warm["first use"]}
+               "tuner cold - warm s": rows[2]["first use"] - warm["first use"]}
     if epoch:
         print("first epoch: `cdl train --epochs 1` (digits), whole process wall time (s)")
-        _common.table(epoch, ["run", "process", "process cpu"])
+        _common.table(epoch, ["run", "process", "process cpu", "compiling ahead after it",
+                              "its cpu"])
         summary["cold - warm epoch s"] = epoch[0]["process"] - epoch[1]["process"]
         summary["cold - warm epoch cpu s"] = epoch[0]["process cpu"] - epoch[1]["process cpu"]
     print(", ".join(f"{k}: {v:.2f}" for k, v in summary.items()))

@@ -5,6 +5,11 @@ import os
 if os.environ.get("CDL_TEST_DEVICE") != "cuda":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+# Kernels compile in the process that calls them (cdl.kernels.ahead would compile the
+# convolutions in a second process, racing the tests that check what compiled where);
+# tests/kernels/test_ahead.py turns it on where it tests it. Subprocesses inherit this.
+os.environ["CDL_COMPILE_AHEAD"] = "0"
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

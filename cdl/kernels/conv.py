@@ -41,7 +41,11 @@ heuristic behind it, its thresholds defaults rather than truths: it stays
 the choice under set_policy("heuristic"), for tiny calls (under _TINY_FLOP,
 where timing costs more than it can save), and while the other algorithms
 are not compiled yet (tuning never compiles what the heuristic would not
-run). decision() says what a geometry got and why; bench/conv.py --algos
+run). Direct's and Winograd's kernels are slow to compile (seconds): where a
+call needs one of them uncompiled, cdl.kernels.ahead compiles them all in a
+second process, and until it is done each call runs the heuristic's pick if
+compiled, else "gemm", and nothing is decided; then the tuner times them all
+(the heuristic policy simply runs its pick again). decision() says what a geometry got and why; bench/conv.py --algos
 times every algorithm wherever it applies, which is where the evidence for
 the heuristic's thresholds is kept. The choice is CPU-only, so it is no
 argument of the kernels (their signatures are shared with the CUDA twins):
@@ -54,6 +58,7 @@ thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
 import numpy as np
+from cdl.kernels import ahead
 from cdl.kernels import conv_direct as _direct
 from cdl.kernels import conv_gemm as _gemm
 from cdl.kernels import conv_winograd as _wino
@@ -191,25 +196,50 @@ def _kernels(algo, op, F):
 def _algorithm(op, x, W, stride, pad, make_run):
     """The algorithm of this call: forced, else the heuristic's (policy "heuristic", tiny
     calls), else the tuner's (measured on the first call of the geometry by make_run()(a),
-    which computes the call with algorithm a)."""
+    which computes the call with algorithm a). While kernels compile in a second process
+    (cdl.kernels.ahead), the heuristic's pick if compiled, else "gemm", and no decision."""
     algo = _forced.value
     if algo is None:
-        if get_policy() == "heuristic" or _tiny(op, x.shape, W.shape, stride, pad):
-            return choose_algorithm(x.shape, W.shape, stride, pad)
-        key = _key(op, x.shape, W.shape, stride, pad, x.dtype)
-        d = tuner.cached(key)
-        if d is None:
-            d = tuner.decide(key, applicable(x.shape, W.shape, stride, pad),
-                             choose_algorithm(x.shape, W.shape, stride, pad), make_run(),
-                             ready=lambda a: tuner.compiled(_kernels(a, op, W.shape[0]),
-                                                            x.dtype))
-        return d.choice
+        heuristic = choose_algorithm(x.shape, W.shape, stride, pad)
+        measured = get_policy() == "measure" and not _tiny(op, x.shape, W.shape, stride, pad)
+        if measured:
+            key = _key(op, x.shape, W.shape, stride, pad, x.dtype)
+            d = tuner.cached(key)
+            if d is not None:
+                return d.choice
+        F = W.shape[0]
+        if _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
+            return heuristic if _compiled(heuristic, op, F, x.dtype) else "gemm"
+        if not measured:
+            return heuristic
+        return tuner.decide(key, applicable(x.shape, W.shape, stride, pad), heuristic,
+                            make_run(), ready=lambda a: _compiled(a, op, F, x.dtype)).choice
     if algo not in applicable(x.shape, W.shape, stride, pad):
         need = ("a 1x1 kernel, stride 1 and no padding" if algo == "pointwise"
                 else "a 3x3 kernel and stride 1")
         raise ValueError(f"conv2d: {algo!r} needs {need}; got kernel {tuple(W.shape[2:])}, "
                          f"stride {tuple(stride)}, pad {tuple(pad)}")
     return algo
+
+
+# The algorithms whose kernels compile in a second process (cdl.kernels.ahead).
+_AHEAD = ("direct", "winograd")
+
+
+def _compiled(algo, op, F, dtype):
+    """Whether algo's kernels for op are compiled for dtype (here or in Numba's cache)."""
+    return tuner.compiled(_kernels(algo, op, F), dtype)
+
+
+def _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
+    """True while the slow kernels compile in a second process; starts it (once per dtype)
+    where the call needs one of them uncompiled: the heuristic's pick, or with measuring,
+    any applicable algorithm (so that the tuner can time them all)."""
+    if ahead.running(x.dtype):
+        return True
+    wanted = applicable(x.shape, W.shape, stride, pad) if measured else [heuristic]
+    return (any(a in _AHEAD and not _compiled(a, op, W.shape[0], x.dtype) for a in wanted)
+            and ahead.start(x.dtype))
 
 
 def decision(x_shape, w_shape, stride, pad, dtype="float32", op="conv2d_forward",

@@ -15,7 +15,9 @@ What is timed (``decide``)
     per kernel and dtype, against milliseconds to load a cached one, so
     tuning never compiles a kernel that the heuristic would not run
     anyway: the heuristic's pick is always a candidate, the others join once
-    something else has compiled them (another layer, a forced run). Calls
+    something else has compiled them (another layer, a forced run, or the
+    second process of cdl.kernels.ahead, which cdl.kernels.conv waits for
+    before it lets the tuner decide). Calls
     too small to be worth timing (the caller's ``tiny`` reason: a conv under
     about 2 MFLOP) keep the heuristic's pick.
 
