@@ -31,6 +31,7 @@ Off with ``CDL_COMPILE_AHEAD=0`` in the environment or ``set_enabled(False)``
 where no second process can be started: one CPU, or a ``sys.executable`` that
 is not a Python interpreter (an embedding application).
 """
+import functools
 import os
 import subprocess
 import sys
@@ -58,7 +59,7 @@ if hasattr(os, "register_at_fork"):
 
 def enabled():
     """Whether slow kernels compile in a second process (see the module docstring)."""
-    return _enabled and _can_spawn()
+    return _enabled and _can_spawn(sys.executable)
 
 
 def set_enabled(flag):
@@ -69,8 +70,9 @@ def set_enabled(flag):
     return before
 
 
-def _can_spawn():
-    exe = sys.executable or ""
+@functools.lru_cache(maxsize=4)
+def _can_spawn(exe):
+    exe = exe or ""
     return ((os.cpu_count() or 1) > 1 and os.path.isfile(exe)
             and "python" in os.path.basename(exe).lower())
 

@@ -237,6 +237,8 @@ def _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
     any applicable algorithm (so that the tuner can time them all)."""
     if ahead.running(x.dtype):
         return True
+    if not ahead.enabled():
+        return False
     wanted = applicable(x.shape, W.shape, stride, pad) if measured else [heuristic]
     return (any(a in _AHEAD and not _compiled(a, op, W.shape[0], x.dtype) for a in wanted)
             and ahead.start(x.dtype))
