@@ -1,7 +1,7 @@
 """cdl.benchmarks (behind `cdl bench`): the cdl-only report, its timing and decision helpers;
 and the bench/ helpers built on it (bench/_twins.py: the book's reference code is right;
-bench/_tables.py: the comparison tables are sane), which pytest reaches through bench/ on
-sys.path as the bench scripts do."""
+bench/_tables.py: the comparison tables are sane; bench/neighbours.py: what it times after
+what), which pytest reaches through bench/ on sys.path as the bench scripts do."""
 import importlib
 import pathlib
 import sys
@@ -20,10 +20,10 @@ BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
 def bench(monkeypatch):
     """bench/_tables.py as the bench scripts import it (bench/ first on sys.path)."""
     monkeypatch.syspath_prepend(str(BENCH))
-    for name in ("_tables", "_twins"):
+    for name in ("_tables", "_twins", "neighbours"):
         sys.modules.pop(name, None)
     yield importlib.import_module("_tables")
-    for name in ("_tables", "_twins"):
+    for name in ("_tables", "_twins", "neighbours"):
         sys.modules.pop(name, None)
 
 
@@ -153,3 +153,20 @@ def test_report_runs_without_torch(monkeypatch):
     assert "0 Conv2D 1->16 28x28 k3 N2" in text and "  forward: " in text
     assert [r["model"] for r in res["inference"]] == ["DeepConvNet", "ResNet"]
     assert [r["layer"].split()[1] for r in res["layers"]][:2] == ["Conv2D", "ReLU"]
+
+
+def test_neighbours_times_each_target_alone_and_right_after_each_other_call(bench,
+                                                                           monkeypatch):
+    """bench/neighbours.py: per round, every target after quiet, alone and right after each
+    other call (untimed), so that a neighbour's spinning threads meet the timed call."""
+    nb = importlib.import_module("neighbours")
+    monkeypatch.setattr(nb, "QUIET_S", 0.0)
+    ran = []
+    calls = {name: (lambda name=name: ran.append(name)) for name in ("a", "b", "c")}
+    med = nb.measure(calls, repeat=2, warmup=1)
+    assert set(med) == {"a", "b", "c"}
+    assert all(set(v) == {"alone"} | ({"a", "b", "c"} - {k}) for k, v in med.items())
+    assert all(t >= 0 for v in med.values() for t in v.values())
+    timed = ran[3:]  # after one warm-up call each: per round 3 targets x (alone + 2 others)
+    assert len(timed) == 2 * 3 * (1 + 2 * 2)
+    assert timed[:5] == ["a", "b", "a", "c", "a"]  # a alone, after b, after c
