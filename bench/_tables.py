@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from cdl.benchmarks import (BATCH, CONV_SHAPES, WHY_HEADER, conv_decisions, conv_gflop,
-                            decision_lines, geomean, interleaved, model_decisions, pause)
+                            decision_lines, geomean, interleaved, model_decisions, pause,
+                            wait_for_compiles)
 from _twins import (CdlTrainer, TorchTrainer, book_conv, book_pool, torch_deep_convnet,
                    torch_resnet)
 
@@ -180,6 +181,8 @@ def training_row(steps, torch=None, epoch_steps=600):
         tr.step(x[batches[0]], t[batches[0]])
         first[name] = time.perf_counter() - t0
         tr.step(x[batches[1]], t[batches[1]])
+    if wait_for_compiles():  # a cold cache: time the steps with every kernel, tuned
+        trainers["cdl"].step(x[batches[1]], t[batches[1]])
     times = {name: [] for name in trainers}
     for idx in batches[2:]:
         xb, tb = x[idx], t[idx]

@@ -5,8 +5,9 @@
 Libraries keep worker threads that spin for a while after a call before they
 sleep (OpenBLAS about 140 ms, OpenMP runtimes less): whatever runs next on
 the same cores shares them with the spinning threads. Each round times, after
-0.3 s of quiet (every library's threads asleep), one call of each target
-right after one call of each neighbour (untimed), or after nothing:
+0.3 s of quiet (every library's threads asleep; the main thread busy-waits,
+as cdl.benchmarks.interleaved explains), one call of each target right after
+one call of each neighbour (untimed), or after nothing:
 
   targets and neighbours: "cdl step" (a DeepConvNet training step, batch 100,
   Adam), "cdl conv" (Conv2D forward + backward, 100x16x14x14 -> 32, 3x3),
@@ -29,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from cdl.benchmarks import pause  # noqa: E402
 
 QUIET_S = 0.3  # longer than any library's spin (OpenBLAS: ~0.14 s)
 
@@ -81,7 +84,7 @@ def measure(calls, repeat, warmup):
     times = {s: [] for s in settings}
     for _ in range(repeat):
         for target, before in settings:
-            time.sleep(QUIET_S)
+            pause(QUIET_S)  # busy: a sleeping process pays to wake its threads (interleaved)
             if before is not None:
                 calls[before]()
             t0 = time.perf_counter()

@@ -133,6 +133,11 @@ def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
     spin for a while after it returns (PyTorch's OpenMP runtime does, by
     default for about 5 ms) does not slow down the next contender.
 
+    While kernels compile in a second process (cdl.kernels.ahead: the first
+    calls on a cold Numba cache start it), the warm-up waits for it and runs
+    each contender once more, so that the timed calls run the kernels the
+    tuner picks among all of them.
+
     The pause busy-waits instead of sleeping. On the 2-vCPU virtual machines
     this project is measured on, a process that sleeps for 10 ms or more pays
     about 2 to 5 ms when its next call wakes a second thread (a BatchNorm
@@ -149,6 +154,11 @@ def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
             fn()
             if i == 0:
                 first[name] = time.perf_counter() - t0
+    if wait_for_compiles():  # time the steady state: every kernel compiled, choices tuned
+        for fn in contenders.values():
+            if setup:
+                setup()
+            fn()
     times = {name: [] for name in contenders}
     for _ in range(repeat):
         for name, fn in contenders.items():
@@ -160,6 +170,17 @@ def interleaved(contenders, repeat, warmup, setup=None, pause_s=PAUSE):
             fn()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}, first
+
+
+def wait_for_compiles():
+    """Wait for kernels compiling in a second process (cdl.kernels.ahead), if any; returns
+    whether there were (then the next call of each geometry is tuned among them all)."""
+    import sys
+    ahead = sys.modules.get("cdl.kernels.ahead")  # not imported: nothing started it
+    if ahead is None or not any(ahead.running(d) for d in ahead.DTYPES):
+        return False
+    ahead.wait()
+    return True
 
 
 def geomean(values):

@@ -170,3 +170,27 @@ def test_neighbours_times_each_target_alone_and_right_after_each_other_call(benc
     timed = ran[3:]  # after one warm-up call each: per round 3 targets x (alone + 2 others)
     assert len(timed) == 2 * 3 * (1 + 2 * 2)
     assert timed[:5] == ["a", "b", "a", "c", "a"]  # a alone, after b, after c
+
+
+def test_interleaved_times_after_the_kernels_compiling_ahead(monkeypatch):
+    """A cold cache: the warm-up waits for cdl.kernels.ahead's process, then calls each
+    contender once more (tuned among all kernels) before the timed calls."""
+    from cdl.kernels import ahead
+
+    class Child:
+        returncode = None
+
+        def poll(self):
+            return self.returncode
+
+        def wait(self, timeout=None):
+            self.returncode = 0
+            return 0
+
+    child = Child()
+    monkeypatch.setattr(ahead, "_children", {"float32": child})
+    calls = []
+    B.interleaved({"a": lambda: calls.append(child.returncode)}, repeat=2, warmup=1,
+                  pause_s=0)
+    assert calls == [None, 0, 0, 0]  # warm-up while compiling, once more after, 2 timed
+    assert not B.wait_for_compiles()  # done: nothing to wait for
