@@ -14,7 +14,13 @@ import numpy as np
 
 def numerical_gradient(f, x, h=1e-6):
     """Central-difference gradient, step h, of the scalar function f() of the array x
-    (float64; each entry of x is moved in place and restored)."""
+    (float64; each entry of x is moved in place and restored). x must be a float array:
+    an integer one cannot hold x +- h (it would give zeros), a ValueError."""
+    x_dtype = getattr(x, "dtype", None)
+    if not isinstance(x, np.ndarray) or x_dtype.kind != "f":
+        raise ValueError(f"numerical_gradient: x must be a float NumPy array (moved by +-h in "
+                         f"place), got {type(x).__name__}"
+                         + (f" of {x_dtype}" if x_dtype is not None else ""))
     grad = np.zeros_like(x)
     flat, g = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):

@@ -40,3 +40,10 @@ def test_wrong_dx_is_caught_and_named(rng, directions):
 def test_wrt_checks_only_the_named_arrays(rng):
     layer = _ScaledDx(5, 3, rng=rng)
     check_layer(layer, rng.standard_normal((2, 5)), wrt=("W", "b"))  # dx, the wrong one, skipped
+
+
+@pytest.mark.parametrize("x", [np.arange(3), [0.0, 1.0], np.arange(3).astype(np.bool_)])
+def test_numerical_gradient_needs_a_float_array(x):
+    """x + h truncated to an integer would give a zero gradient that looks like an answer."""
+    with pytest.raises(ValueError, match="numerical_gradient: x must be a float NumPy array"):
+        numerical_gradient(lambda: 0.0, x)
