@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from cdl import bitops
 from cdl.kernels import reference as ref
 
+from ._fuzz import conv_cases
+
 
 def random_packed(rng, rows, n):
     """Packed rows of n random signs (zero tails), as pack_bits makes them."""
@@ -132,17 +134,6 @@ def test_binary_matmul_empty_rows():
     out = bitops.binary_matmul(np.zeros((0, 2), np.uint64), np.zeros((3, 2), np.uint64), 128)
     assert out.shape == (0, 3)
 
-
-
-@st.composite
-def conv_cases(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, kh - 2 * ph), 8))
-    W = draw(st.integers(max(1, kw - 2 * pw), 8))
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 11))
-    return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
 
 
 

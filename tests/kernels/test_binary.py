@@ -11,6 +11,8 @@ from cdl import bitops
 from cdl.kernels import binary as K
 from cdl.kernels import reference as ref
 
+from .._fuzz import conv_cases
+
 
 def random_packed(rng, rows, n):
     """Packed rows of n random signs (zero tails), as pack_bits makes them."""
@@ -22,17 +24,6 @@ def random_packed(rng, rows, n):
 # -- binary_matmul -------------------------------------------------------------
 
 # -- packed im2col and binary conv ----------------------------------------------
-
-@st.composite
-def conv_cases(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, kh - 2 * ph), 8))
-    W = draw(st.integers(max(1, kw - 2 * pw), 8))
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 11))
-    return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
-
 
 @settings(max_examples=40, deadline=None)
 @given(conv_cases(), st.integers(0, 2**31), st.sampled_from([1, 5, 64, 70, 130]))
