@@ -107,8 +107,9 @@ def machine():
                        f"{blas[0].get('architecture')} x{blas[0].get('num_threads')}"
     torch = torch_or_none()
     info["torch"] = None if torch is None else f"{torch.__version__} x{torch.get_num_threads()}"
-    if "OPENBLAS_CORETYPE" in os.environ:
-        info["OPENBLAS_CORETYPE"] = os.environ["OPENBLAS_CORETYPE"]
+    for var in ("OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
+        if var in os.environ:  # code compiled for another CPU than this one (emulating it)
+            info[var] = os.environ[var]
     return info
 
 
