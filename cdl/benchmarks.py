@@ -107,7 +107,8 @@ def machine():
                        f"{blas[0].get('architecture')} x{blas[0].get('num_threads')}"
     torch = torch_or_none()
     info["torch"] = None if torch is None else f"{torch.__version__} x{torch.get_num_threads()}"
-    for var in ("OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
+    for var in ("OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "ATEN_CPU_CAPABILITY",
+                "ONEDNN_MAX_CPU_ISA"):
         if var in os.environ:  # code compiled for another CPU than this one (emulating it)
             info[var] = os.environ[var]
     return info
