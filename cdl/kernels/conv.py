@@ -45,9 +45,10 @@ run). Direct's and Winograd's kernels are slow to compile (seconds): where a
 call needs one of them uncompiled, cdl.kernels.ahead compiles them all in a
 second process, and until it is done each call runs the heuristic's pick if
 compiled, else "gemm", and nothing is decided; then the tuner times them all
-(the heuristic policy simply runs its pick again). decision() says what a geometry got and why; bench/conv.py --algos
-times every algorithm wherever it applies, which is where the evidence for
-the heuristic's thresholds is kept. The choice is CPU-only, so it is no
+(the heuristic policy simply runs its pick again). decision() says what a
+geometry got and why; bench/conv.py --algos times every algorithm wherever
+it applies, which is where the evidence for the heuristic's thresholds is
+kept. The choice is CPU-only, so it is no
 argument of the kernels (their signatures are shared with the CUDA twins):
 tests and benchmarks force one with ``with forced_algorithm("winograd"):
 ...``, which holds for conv2d_forward/backward called from that thread

@@ -27,7 +27,8 @@ from cdl.kernels import ahead, conv, conv_direct, reference as ref
 compiled = []
 class Listener(event.Listener):
     def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__module__ + "." + ev.data["dispatcher"].__name__ + str(ev.data["args"]))
+        d = ev.data["dispatcher"]
+        compiled.append(f"{d.py_func.__module__}.{d.__name__}{ev.data['args']}")
     def on_end(self, ev):
         pass
 event.register("numba:compile", Listener())
@@ -49,8 +50,8 @@ conv.conv2d_forward(x, W, b, (1, 1), (1, 1), y)
 d = conv.decision(x.shape, W.shape, (1, 1), (1, 1))
 out.update({"second ok": bool(np.allclose(y, want, atol=1e-4)), "source": d.source,
             "timed": sorted(d.ms), "skipped": d.skipped,
-            "compiled by conv_direct/winograd here": [m for m in compiled
-                                                      if "conv_direct" in m or "conv_winograd" in m],
+            "compiled by conv_direct/winograd here": [
+                m for m in compiled if "conv_direct" in m or "conv_winograd" in m],
             "loaded": sum(conv_direct.forward_slice.stats.cache_hits.values())})
 print(json.dumps(out))
 """
