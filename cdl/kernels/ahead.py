@@ -25,6 +25,11 @@ what is compiled meanwhile:
   stop it every time before its work is saved) and exits: it holds none of
   the program's files or pipes, so nothing waits for it.
 - If it fails, the calls compile what they need themselves, as without it.
+- Only with the tuner's policy "measure" (the default), whose choices depend
+  on timings anyway: under "heuristic" (cdl.kernels.tuner.set_policy) every
+  call runs the heuristic's pick from the first, compiling it in place, so
+  that the algorithms a run uses, and so its rounding, never depend on the
+  state of the cache.
 
 Off with ``CDL_COMPILE_AHEAD=0`` in the environment or ``set_enabled(False)``
 (then the first call compiles its algorithm in the calling process), and

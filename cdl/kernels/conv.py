@@ -45,7 +45,9 @@ run). Direct's and Winograd's kernels are slow to compile (seconds): where a
 call needs one of them uncompiled, cdl.kernels.ahead compiles them all in a
 second process, and until it is done each call runs the heuristic's pick if
 compiled, else "gemm", and nothing is decided; then the tuner times them all
-(the heuristic policy simply runs its pick again). decision() says what a
+(all of this with the policy "measure" only: under "heuristic" its pick runs
+from the first call, compiled in place, so that a run repeats bit for bit
+whatever the state of the cache). decision() says what a
 geometry got and why; bench/conv.py --algos times every algorithm wherever
 it applies, which is where the evidence for the heuristic's thresholds is
 kept. The choice is CPU-only, so it is no
@@ -202,14 +204,15 @@ def _algorithm(op, x, W, stride, pad, make_run):
     algo = _forced.value
     if algo is None:
         heuristic = choose_algorithm(x.shape, W.shape, stride, pad)
-        measured = get_policy() == "measure" and not _tiny(op, x.shape, W.shape, stride, pad)
+        measuring = get_policy() == "measure"
+        measured = measuring and not _tiny(op, x.shape, W.shape, stride, pad)
         if measured:
             key = _key(op, x.shape, W.shape, stride, pad, x.dtype)
             d = tuner.cached(key)
             if d is not None:
                 return d.choice
         F = W.shape[0]
-        if _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
+        if measuring and _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
             return heuristic if _compiled(heuristic, op, F, x.dtype) else "gemm"
         if not measured:
             return heuristic

@@ -156,6 +156,23 @@ def test_while_the_child_runs_the_heuristics_pick_if_compiled_else_gemm(fresh, m
     np.testing.assert_allclose(y, ref.conv2d_forward(x, W, b, 1, 1, 1, 1), atol=1e-4)
 
 
+def test_the_heuristic_policy_never_compiles_ahead(fresh, monkeypatch, rng):
+    """Reproducible runs: the heuristic's pick from the first call, whatever the cache."""
+    spawned = []
+    monkeypatch.setattr(ahead, "_spawn", lambda name: spawned.append(name) or _Running())
+    monkeypatch.setattr(kconv, "_compiled", lambda a, op, F, dtype: a != "direct")
+    ran = []
+    real = kconv._forward
+    monkeypatch.setattr(kconv, "_forward", lambda a, *args: ran.append(a) or real(a, *args))
+    tuner.set_policy("heuristic")
+    x, W, b, y = _conv(rng)
+    kconv.conv2d_forward(x, W, b, (1, 1), (1, 1), y)
+    assert ran == ["direct"] and spawned == []
+    monkeypatch.setattr(ahead, "_children", {"float32": _Running()})  # one running anyway
+    kconv.conv2d_forward(x, W, b, (1, 1), (1, 1), y)
+    assert ran == ["direct", "direct"]
+
+
 def test_off_or_no_second_process_compiles_in_place(fresh, monkeypatch, rng):
     """Disabled, or a child that cannot start, or a dtype it does not compile for: no
     child, and the call runs the heuristic's pick (compiling it here, as before)."""
