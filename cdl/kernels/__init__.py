@@ -23,8 +23,9 @@ and a test checks that ``cdl.cuda`` has a twin of each (KERNEL_MODULES).
 oracles; ``parallel.py`` is the CPU threading policy.
 
 Every kernel is ``@njit(cache=True)``: it compiles on first use, for the
-argument types it is called with, and later processes load it from Numba's
-disk cache (``__pycache__`` next to these files, or Numba's user-wide cache
+argument types it is called with (the slowest, the direct and Winograd
+convolutions, in a second process: ``ahead.py``), and later processes load
+it from Numba's disk cache (``__pycache__`` next to these files, or Numba's user-wide cache
 directory when the package is installed read-only, or NUMBA_CACHE_DIR). Two
 locators, for this folder's files only, refine Numba's choice:
 
