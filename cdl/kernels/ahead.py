@@ -42,8 +42,7 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["DTYPES", "enabled", "set_enabled", "running", "start", "wait", "kernels",
-           "compile_all"]
+__all__ = ["DTYPES", "enabled", "set_enabled", "running", "start", "wait", "compile_all"]
 
 DTYPES = ("float32", "float64")  # what the child compiles for (others compile in place)
 
@@ -80,14 +79,6 @@ def _can_spawn(exe):
     exe = exe or ""
     return ((os.cpu_count() or 1) > 1 and os.path.isfile(exe)
             and "python" in os.path.basename(exe).lower())
-
-
-def kernels():
-    """The Numba dispatchers the child compiles: direct's and Winograd's."""
-    from cdl.kernels import conv_direct as d
-    from cdl.kernels import conv_winograd as w
-    return [d.forward_slice, d.backward_slice, w.input_tiles, w.output_tiles, w.dout_tiles,
-            w.input_grads]
 
 
 def _name(dtype):
