@@ -162,8 +162,8 @@ def _lock_file():
 
 
 def compile_all(dtype):
-    """Compile (or load) the kernels of ``kernels()`` for dtype by running direct and
-    Winograd forward and backward, with and without dx, on tiny arrays."""
+    """Compile (or load) the direct and Winograd kernels for dtype by running each algorithm
+    forward and backward, with and without dx, on tiny arrays."""
     import numpy as np
 
     from cdl.kernels import conv
