@@ -78,9 +78,10 @@ def test_a_cold_first_call_runs_gemm_and_the_tuner_then_times_what_the_child_com
     assert out["running"] and not out["decided while running"]
     assert out["direct compiled here"] == 0  # gemm ran meanwhile
     assert out["done"]
-    # then measured as usual, direct and winograd among the candidates, loaded not compiled
-    assert out["source"] == "measured" and out["skipped"] == {}
-    assert {"gemm", "direct", "winograd"} <= set(out["timed"])
+    # then measured as usual, no candidate left out as "not compiled" (one may be "over
+    # budget" on a slow machine), the heuristic's direct timed: loaded, not compiled here
+    assert out["source"] == "measured" and "direct" in out["timed"]
+    assert "not compiled" not in out["skipped"].values()
     assert out["compiled by conv_direct/winograd here"] == [] and out["loaded"] >= 1
 
 
@@ -152,7 +153,8 @@ def test_while_the_child_runs_the_heuristics_pick_if_compiled_else_gemm(fresh, m
     child.returncode = 0  # done: the tuner decides, timing every applicable algorithm
     kconv.conv2d_forward(x, W, b, (1, 1), (1, 1), y)
     d = kconv.decision(XS, WS, (1, 1), (1, 1))
-    assert d.source == "measured" and set(d.ms) == {"gemm", "direct", "winograd"}
+    assert d.source == "measured" and "direct" in d.ms  # the heuristic's pick is timed first
+    assert "not compiled" not in d.skipped.values()
     np.testing.assert_allclose(y, ref.conv2d_forward(x, W, b, 1, 1, 1, 1), atol=1e-4)
 
 
