@@ -61,7 +61,6 @@ thread, each slice computed by serial code in its own thread with BLAS on
 one thread. Geometry (stride, pad, fit of the kernel) is validated by the caller.
 """
 import numpy as np
-from cdl.kernels import ahead
 from cdl.kernels import conv_direct as _direct
 from cdl.kernels import conv_gemm as _gemm
 from cdl.kernels import conv_winograd as _wino
@@ -239,6 +238,9 @@ def _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
     """True while the slow kernels compile in a second process; starts it (once per dtype)
     where the call needs one of them uncompiled: the heuristic's pick, or with measuring,
     any applicable algorithm (so that the tuner can time them all)."""
+    # imported here, not with this module: `python -m cdl.kernels.ahead` (the second
+    # process) must find it not imported yet when the package cdl.kernels loads
+    from cdl.kernels import ahead
     if ahead.running(x.dtype):
         return True
     if not ahead.enabled():
