@@ -15,13 +15,15 @@ def damaged(data, raw):
 
 
 @st.composite
-def conv_cases(draw):
+def conv_cases(draw, max_k=4, max_hw=8, max_c=9, max_f=11):
     """(x shape, w shape, stride, pad) of a small convolution whose kernel fits the padded
-    input: kernels 1 to 4, strides 1 to 3 (larger than the kernel too), padding 0 to 2."""
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    input: kernels 1 to max_k, strides 1 to 3 (larger than the kernel too), padding 0 to
+    2, batch 1 to 3, up to max_hw pixels a side, max_c input and max_f output channels."""
+    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, kh - 2 * ph), 8))
-    W = draw(st.integers(max(1, kw - 2 * pw), 8))
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 11))
+    H = draw(st.integers(max(1, kh - 2 * ph), max_hw))
+    W = draw(st.integers(max(1, kw - 2 * pw), max_hw))
+    N = draw(st.integers(1, 3))
+    C, F = draw(st.integers(1, max_c)), draw(st.integers(1, max_f))
     return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)

@@ -9,16 +9,12 @@ from cdl._checks import conv_output_hw
 from cdl.kernels import conv as kconv
 from cdl.kernels import reference as ref
 
+from .. import _fuzz
 
-@st.composite
-def conv_cases(draw):
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    H = draw(st.integers(max(1, kh - 2 * ph), 10))
-    W = draw(st.integers(max(1, kw - 2 * pw), 10))
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 7))
-    return (N, C, H, W), (F, C, kh, kw), (sh, sw), (ph, pw)
+
+def conv_cases():
+    """Geometries with kernels up to 5, planes up to 10, 5 -> 7 channels."""
+    return _fuzz.conv_cases(max_k=5, max_hw=10, max_c=5, max_f=7)
 
 
 def _forward(x, W, b, stride, pad, algo=None):
