@@ -88,6 +88,8 @@ def _name(dtype):
 
 def running(dtype):
     """True while this process's child for dtype compiles (False if none was started)."""
+    if not _children:
+        return False
     child = _children.get(_name(dtype))
     return child is not None and child.poll() is None
 

@@ -234,10 +234,26 @@ def _compiled(algo, op, F, dtype):
     return tuner.compiled(_kernels(algo, op, F), dtype)
 
 
+_known_compiled = set()  # (algo, op, F, dtype) found compiled: compiled code stays so
+
+
+def _compiled_known(algo, op, F, dtype):
+    """_compiled, remembered once true (a set lookup on later calls, instead of ~7 us)."""
+    k = (algo, op, F, dtype)
+    if k in _known_compiled:
+        return True
+    if _compiled(algo, op, F, dtype):
+        _known_compiled.add(k)
+        return True
+    return False
+
+
 def _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
     """True while the slow kernels compile in a second process; starts it (once per dtype)
     where the call needs one of them uncompiled: the heuristic's pick, or with measuring,
     any applicable algorithm (so that the tuner can time them all)."""
+    if not measured and heuristic not in _AHEAD:
+        return False  # the call runs its pick (nothing slow to compile) either way
     # imported here, not with this module: `python -m cdl.kernels.ahead` (the second
     # process) must find it not imported yet when the package cdl.kernels loads
     from cdl.kernels import ahead
@@ -246,7 +262,8 @@ def _compiling_ahead(op, heuristic, measured, x, W, stride, pad):
     if not ahead.enabled():
         return False
     wanted = applicable(x.shape, W.shape, stride, pad) if measured else [heuristic]
-    return (any(a in _AHEAD and not _compiled(a, op, W.shape[0], x.dtype) for a in wanted)
+    return (any(a in _AHEAD and not _compiled_known(a, op, W.shape[0], x.dtype)
+                for a in wanted)
             and ahead.start(x.dtype))
 
 

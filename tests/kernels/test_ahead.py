@@ -106,6 +106,7 @@ def test_the_child_waits_for_another_holding_the_cache_lock(caches):
 def fresh(monkeypatch):
     """No child of this process yet, compiling ahead on, policy "measure", no decisions."""
     monkeypatch.setattr(ahead, "_children", {})
+    monkeypatch.setattr(kconv, "_known_compiled", set())
     before = ahead.set_enabled(True)
     policy = tuner.set_policy("measure")
     tuner.reset()
