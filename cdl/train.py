@@ -356,34 +356,26 @@ class Trainer:
         size = x.num_samples if _is_loader(x) else len(x)
         n = size if self.eval_samples is None else min(size, self.eval_samples)
         if _is_loader(x):
-            logs = {"train_acc": self._loader_sums(x, 0, n, loss=False)[0] / n}
+            logs = {"train_acc": self._sums(x, None, 0, n, loss=False)[0] / n}
         else:
             logs = {"train_acc": self.model.accuracy(x[:n], t[:n], self.eval_batch_size)}
         if _is_loader(validation_data):
             nv = validation_data.num_samples
-            correct, loss = self._loader_sums(validation_data, 0, nv, loss=True)
+            correct, loss = self._sums(validation_data, None, 0, nv, loss=True)
             logs["val_loss"], logs["val_acc"] = loss / nv, correct / nv
         elif validation_data is not None:
             xv, tv = validation_data
-            correct, loss = self._sums(xv, tv, loss=True)
+            correct, loss = self._sums(xv, tv, 0, len(xv), loss=True)
             logs["val_loss"], logs["val_acc"] = loss / len(xv), correct / len(xv)
         return logs
 
-    def _loader_sums(self, loader, lo, hi, loss):
-        """(correct predictions, loss sum or 0.0) over a DataLoader's rows [lo, hi), in eval
-        batches."""
+    def _sums(self, x, t, lo, hi, loss):
+        """(correct predictions, loss sum or 0.0) over rows lo..hi-1 of arrays x, t, or of x
+        a DataLoader (t None: its rows in order, unaugmented), in eval batches."""
         correct, total = 0.0, 0.0
         for i in range(lo, hi, self.eval_batch_size):
-            c, s = self._batch_sums(*loader.rows(i, min(hi, i + self.eval_batch_size)), loss)
-            correct, total = correct + c, total + s
-        return correct, total
-
-    def _sums(self, x, t, loss):
-        """(correct predictions, loss sum or 0.0) over arrays x, t, in eval batches."""
-        correct, total = 0.0, 0.0
-        for i in range(0, len(x), self.eval_batch_size):
-            b = slice(i, i + self.eval_batch_size)
-            c, s = self._batch_sums(x[b], t[b], loss)
+            j = min(hi, i + self.eval_batch_size)
+            c, s = self._batch_sums(*(x.rows(i, j) if t is None else (x[i:j], t[i:j])), loss)
             correct, total = correct + c, total + s
         return correct, total
 

@@ -136,9 +136,4 @@ def evaluate(trainer, x, t, validation_data, is_loader):
 
 def _sums(trainer, x, t, n, loss):
     """(correct count, loss sum) over this rank's shard of the first n rows."""
-    lo, hi = shard(n, trainer.comm)
-    if hi <= lo:
-        return 0.0, 0.0
-    if t is None:  # a DataLoader
-        return trainer._loader_sums(x, lo, hi, loss)
-    return trainer._sums(x[lo:hi], t[lo:hi], loss)
+    return trainer._sums(x, t, *shard(n, trainer.comm), loss)  # t None: x a DataLoader
