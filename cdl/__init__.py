@@ -17,14 +17,14 @@ __version__ = "0.1.0"
 
 # Top-level names -> the module that defines them, imported on first access.
 _NAMES = {"Sequential": "cdl.model", "load": "cdl.model", "Trainer": "cdl.train",
-          "Callback": "cdl.callbacks", "seed": "cdl.init", "set_blas_policy": "cdl.kernels.parallel",
-          "export_onnx": "cdl.onnx"}
+          "Callback": "cdl.callbacks", "seed": "cdl.init",
+          "set_blas_policy": "cdl.kernels.parallel", "export_onnx": "cdl.onnx"}
 
 # Subpackages and modules named by DESIGN.md or star-exported; any other submodule
 # (cdl.model, cdl.train ...) is reachable as an attribute too.
 _SUBMODULES = ("layers", "optim", "ops", "init", "cuda", "gradcheck", "callbacks", "ensemble",
-               "data", "models", "bitops", "binary", "backend", "kernels", "packed", "benchmarks", "viz",
-               "tune", "pretrain", "checkpoint", "precision", "distributed")
+               "data", "models", "bitops", "binary", "backend", "kernels", "packed",
+               "benchmarks", "viz", "tune", "pretrain", "checkpoint", "precision", "distributed")
 
 __all__ = [*_NAMES, *_SUBMODULES, "__version__"]
 

@@ -59,8 +59,6 @@ def device_c_contiguous(x):
     return True
 
 
-
-
 def check_float(who, x, ndim=None, what="input", layout=None, allow_empty=False):
     """Return x as a C-contiguous float32/float64 array, or raise ValueError.
 

@@ -313,8 +313,9 @@ def main(argv=None):
     p.add_argument("--threads", type=_positive(int), default=None,
                    help="threads for every contender (default: all cores)")
     p.add_argument("--full", action="store_true", help="more runs and steps (a few minutes)")
-    p.add_argument("--no-torch", action="store_true", help="don't look for PyTorch (the report is cdl's "
-                                                           "alone; with torch it points to bench/)")
+    p.add_argument("--no-torch", action="store_true",
+                   help="don't look for PyTorch (the report is cdl's alone; with torch it "
+                        "points to bench/)")
     p = sub.add_parser("tune", help="search learning rate and weight decay of a model on the "
                                      "digits (validation split; the test part stays out)")
     p.add_argument("--model", choices=sorted(MODELS), default="cnn", metavar="NAME",

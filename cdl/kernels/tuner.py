@@ -17,9 +17,9 @@ What is timed (``decide``)
     anyway: the heuristic's pick is always a candidate, the others join once
     something else has compiled them (another layer, a forced run, or the
     second process of cdl.kernels.ahead, which cdl.kernels.conv waits for
-    before it lets the tuner decide). Calls
-    too small to be worth timing (the caller's ``tiny`` reason: a conv under
-    about 2 MFLOP) keep the heuristic's pick.
+    before it lets the tuner decide). Calls too small to be worth timing (the
+    caller's ``tiny`` reason: a conv under about 2 MFLOP) keep the heuristic's
+    pick.
 
     One warm-up call per candidate (the heuristic's first), then up to
     ``_REPEAT`` timed rounds, round-robin (from the second on, only the

@@ -151,25 +151,22 @@ class _BinaryLinear(Layer):
         self._zero_grads()
         self._cache = None
 
-    def _latent(self, K=None):
+    def _latent(self):
         """W clipped to [-1, 1] in place (see the module doc), then returned."""
         W = self.params["W"]
-        K = K or kernels_for(W)
-        return K.clip(W, -1.0, 1.0, W)
+        return kernels_for(W).clip(W, -1.0, 1.0, W)
 
     def alpha(self):
         """XNOR-Net scale per output unit, mean |W| over its fan-in (None when scale=False)."""
         if not self.scale:
             return None
         W = self._latent()
-        return self._alpha(kernels_for(W), W)
+        K = kernels_for(W)
+        return K.channel_abs_mean(self._w3(W), K.empty((self._out_channels(),), W.dtype))
 
     def finish(self, dot, channel_axis=-1):
         """y from the +-1 products: y = dot * alpha + b per output unit (as each applies)."""
         return finish(dot, self.alpha(), self.params.get("b"), channel_axis)
-
-    def _alpha(self, K, W):
-        return K.channel_abs_mean(self._w3(W), K.empty((self._out_channels(),), W.dtype))
 
     def _forward(self, x, x_rows):
         """y for x (checked), x_rows its view as the product takes it; caches for backward."""
